@@ -1,0 +1,42 @@
+"""Span names and attribute keys shared by the shell side and the sink (DESIGN.md §3).
+
+OpenTelemetry semantic-convention names are used where one exists; everything shellspan adds
+lives under ``shell.``. The sink derives its session and command tables from exactly these keys,
+so they are a contract: change one and the stored history stops matching.
+"""
+
+# Span names.
+SPAN_SESSION = "shell.session"
+SPAN_SESSION_START = "shell.session.start"
+SPAN_HEARTBEAT = "shell.session.heartbeat"
+SPAN_COMMAND = "shell.command"
+SESSION_SPAN_NAMES = (SPAN_SESSION, SPAN_SESSION_START, SPAN_HEARTBEAT, SPAN_COMMAND)
+
+# Session identity and metadata (root, start and heartbeat spans).
+SESSION_ID = "shell.session.id"
+SHELL_TYPE = "shell.type"
+USER_NAME = "user.name"
+HOST_NAME = "host.name"
+PROCESS_PID = "process.pid"
+PROCESS_PARENT_PID = "process.parent_pid"
+TTY = "shell.tty"
+CLIENT_ADDRESS = "client.address"
+COMPONENT_NAME = "shell.component.name"
+COMPONENT_VERSION = "shell.component.version"
+COMPONENT_ADAPTERS = "shell.component.adapters"
+EXIT_REASON = "shell.exit.reason"
+EXIT_CODE = "process.exit.code"
+COMMAND_COUNT = "shell.command.count"
+
+# Per command (and the session's current directory).
+CWD = "shell.cwd"
+COMMAND_LINE = "process.command_line"
+COMMAND_NAME = "shell.command.name"
+COMMAND_SEQ = "shell.command.seq"
+COMMAND_REDACTED = "shell.command.redacted"
+
+# Identity established by the sink from a verified token (never trusted from the client).
+ENDUSER_ID = "enduser.id"
+AUTH_VERIFIED = "shell.auth.verified"
+
+EXIT_REASONS = ("exit", "eof", "signal", "hangup", "crash", "orphaned")

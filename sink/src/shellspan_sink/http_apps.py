@@ -1,0 +1,145 @@
+"""The two HTTP listeners: OTLP/HTTP in (port 4318) and the query API (port 8678)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from aiohttp import web
+
+from . import otlp
+from .ingest import Ingest
+from .queries import QueryError, SessionFilter, SessionQueries
+from .store import Store, StoreError
+from .writer import BatchWriter, Overloaded
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "2"
+GRPC_INVALID_ARGUMENT, GRPC_UNAVAILABLE, GRPC_RESOURCE_EXHAUSTED = 3, 14, 8
+
+
+def _otlp_error(content_type: str, status: int, message: str) -> web.Response:
+    reply_type = content_type if content_type in otlp.CONTENT_TYPES else otlp.JSON
+    code = {413: GRPC_RESOURCE_EXHAUSTED, 503: GRPC_UNAVAILABLE, 429: GRPC_UNAVAILABLE}.get(
+        status, GRPC_INVALID_ARGUMENT)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (429, 503) else None
+    return web.Response(status=status, body=otlp.encode_status(reply_type, code, message),
+                        content_type=reply_type, headers=headers)
+
+
+def otlp_app(ingest: Ingest, *, ack_timeout: float) -> web.Application:
+    max_body = ingest.limits.max_body_bytes
+
+    async def export(request: web.Request) -> web.Response:
+        content_type = otlp.media_type(request.content_type)
+        if content_type not in otlp.CONTENT_TYPES:
+            return _otlp_error(content_type, 415, f"unsupported Content-Type {content_type!r}: "
+                               f"use {otlp.PROTOBUF} or {otlp.JSON}")
+        if request.content_length is not None and request.content_length > max_body:
+            return _otlp_error(content_type, 413, f"body exceeds {max_body} bytes")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _otlp_error(content_type, 413, f"body exceeds {max_body} bytes")
+        loop = asyncio.get_running_loop()
+        try:
+            accepted = await loop.run_in_executor(
+                None, _decode_and_accept, ingest, body, content_type,
+                request.headers.get("Content-Encoding"), max_body * 8)
+            await asyncio.wait_for(asyncio.wrap_future(accepted.durable), ack_timeout)
+        except otlp.RequestError as exc:
+            return _otlp_error(content_type, exc.status, exc.message)
+        except Overloaded as exc:
+            return _otlp_error(content_type, 503, str(exc))
+        except (StoreError, FutureTimeout, asyncio.TimeoutError) as exc:
+            return _otlp_error(content_type, 503, f"store unavailable, retry later: {exc}")
+        return web.Response(body=otlp.encode_response(content_type, accepted.rejected, accepted.message),
+                            content_type=content_type)
+
+    app = web.Application(client_max_size=max_body)
+    app.router.add_post("/v1/traces", export)
+    return app
+
+
+def _decode_and_accept(ingest: Ingest, body: bytes, content_type: str, encoding: str | None,
+                       max_inflated: int):
+    raw = otlp.decompress(body, encoding, max_inflated)
+    return ingest.accept(otlp.decode(raw, content_type))
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data, default=str), status=status,
+                        content_type="application/json")
+
+
+def api_app(store: Store, queries: SessionQueries, writer: BatchWriter, ingest: Ingest) -> web.Application:
+    # The store serializes calls anyway; one thread keeps queries off the event loop.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
+
+    async def run(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    @web.middleware
+    async def errors(request: web.Request, handler):
+        try:
+            return await handler(request)
+        except QueryError as exc:
+            return _json({"error": str(exc)}, 400)
+        except StoreError as exc:
+            log.warning("query failed: %s", exc)
+            return _json({"error": f"store error: {exc}"}, 503)
+
+    async def health(_request: web.Request) -> web.Response:
+        store_state = await run(store.ping)
+        body = {
+            "status": "ok" if store_state["ok"] else "degraded",
+            "store": store_state,
+            "writer": {"queued_spans": writer.queued_spans, "inserted_spans": writer.inserted_spans,
+                       "failed_inserts": writer.failed_inserts, "last_error": writer.last_error},
+            "received_spans": ingest.received_spans,
+            "rejected_spans": ingest.rejected_spans,
+        }
+        return _json(body, 200 if store_state["ok"] else 503)
+
+    async def sessions(request: web.Request) -> web.Response:
+        flt = SessionFilter.from_mapping(dict(request.query))
+        found = await run(queries.list_sessions, flt)
+        return _json({"sessions": found, "count": len(found)})
+
+    async def session(request: web.Request) -> web.Response:
+        found = await run(queries.get_session, request.match_info["session_id"])
+        if found is None:
+            return _json({"error": "no such session"}, 404)
+        return _json(found)
+
+    async def stats(request: web.Request) -> web.Response:
+        params = dict(request.query)
+        top = params.pop("top", "10")
+        if not top.isdigit() or not 1 <= int(top) <= 1000:
+            raise QueryError("top must be a whole number from 1 to 1000")
+        flt = SessionFilter.from_mapping(params)
+        return _json(await run(queries.stats, flt, int(top)))
+
+    async def sql(request: web.Request) -> web.Response:
+        statement = (await request.text()).strip()
+        if not statement:
+            raise QueryError("send the SQL statement as the request body")
+        try:
+            return _json(await run(queries.sql, statement))
+        except StoreError as exc:  # a bad statement is the caller's error, not an outage
+            return _json({"error": str(exc)}, 400)
+
+    app = web.Application(middlewares=[errors])
+    app.router.add_get("/health", health)
+    app.router.add_get("/api/sessions", sessions)
+    app.router.add_get("/api/sessions/{session_id}", session)
+    app.router.add_get("/api/stats", stats)
+    app.router.add_post("/api/sql", sql)
+    app.on_cleanup.append(lambda _app: asyncio.get_running_loop().run_in_executor(
+        None, pool.shutdown))
+    return app

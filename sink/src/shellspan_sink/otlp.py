@@ -1,0 +1,123 @@
+"""Decoding OTLP/HTTP trace requests (binary protobuf and JSON, optionally gzip-compressed).
+
+Errors carry the HTTP status the OTLP specification asks for: 400 for an undecodable body, 413 for
+an oversized one, 415 for an unknown content type or encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+CONTENT_TYPES = (PROTOBUF, JSON)
+
+
+class RequestError(Exception):
+    """A request the sink refuses, with the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
+    """Undo Content-Encoding, refusing bodies that inflate beyond `max_bytes` (zip bombs)."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise RequestError(415, f"unsupported Content-Encoding {encoding!r}: use gzip or none")
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise RequestError(400, f"body is not valid {encoding}: {exc}") from exc
+    if len(out) > max_bytes:
+        raise RequestError(413, f"decompressed body exceeds {max_bytes} bytes")
+    if not inflater.eof:
+        raise RequestError(400, f"truncated {encoding} body")
+    return out
+
+
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hex_ids_to_base64(node: object) -> None:
+    """OTLP/JSON writes ids as hex, protobuf's JSON mapping expects base64: rewrite in place."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError as exc:
+                    raise RequestError(400, f"{key} is not hex: {value[:40]!r}") from exc
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+
+
+def decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    """Parse a decompressed body of the given media type."""
+    request = ExportTraceServiceRequest()
+    if content_type == PROTOBUF:
+        try:
+            request.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise RequestError(400, f"body is not a valid ExportTraceServiceRequest: {exc}") from exc
+        return request
+    if content_type == JSON:
+        try:
+            doc = json.loads(body) if body.strip() else {}
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise RequestError(400, f"body is not valid JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise RequestError(400, "JSON body must be an object")
+        _hex_ids_to_base64(doc)
+        try:
+            json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+        except (json_format.ParseError, binascii.Error, TypeError, ValueError, RecursionError) as exc:
+            raise RequestError(400, f"JSON body is not a valid ExportTraceServiceRequest: {exc}") from exc
+        return request
+    raise RequestError(415, f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}")
+
+
+def encode_response(content_type: str, rejected: int = 0, message: str = "") -> bytes:
+    """An ExportTraceServiceResponse in the request's encoding (partial success when rejected)."""
+    response = ExportTraceServiceResponse()
+    if rejected or message:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    if content_type == JSON:
+        body: dict = {}
+        if rejected or message:
+            body["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": message}
+        return json.dumps(body).encode()
+    return response.SerializeToString()
+
+
+def encode_status(content_type: str, code: int, message: str) -> bytes:
+    """A google.rpc.Status body, as OTLP/HTTP asks for on failures."""
+    if content_type == JSON:
+        return json.dumps({"code": code, "message": message}).encode()
+    from google.rpc import status_pb2  # part of googleapis-common-protos, a grpc dependency
+
+    return status_pb2.Status(code=code, message=message).SerializeToString()

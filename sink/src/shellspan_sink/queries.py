@@ -1,0 +1,248 @@
+"""Session queries over the derived tables. Every user-supplied value is bound as a parameter.
+
+The same functions serve the HTTP API and, against a server DSN, the CLI directly.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from shellspan import semconv
+
+from .store import Store
+
+STATES = ("active", "ended", "abandoned")
+MAX_LIMIT = 10_000
+_RELATIVE = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class QueryError(ValueError):
+    """A filter value that cannot be used (answered with HTTP 400)."""
+
+
+def parse_time(value: str | None, now: float | None = None) -> int | None:
+    """ISO 8601, Unix seconds, or a relative age such as ``15m``, ``24h``, ``7d``: to Unix ns."""
+    if value is None or value == "":
+        return None
+    value = value.strip()
+    now = time.time() if now is None else now
+    if m := _RELATIVE.match(value):
+        return int((now - int(m.group(1)) * _UNITS[m.group(2)]) * 1e9)
+    try:
+        return int(float(value) * 1e9)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise QueryError(f"cannot read time {value!r}: use ISO 8601, Unix seconds or 15m/24h/7d") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1e9)
+
+
+def iso(ns: int | None) -> str | None:
+    if not ns:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class SessionFilter:
+    user: str | None = None
+    host: str | None = None
+    component: str | None = None
+    shell_type: str | None = None
+    state: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int = 100
+
+    @classmethod
+    def from_mapping(cls, params: dict[str, Any]) -> SessionFilter:
+        known = {f.name for f in fields(cls)}
+        unknown = set(params) - known
+        if unknown:
+            raise QueryError(f"unknown filter(s): {', '.join(sorted(unknown))}")
+        values = {k: v for k, v in params.items() if v not in (None, "")}
+        if "limit" in values:
+            try:
+                values["limit"] = int(values["limit"])
+            except (TypeError, ValueError) as exc:
+                raise QueryError(f"limit must be a whole number, not {values['limit']!r}") from exc
+        return cls(**values)
+
+    def clauses(self, abandon_after: float) -> tuple[str, dict[str, Any]]:
+        """A HAVING clause over the aggregated session columns, and its bound parameters."""
+        if self.state is not None and self.state not in STATES:
+            raise QueryError(f"state must be one of {', '.join(STATES)}")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
+        conditions: list[str] = []
+        params: dict[str, Any] = {"abandon_ns": int(abandon_after * 1e9), "limit": self.limit}
+        for column, value in (("user_name", self.user), ("host_name", self.host),
+                              ("component_name", self.component), ("shell_type", self.shell_type),
+                              ("state", self.state)):
+            if value is not None:
+                conditions.append(f"{column} = {{{column}:String}}")
+                params[column] = value
+        if (since := parse_time(self.since)) is not None:
+            conditions.append("start_ns >= {since:Int64}")
+            params["since"] = since
+        if (until := parse_time(self.until)) is not None:
+            conditions.append("start_ns < {until:Int64}")
+            params["until"] = until
+        return (" AND ".join(conditions) or "1"), params
+
+
+_SESSION_COLUMNS = """
+    session_id,
+    toUnixTimestamp64Nano(min(start_time)) AS start_ns,
+    toUnixTimestamp64Nano(max(last_seen)) AS last_seen_ns,
+    toUnixTimestamp64Nano(max(end_time)) AS end_ns,
+    max(ended) AS is_ended,
+    multiIf(is_ended = 1, 'ended',
+            last_seen_ns >= toUnixTimestamp64Nano(now64(9)) - {abandon_ns:Int64}, 'active',
+            'abandoned') AS state,
+    max(service_name) AS service_name,
+    max(shell_type) AS shell_type,
+    max(user_name) AS user_name,
+    max(host_name) AS host_name,
+    max(component_name) AS component_name,
+    max(component_version) AS component_version,
+    max(tty) AS tty,
+    max(client_address) AS client_address,
+    max(pid) AS pid,
+    max(exit_reason) AS exit_reason,
+    max(exit_code) AS exit_code,
+    max(enduser_id) AS enduser_id,
+    max(verified) AS verified,
+    uniqExactMerge(command_ids) AS command_count,
+    uniqExactMerge(failed_ids) AS failed_count"""
+
+
+def _session_dict(row: dict[str, Any]) -> dict[str, Any]:
+    start, last, end = row.pop("start_ns"), row.pop("last_seen_ns"), row.pop("end_ns")
+    ended = bool(row.pop("is_ended"))
+    stop = end if ended and end else last
+    exit_code = row.get("exit_code")
+    row.update(
+        start_time=iso(start), last_seen=iso(last), end_time=iso(end) if ended else None,
+        duration_s=round(max(stop - start, 0) / 1e9, 3),
+        exit_code=int(exit_code) if exit_code not in (None, "") and exit_code.lstrip("-").isdigit() else None,
+        verified=bool(row["verified"]),
+        command_count=int(row["command_count"]), failed_count=int(row["failed_count"]),
+    )
+    return row
+
+
+class SessionQueries:
+    def __init__(self, store: Store, abandon_after: float = 300.0) -> None:
+        self.store = store
+        self.abandon_after = abandon_after
+        self.db = store.options.name  # callable: table name -> qualified name
+
+    def list_sessions(self, flt: SessionFilter) -> list[dict[str, Any]]:
+        having, params = flt.clauses(self.abandon_after)
+        sql = (f"SELECT {_SESSION_COLUMNS} FROM {self.db('shell_sessions')} "
+               f"GROUP BY session_id HAVING {having} ORDER BY start_ns DESC, session_id "
+               "LIMIT {limit:UInt32}")
+        return [_session_dict(r) for r in self.store.query(sql, params).dicts()]
+
+    def get_session(self, session_id: str) -> dict[str, Any] | None:
+        """Metadata, the start and root spans' attributes, and the commands in order."""
+        session_id = session_id.lower()
+        if not _SESSION_ID.match(session_id):
+            raise QueryError("a session id is 32 hexadecimal characters")
+        params = {"id": session_id, "abandon_ns": int(self.abandon_after * 1e9)}
+        rows = self.store.query(
+            f"SELECT {_SESSION_COLUMNS} FROM {self.db('shell_sessions')} "
+            "WHERE session_id = {id:String} GROUP BY session_id", params).dicts()
+        if not rows:
+            return None
+        session = _session_dict(rows[0])
+        spans = self.store.query(
+            "SELECT SpanName, ResourceAttributes, SpanAttributes "
+            f"FROM {self.db('otel_traces')} FINAL "
+            "WHERE TraceId = {id:String} AND SpanName IN "
+            f"('{semconv.SPAN_SESSION_START}', '{semconv.SPAN_SESSION}') "
+            "ORDER BY SpanName = {root:String}", {**params, "root": semconv.SPAN_SESSION}).rows
+        attributes: dict[str, str] = {}
+        for _name, resource, span_attrs in spans:  # start span first, then the root overrides
+            attributes.update(resource)
+            attributes.update(span_attrs)
+        session["attributes"] = attributes
+        commands = self.store.query(
+            "SELECT span_id, seq, toUnixTimestamp64Nano(start_time) AS start_ns, duration_ns, "
+            "command, command_name, cwd, exit_code, status, redacted "
+            f"FROM {self.db('shell_commands')} FINAL WHERE session_id = {{id:String}} "
+            "ORDER BY seq, start_ns, span_id", params).dicts()
+        for c in commands:
+            c["start_time"] = iso(c.pop("start_ns"))
+            c["duration_ms"] = round(c.pop("duration_ns") / 1e6, 3)
+            c["redacted"] = bool(c["redacted"])
+        return {"session": session, "commands": commands}
+
+    def stats(self, flt: SessionFilter, top: int = 10) -> dict[str, Any]:
+        """Counts, duration percentiles, busiest hours, top commands and failure rates."""
+        having, params = flt.clauses(self.abandon_after)
+        params["top"] = top
+        base = (f"SELECT {_SESSION_COLUMNS} FROM {self.db('shell_sessions')} "
+                f"GROUP BY session_id HAVING {having}")
+        duration = "(if(is_ended = 1 AND end_ns > 0, end_ns, last_seen_ns) - start_ns) / 1e9"
+
+        def grouped(key: str) -> list[dict[str, Any]]:
+            return self.store.query(f"""
+                SELECT {key} AS key, count() AS sessions,
+                       countIf(state = 'active') AS active,
+                       round(quantile(0.5)({duration}), 3) AS duration_p50_s,
+                       round(quantile(0.9)({duration}), 3) AS duration_p90_s,
+                       round(quantile(0.99)({duration}), 3) AS duration_p99_s,
+                       sum(command_count) AS commands, sum(failed_count) AS failed_commands,
+                       round(if(commands = 0, 0, failed_commands / commands), 4) AS failure_rate
+                FROM ({base}) GROUP BY key ORDER BY sessions DESC, key LIMIT {{top:UInt32}}""",
+                params).dicts()
+
+        totals = self.store.query(f"""
+            SELECT count() AS sessions, countIf(state = 'active') AS active,
+                   countIf(state = 'ended') AS ended, countIf(state = 'abandoned') AS abandoned,
+                   sum(command_count) AS commands, sum(failed_count) AS failed_commands,
+                   round(quantile(0.5)({duration}), 3) AS duration_p50_s,
+                   round(quantile(0.9)({duration}), 3) AS duration_p90_s,
+                   round(quantile(0.99)({duration}), 3) AS duration_p99_s
+            FROM ({base})""", params).dicts()[0]
+        hours = self.store.query(f"""
+            SELECT toDayOfWeek(fromUnixTimestamp64Nano(start_ns, 'UTC')) AS weekday,
+                   toHour(fromUnixTimestamp64Nano(start_ns, 'UTC')) AS hour, count() AS sessions
+            FROM ({base}) GROUP BY weekday, hour ORDER BY sessions DESC, weekday, hour""",
+            params).dicts()
+        top_commands = self.store.query(f"""
+            SELECT command_name, count() AS runs, countIf(status = 'Error') AS failures,
+                   round(failures / runs, 4) AS failure_rate,
+                   round(quantile(0.5)(duration_ns) / 1e6, 3) AS duration_p50_ms
+            FROM {self.db('shell_commands')} FINAL
+            WHERE session_id IN (SELECT session_id FROM ({base})) AND command_name != ''
+            GROUP BY command_name ORDER BY runs DESC, command_name LIMIT {{top:UInt32}}""",
+            params).dicts()
+        return {
+            "totals": {k: (int(v) if isinstance(v, int) else v) for k, v in totals.items()},
+            "by_user": grouped("user_name"),
+            "by_host": grouped("host_name"),
+            "by_component": grouped("component_name"),
+            "by_shell_type": grouped("shell_type"),
+            "busiest_hours": hours,
+            "top_commands": top_commands,
+        }
+
+    def sql(self, statement: str, max_rows: int = 10_000) -> dict[str, Any]:
+        """Read-only SQL for `shellspan-sink sql` (ClickHouse enforces readonly=2)."""
+        result = self.store.query(statement, settings={"readonly": 2, "max_result_rows": max_rows,
+                                                       "result_overflow_mode": "break"})
+        return {"columns": result.columns, "rows": [list(r) for r in result.rows]}
+

@@ -1,0 +1,115 @@
+"""Run the real sink as a child process on free loopback ports, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SINK_BIN = Path(sys.executable).with_name("shellspan-sink")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SinkProcess:
+    """A `shellspan-sink serve` process with its own chDB store and ports."""
+
+    def __init__(self, data_dir: Path, *, store: str | None = None, extra_args: list[str] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.store = store or f"chdb://{self.data_dir / 'store'}"
+        self.http_port, self.grpc_port, self.api_port = free_port(), free_port(), free_port()
+        self.extra_args = list(extra_args)
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.data_dir / "sink.log"
+
+    @property
+    def otlp_http_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def otlp_grpc_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.grpc_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self, timeout: float = 60.0) -> SinkProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [str(SINK_BIN), "serve", "--store", self.store,
+               "--otlp-http", f"127.0.0.1:{self.http_port}",
+               "--otlp-grpc", f"127.0.0.1:{self.grpc_port}",
+               "--api", f"127.0.0.1:{self.api_port}", *self.extra_args]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child's lifetime
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sink exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if self.get("/health").get("status") == "ok":
+                    return self
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"sink did not become healthy:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def get(self, path: str, **params: Any) -> Any:
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        url = f"{self.api_url}{path}" + (f"?{query}" if query else "")
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def sessions(self, **filters: Any) -> list[dict]:
+        return self.get("/api/sessions", **filters)["sessions"]
+
+    def session(self, session_id: str) -> dict:
+        return self.get(f"/api/sessions/{session_id}")
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+        """Poll `predicate` until it returns something truthy; return that value."""
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                value = predicate()
+                if value:
+                    return value
+            except (urllib.error.URLError, KeyError, OSError) as exc:
+                last_error = exc
+            time.sleep(0.2)
+        raise TimeoutError(f"condition not met in {timeout}s (last error: {last_error})")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
