@@ -81,6 +81,13 @@ class SinkProcess:
         with urllib.request.urlopen(url, timeout=30) as resp:
             return json.loads(resp.read())
 
+    def sql(self, statement: str) -> dict:
+        """Read-only SQL through the sink (the embedded store belongs to the sink's process)."""
+        request = urllib.request.Request(f"{self.api_url}/api/sql", data=statement.encode(),
+                                         method="POST")
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return json.loads(resp.read())
+
     def sessions(self, **filters: Any) -> list[dict]:
         return self.get("/api/sessions", **filters)["sessions"]
 

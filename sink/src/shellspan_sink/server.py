@@ -71,9 +71,10 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     queries = SessionQueries(store, cfg.abandon_after)
 
     runners: list[web.AppRunner] = []
-    for app, address in ((otlp_app(ingest, ack_timeout=cfg.ack_timeout), cfg.otlp_http),
-                         (api_app(store, queries, writer, ingest), cfg.api)):
-        runner = web.AppRunner(app, access_log=None)
+    # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
+    for app, address, inflate in ((otlp_app(ingest, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
+                                  (api_app(store, queries, writer, ingest), cfg.api, True)):
+        runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)
         await web.TCPSite(runner, host, port).start()

@@ -1,0 +1,113 @@
+"""Schema: contrib-compatible raw table, idempotent migrations, cluster DDL."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from shellspan_sink.schema import MIGRATIONS, SchemaOptions
+from sinkproc import SINK_BIN, SinkProcess
+
+# Column names and types of the contrib ClickHouse exporter's traces table
+# (exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql).
+CONTRIB_OTEL_TRACES = {
+    "Timestamp": "DateTime64(9)",
+    "TraceId": "String",
+    "SpanId": "String",
+    "ParentSpanId": "String",
+    "TraceState": "String",
+    "SpanName": "LowCardinality(String)",
+    "SpanKind": "LowCardinality(String)",
+    "ServiceName": "LowCardinality(String)",
+    "ResourceAttributes": "Map(LowCardinality(String), String)",
+    "ScopeName": "String",
+    "ScopeVersion": "String",
+    "SpanAttributes": "Map(LowCardinality(String), String)",
+    "Duration": "UInt64",
+    "StatusCode": "LowCardinality(String)",
+    "StatusMessage": "String",
+    "Events.Timestamp": "Array(DateTime64(9))",
+    "Events.Name": "Array(LowCardinality(String))",
+    "Events.Attributes": "Array(Map(LowCardinality(String), String))",
+    "Links.TraceId": "Array(String)",
+    "Links.SpanId": "Array(String)",
+    "Links.TraceState": "Array(String)",
+    "Links.Attributes": "Array(Map(LowCardinality(String), String))",
+}
+
+
+def migrate(store: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SINK_BIN), "migrate", "--store", store, *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_migrate_is_idempotent(tmp_path):
+    store = f"chdb://{tmp_path / 'store'}"
+    first = migrate(store)
+    assert first.returncode == 0, first.stderr
+    assert "applied migrations: [1]" in first.stdout
+    second = migrate(store)
+    assert second.returncode == 0 and "schema is up to date" in second.stdout
+
+
+def test_raw_table_matches_contrib_columns(tmp_path):
+    sink = SinkProcess(tmp_path).start()
+    try:
+        described = sink.sql("DESCRIBE TABLE shellspan.otel_traces")
+    finally:
+        sink.stop()
+    columns = {row[0]: row[1] for row in described["rows"]}
+    assert columns == CONTRIB_OTEL_TRACES
+
+
+def test_second_sink_on_same_path_fails_clearly(tmp_path):
+    first = SinkProcess(tmp_path / "a", store=f"chdb://{tmp_path / 'shared'}").start()
+    try:
+        second = SinkProcess(tmp_path / "b", store=f"chdb://{tmp_path / 'shared'}")
+        with pytest.raises(RuntimeError) as err:
+            second.start(timeout=60)
+        assert "cannot" in str(err.value).lower()
+        assert first.get("/health")["status"] == "ok"
+    finally:
+        first.stop()
+
+
+def all_statements(options: SchemaOptions) -> list[str]:
+    return [s for m in MIGRATIONS for s in m.statements(options)]
+
+
+def test_single_node_ddl_has_no_cluster_parts():
+    ddl = "\n".join(all_statements(SchemaOptions()))
+    assert "ON CLUSTER" not in ddl and "Replicated" not in ddl and "Distributed" not in ddl
+
+
+def test_cluster_ddl_is_replicated_distributed_and_on_cluster():
+    statements = all_statements(SchemaOptions(database="audit", cluster="shells"))
+    assert all(" ON CLUSTER `shells`" in s for s in statements), "every statement runs on the cluster"
+    data_tables = ["otel_traces", "otel_traces_trace_id_ts", "shell_sessions", "shell_commands"]
+    for table in data_tables:
+        local = next(s for s in statements if f"CREATE TABLE IF NOT EXISTS `audit`.`{table}_local`" in s)
+        assert re.search(rf"ENGINE = Replicated\w+MergeTree\('/clickhouse/tables/{{shard}}/audit/"
+                         rf"{table}_local', '{{replica}}'\)", local), local
+        dist = next(s for s in statements if f"CREATE TABLE IF NOT EXISTS `audit`.`{table}` " in s)
+        assert f"AS `audit`.`{table}_local`" in dist
+        assert re.search(rf"Distributed\('shells', 'audit', '{table}_local', cityHash64\(\w+\)\)", dist)
+    for view in ("shell_sessions_mv", "shell_commands_mv", "otel_traces_trace_id_ts_mv"):
+        mv = next(s for s in statements if f"`audit`.`{view}_local`" in s)
+        assert "FROM `audit`.`otel_traces_local`" in mv, "views fire on each shard's local inserts"
+
+
+def test_migrate_print_emits_cluster_ddl_without_a_store():
+    result = subprocess.run([str(SINK_BIN), "migrate", "--print", "--cluster", "shells"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.count("ON CLUSTER `shells`") >= 10
+    assert "ReplicatedAggregatingMergeTree" in result.stdout
+
+
+@pytest.mark.parametrize("bad", ["db; DROP TABLE x", "a-b", "1abc", "x`y"])
+def test_identifiers_are_validated(bad):
+    with pytest.raises(ValueError):
+        SchemaOptions(database=bad)
+    with pytest.raises(ValueError):
+        SchemaOptions(cluster=bad)
