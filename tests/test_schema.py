@@ -6,8 +6,9 @@ import re
 import subprocess
 
 import pytest
-from shellspan_sink.schema import MIGRATIONS, SchemaOptions
 from sinkproc import SINK_BIN, SinkProcess
+
+from shellspan_sink.schema import MIGRATIONS, SchemaOptions
 
 # Column names and types of the contrib ClickHouse exporter's traces table
 # (exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql).

@@ -21,8 +21,9 @@ from otlp_builders import (
     session_spans,
     to_otlp_json,
 )
-from shellspan import semconv
 from sinkproc import SINK_BIN, SinkProcess
+
+from shellspan import semconv
 
 SDK_SCRIPT = r"""
 import sys

@@ -191,7 +191,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = SinkConfig(store=args.store or default_store_dsn(), schema=_schema(args),
                      otlp_http=args.otlp_http, otlp_grpc=args.otlp_grpc, api=args.api_listen,
                      abandon_after=args.abandon_after, limits=limits,
-                     max_queued_spans=args.max_queued_spans)
+                     wal_dir=args.wal, max_spool_bytes=args.max_spool_bytes)
     return serve(cfg)
 
 
@@ -216,8 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--otlp-grpc", default=env("SHELLSPAN_OTLP_GRPC", "127.0.0.1:4317"))
     p.add_argument("--api", dest="api_listen", default=env("SHELLSPAN_API_LISTEN", "127.0.0.1:8678"))
     p.add_argument("--max-body-bytes", type=int, default=int(env("SHELLSPAN_MAX_BODY_BYTES", 16 << 20)))
-    p.add_argument("--max-queued-spans", type=int,
-                   default=int(env("SHELLSPAN_MAX_QUEUED_SPANS", "500000")))
+    p.add_argument("--wal", default=env("SHELLSPAN_WAL"),
+                   help="write-ahead spool directory (default: beside an embedded store)")
+    p.add_argument("--max-spool-bytes", type=int,
+                   default=int(env("SHELLSPAN_MAX_SPOOL_BYTES", str(1 << 30))),
+                   help="above this many bytes waiting for the store, answer 503 Retry-After")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("migrate", help="create or upgrade the schema (idempotent)")

@@ -1,4 +1,8 @@
-"""OTLP/gRPC TraceService on grpcio's thread pool."""
+"""OTLP/gRPC TraceService on grpcio's thread pool.
+
+The method is registered with a pass-through deserializer: the request bytes go straight to the
+encoder, which parses them once.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +10,37 @@ import logging
 from concurrent import futures
 
 import grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from .ingest import Ingest
 from .otlp import RequestError
 from .store import StoreError
-from .writer import Overloaded
+from .wal import Overloaded
 
 log = logging.getLogger(__name__)
 
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
-class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, ingest: Ingest, ack_timeout: float) -> None:
-        self.ingest = ingest
-        self.ack_timeout = ack_timeout
 
-    def Export(self, request, context):  # noqa: N802 - the generated interface's name
+def export_handler(ingest: Ingest, ack_timeout: float):
+    def export(body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         try:
-            accepted = self.ingest.accept(request)
-            accepted.durable.result(self.ack_timeout)
+            accepted = ingest.accept(body)
+            accepted.durable.result(ack_timeout)
         except RequestError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         except Overloaded as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except (StoreError, futures.TimeoutError) as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {exc}")
-        response = trace_service_pb2.ExportTraceServiceResponse()
+        response = ExportTraceServiceResponse()
         if accepted.rejected:
             response.partial_success.rejected_spans = accepted.rejected
             response.partial_success.error_message = accepted.message
         return response
+
+    return grpc.unary_unary_rpc_method_handler(
+        export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString)
 
 
 def start_grpc(ingest: Ingest, address: str, *, max_message_bytes: int, ack_timeout: float,
@@ -43,9 +48,9 @@ def start_grpc(ingest: Ingest, address: str, *, max_message_bytes: int, ack_time
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes)],
-        compression=None,
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(ingest, ack_timeout), server)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        SERVICE, {"Export": export_handler(ingest, ack_timeout)}),))
     if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot listen for OTLP/gRPC on {address}")
     server.start()

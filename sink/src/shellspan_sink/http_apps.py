@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -12,10 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from . import otlp
-from .ingest import Ingest
+from .ingest import ENCODER, Ingest
 from .queries import QueryError, SessionFilter, SessionQueries
 from .store import Store, StoreError
-from .writer import BatchWriter, Overloaded
+from .wal import Overloaded, WriteAheadLog
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ def _otlp_error(content_type: str, status: int, message: str) -> web.Response:
 
 def otlp_app(ingest: Ingest, *, ack_timeout: float) -> web.Application:
     max_body = ingest.limits.max_body_bytes
+    # Encoding is CPU-bound under the GIL: one thread does it as fast as several, without
+    # starving the event loop and the writer of the GIL.
+    encoder = ThreadPoolExecutor(max_workers=int(os.environ.get("SHELLSPAN_ENCODE_THREADS", "1")),
+                                 thread_name_prefix="otlp-encode")
 
     async def export(request: web.Request) -> web.Response:
         content_type = otlp.media_type(request.content_type)
@@ -49,7 +54,7 @@ def otlp_app(ingest: Ingest, *, ack_timeout: float) -> web.Application:
         loop = asyncio.get_running_loop()
         try:
             accepted = await loop.run_in_executor(
-                None, _decode_and_accept, ingest, body, content_type,
+                encoder, _decode_and_accept, ingest, body, content_type,
                 request.headers.get("Content-Encoding"), max_body * 8)
             await asyncio.wait_for(asyncio.wrap_future(accepted.durable), ack_timeout)
         except otlp.RequestError as exc:
@@ -69,7 +74,7 @@ def otlp_app(ingest: Ingest, *, ack_timeout: float) -> web.Application:
 def _decode_and_accept(ingest: Ingest, body: bytes, content_type: str, encoding: str | None,
                        max_inflated: int):
     raw = otlp.decompress(body, encoding, max_inflated)
-    return ingest.accept(otlp.decode(raw, content_type))
+    return ingest.accept(otlp.to_protobuf(raw, content_type))
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -77,7 +82,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
-def api_app(store: Store, queries: SessionQueries, writer: BatchWriter, ingest: Ingest) -> web.Application:
+def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest: Ingest) -> web.Application:
     # The store serializes calls anyway; one thread keeps queries off the event loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
 
@@ -99,8 +104,8 @@ def api_app(store: Store, queries: SessionQueries, writer: BatchWriter, ingest: 
         body = {
             "status": "ok" if store_state["ok"] else "degraded",
             "store": store_state,
-            "writer": {"queued_spans": writer.queued_spans, "inserted_spans": writer.inserted_spans,
-                       "failed_inserts": writer.failed_inserts, "last_error": writer.last_error},
+            "spool": spool.state(),
+            "encoder": ENCODER,
             "received_spans": ingest.received_spans,
             "rejected_spans": ingest.rejected_spans,
         }

@@ -12,7 +12,6 @@ import json
 import zlib
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -75,29 +74,26 @@ def _hex_ids_to_base64(node: object) -> None:
             _hex_ids_to_base64(item)
 
 
-def decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    """Parse a decompressed body of the given media type."""
-    request = ExportTraceServiceRequest()
+def to_protobuf(body: bytes, content_type: str) -> bytes:
+    """The request as protobuf bytes: binary bodies pass through (the encoder validates them),
+    JSON bodies are parsed and re-serialized."""
     if content_type == PROTOBUF:
-        try:
-            request.ParseFromString(body)
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            raise RequestError(400, f"body is not a valid ExportTraceServiceRequest: {exc}") from exc
-        return request
-    if content_type == JSON:
-        try:
-            doc = json.loads(body) if body.strip() else {}
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise RequestError(400, f"body is not valid JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise RequestError(400, "JSON body must be an object")
-        _hex_ids_to_base64(doc)
-        try:
-            json_format.ParseDict(doc, request, ignore_unknown_fields=True)
-        except (json_format.ParseError, binascii.Error, TypeError, ValueError, RecursionError) as exc:
-            raise RequestError(400, f"JSON body is not a valid ExportTraceServiceRequest: {exc}") from exc
-        return request
-    raise RequestError(415, f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}")
+        return body
+    if content_type != JSON:
+        raise RequestError(415, f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}")
+    try:
+        doc = json.loads(body) if body.strip() else {}
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError(400, f"body is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise RequestError(400, "JSON body must be an object")
+    _hex_ids_to_base64(doc)
+    request = ExportTraceServiceRequest()
+    try:
+        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, binascii.Error, TypeError, ValueError, RecursionError) as exc:
+        raise RequestError(400, f"JSON body is not a valid ExportTraceServiceRequest: {exc}") from exc
+    return request.SerializeToString()
 
 
 def encode_response(content_type: str, rejected: int = 0, message: str = "") -> bytes:

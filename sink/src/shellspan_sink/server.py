@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
@@ -15,8 +16,8 @@ from .http_apps import api_app, otlp_app
 from .ingest import Ingest, IngestLimits
 from .queries import SessionQueries
 from .schema import SchemaOptions
-from .store import Store, redact_dsn
-from .writer import BatchWriter
+from .store import Store, redact_dsn, state_dir
+from .wal import WriteAheadLog
 
 log = logging.getLogger("shellspan_sink")
 
@@ -38,9 +39,18 @@ class SinkConfig:
     abandon_after: float = 300.0
     ack_timeout: float = 30.0
     limits: IngestLimits = field(default_factory=IngestLimits)
-    max_batch_spans: int = 50_000
-    batch_delay: float = 0.05
-    max_queued_spans: int = 500_000
+    wal_dir: Path | None = None  # default: beside an embedded store, else the state dir
+    segment_spans: int = 100_000
+    segment_age: float = 0.5
+    max_spool_bytes: int = 1 << 30
+
+    @property
+    def spool_dir(self) -> Path:
+        if self.wal_dir is not None:
+            return Path(self.wal_dir)
+        if self.store.startswith("chdb://"):
+            return Path(self.store[len("chdb://"):].rstrip("/") + "-wal")
+        return state_dir() / "sink-wal"
 
 
 def banner(cfg: SinkConfig) -> str:
@@ -48,6 +58,7 @@ def banner(cfg: SinkConfig) -> str:
     api_host, api_port = split_address(cfg.api)
     return f"""shellspan sink is running
   store      {redact_dsn(cfg.store)}
+  spool      {cfg.spool_dir}
   OTLP/HTTP  http://{cfg.otlp_http}/v1/traces
   OTLP/gRPC  {cfg.otlp_grpc}
   API        http://{cfg.api}/api/sessions   (health: http://{cfg.api}/health)
@@ -65,15 +76,15 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     applied = await asyncio.to_thread(store.migrate)
     if applied:
         log.info("applied schema migrations %s", applied)
-    writer = BatchWriter(store, max_batch_spans=cfg.max_batch_spans, max_delay=cfg.batch_delay,
-                         max_queued_spans=cfg.max_queued_spans).start()
-    ingest = Ingest(writer, cfg.limits)
+    spool = WriteAheadLog(cfg.spool_dir, store, segment_spans=cfg.segment_spans,
+                          segment_age=cfg.segment_age, max_bytes=cfg.max_spool_bytes).start()
+    ingest = Ingest(spool, cfg.limits)
     queries = SessionQueries(store, cfg.abandon_after)
 
     runners: list[web.AppRunner] = []
     # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
     for app, address, inflate in ((otlp_app(ingest, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
-                                  (api_app(store, queries, writer, ingest), cfg.api, True)):
+                                  (api_app(store, queries, spool, ingest), cfg.api, True)):
         runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)
@@ -95,7 +106,7 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     grpc_server.stop(grace=5).wait(10)
     for runner in runners:
         await runner.cleanup()
-    await asyncio.to_thread(writer.stop)
+    await asyncio.to_thread(spool.stop)
     store.close()
 
 

@@ -24,9 +24,14 @@ class StoreError(RuntimeError):
     """The store could not be reached or refused an operation."""
 
 
-def default_store_dsn() -> str:
+def state_dir() -> Path:
+    """Where the sink keeps its data unless told otherwise (XDG state directory)."""
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return f"chdb://{Path(state) / 'shellspan' / 'store'}"
+    return Path(state) / "shellspan"
+
+
+def default_store_dsn() -> str:
+    return f"chdb://{state_dir() / 'store'}"
 
 
 def redact_dsn(dsn: str) -> str:
@@ -98,12 +103,18 @@ class Store:
                 raise StoreError(str(exc)) from exc
         return QueryResult(list(result.column_names), list(result.result_rows))
 
-    def insert_columns(self, table: str, column_names: Sequence[str], columns: Sequence[list]) -> None:
-        """Columnar insert (about five times faster than row-wise through clickhouse-connect)."""
+    def insert_rowbinary(self, table: str, column_names: Sequence[str], data: bytes) -> None:
+        """Insert rows ClickHouse parses natively; no per-value work in Python.
+
+        ``optimize_on_insert=0`` halves the insert's cost: the Replacing/Aggregating engines then
+        collapse rows in background merges instead of per insert. Queries never rely on either
+        (they read with FINAL or merge uniqExact states), so results are the same.
+        """
+        qualified = f"`{self.options.database}`.`{table}`"
         with self._lock:
             try:
-                self._connect().insert(table, columns, column_names=list(column_names),
-                                       column_oriented=True, database=self.options.database)
+                self._connect().raw_insert(qualified, list(column_names), insert_block=data,
+                                           fmt="RowBinary", settings={"optimize_on_insert": 0})
             except StoreError:
                 raise
             except Exception as exc:

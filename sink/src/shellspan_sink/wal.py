@@ -1,0 +1,240 @@
+"""The sink's write-ahead spool: acknowledge once on disk, insert into ClickHouse in large batches.
+
+A request's encoded rows are appended to the open segment; one ``fdatasync`` covers every request
+that arrived meanwhile (group commit), and only then are they acknowledged. Segments are sealed by
+size or age and inserted by a separate thread, one insert per segment, then deleted. A segment
+whose insert fails stays on disk and is retried, so a store outage loses nothing; a restart (even
+after ``kill -9``) replays every sealed or partly written segment. A segment replayed after its
+insert succeeded but before its deletion is inserted twice; queries read each (trace id, span id)
+once, so results do not change.
+
+Record format: ``magic(4) | length u32 | rows u32 | crc32 u32 | data`` (little-endian).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from .rowbinary import COLUMNS
+from .store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"SSW1"
+HEADER = struct.Struct("<4sIII")
+OPEN, SEALED = ".open", ".sealed"
+
+
+class Overloaded(Exception):
+    """The spool is full; the client should retry later."""
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    """Encoded ``otel_traces`` rows (RowBinary) and how many there are."""
+
+    data: bytes
+    size: int
+
+
+def read_records(path: Path) -> tuple[list[bytes], int, int]:
+    """(record data, total rows, bytes of valid prefix). Stops at the first torn record."""
+    blob = path.read_bytes()
+    records, rows, offset = [], 0, 0
+    while offset + HEADER.size <= len(blob):
+        magic, length, count, crc = HEADER.unpack_from(blob, offset)
+        start, end = offset + HEADER.size, offset + HEADER.size + length
+        if magic != MAGIC or end > len(blob) or zlib.crc32(blob[start:end]) != crc:
+            break
+        records.append(blob[start:end])
+        rows += count
+        offset = end
+    return records, rows, offset
+
+
+class WriteAheadLog:
+    def __init__(self, directory: Path, store: Store, *, segment_spans: int = 100_000,
+                 segment_age: float = 0.5, max_bytes: int = 1 << 30,
+                 retry_delay: float = 0.5, max_retry_delay: float = 10.0) -> None:
+        self.dir = Path(directory)
+        self.store = store
+        self.segment_spans = segment_spans
+        self.segment_age = segment_age
+        self.max_bytes = max_bytes
+        self.retry_delay, self.max_retry_delay = retry_delay, max_retry_delay
+        self._cond = threading.Condition()
+        self._pending: list[tuple[Future, int]] = []
+        self._fd: int | None = None
+        self._open_path: Path | None = None
+        self._open_rows = 0
+        self._open_since = 0.0
+        self._seq = 0
+        self._stopping = False
+        self.spooled_bytes = 0
+        self.inserted_spans = 0
+        self.failed_inserts = 0
+        self.last_error: str | None = None
+        self.last_insert_at: float | None = None
+        self._lock_fd: int | None = None
+        self._threads = [threading.Thread(target=self._sync_loop, name="wal-sync", daemon=True),
+                         threading.Thread(target=self._insert_loop, name="wal-insert", daemon=True)]
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> WriteAheadLog:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise OSError(f"the spool {self.dir} is in use by another sink") from exc
+        self._recover()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _recover(self) -> None:
+        """Seal segments left open by a crash, cut back to their last whole record."""
+        for path in sorted(self.dir.glob(f"*{OPEN}")):
+            _, rows, valid = read_records(path)
+            if valid < path.stat().st_size:
+                log.warning("spool %s: dropping a torn record at byte %d (never acknowledged)",
+                            path.name, valid)
+                os.truncate(path, valid)
+            if rows:
+                path.rename(path.with_suffix(SEALED))
+            else:
+                path.unlink()
+        segments = sorted(self.dir.glob(f"*{SEALED}"))
+        self.spooled_bytes = sum(p.stat().st_size for p in segments)
+        self._seq = max((int(p.stem) for p in segments), default=0)
+        if segments:
+            log.info("spool: replaying %d segment(s), %d bytes", len(segments), self.spooled_bytes)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Seal what is open and try to insert everything before returning."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- the acknowledged path ------------------------------------------------------------------
+
+    def submit(self, batch: RowBatch) -> Future:
+        """Append a batch; the future resolves once it is on disk (fdatasync)."""
+        future: Future = Future()
+        if batch.size == 0:
+            future.set_result(0)
+            return future
+        record = HEADER.pack(MAGIC, len(batch.data), batch.size, zlib.crc32(batch.data)) + batch.data
+        with self._cond:
+            if self._stopping:
+                raise Overloaded("the sink is shutting down")
+            if self.spooled_bytes + len(record) > self.max_bytes:
+                raise Overloaded(f"spool full ({self.spooled_bytes} bytes waiting for the store)")
+            if self._fd is None:
+                self._seq += 1
+                self._open_path = self.dir / f"{self._seq:012d}{OPEN}"
+                self._fd = os.open(self._open_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self._open_since = time.monotonic()
+            os.write(self._fd, record)
+            self._open_rows += batch.size
+            self.spooled_bytes += len(record)
+            self._pending.append((future, batch.size))
+            self._cond.notify_all()
+        return future
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping and not self._seal_due():
+                    self._cond.wait(self.segment_age if self._fd is not None else None)
+                pending, self._pending = self._pending, []
+                fd, path = self._fd, self._open_path
+                seal = fd is not None and (self._seal_due() or self._stopping)
+                if seal:  # later appends start a new segment; this one is ours to finish
+                    self._fd, self._open_path, self._open_rows = None, None, 0
+                done = self._stopping and not seal
+            # The sync runs outside the lock, so appends go on meanwhile (group commit).
+            error: OSError | None = None
+            try:
+                if fd is not None:
+                    os.fdatasync(fd)
+            except OSError as exc:  # a disk that refuses: acknowledge nothing
+                log.error("spool sync failed: %s", exc)
+                error = exc
+            for future, size in pending:
+                if error is None:
+                    future.set_result(size)
+                else:
+                    future.set_exception(StoreError(f"spool write failed: {error}"))
+            if seal:
+                os.close(fd)
+                path.rename(path.with_suffix(SEALED))
+                with self._cond:
+                    self._cond.notify_all()
+            if done:
+                return
+
+    def _seal_due(self) -> bool:
+        return self._fd is not None and (
+            self._open_rows >= self.segment_spans
+            or time.monotonic() - self._open_since >= self.segment_age)
+
+    # --- into the store -------------------------------------------------------------------------
+
+    def _insert_loop(self) -> None:
+        delay = self.retry_delay
+        while True:
+            with self._cond:
+                segments = sorted(self.dir.glob(f"*{SEALED}"))
+                while not segments and not (self._stopping and self._fd is None):
+                    self._cond.wait(1.0)
+                    segments = sorted(self.dir.glob(f"*{SEALED}"))
+                if not segments:
+                    return
+            path = segments[0]
+            records, rows, _ = read_records(path)
+            size = path.stat().st_size
+            try:
+                if records:
+                    self.store.insert_rowbinary("otel_traces", COLUMNS, b"".join(records))
+            except StoreError as exc:
+                self.failed_inserts += 1
+                self.last_error = str(exc)
+                log.warning("insert of %d spooled spans failed (kept, retry in %.1fs): %s",
+                            rows, delay, exc)
+                with self._cond:
+                    if self._stopping:
+                        return
+                    self._cond.wait(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+                continue
+            delay = self.retry_delay
+            path.unlink()
+            with self._cond:
+                self.spooled_bytes -= size
+                self.inserted_spans += rows
+                self.last_insert_at = time.time()
+                self.last_error = None
+
+    def state(self) -> dict:
+        with self._cond:
+            segments = len(list(self.dir.glob(f"*{SEALED}"))) + (self._fd is not None)
+            return {"dir": str(self.dir), "spooled_bytes": self.spooled_bytes, "segments": segments,
+                    "inserted_spans": self.inserted_spans, "failed_inserts": self.failed_inserts,
+                    "last_error": self.last_error, "last_insert_at": self.last_insert_at}
