@@ -76,6 +76,7 @@ class WriteAheadLog:
         self._fd: int | None = None
         self._open_path: Path | None = None
         self._open_rows = 0
+        self._open_size = 0
         self._open_since = 0.0
         self._seq = 0
         self._stopping = False
@@ -146,12 +147,26 @@ class WriteAheadLog:
                 raise Overloaded("the sink is shutting down")
             if self.spooled_bytes + len(record) > self.max_bytes:
                 raise Overloaded(f"spool full ({self.spooled_bytes} bytes waiting for the store)")
-            if self._fd is None:
-                self._seq += 1
-                self._open_path = self.dir / f"{self._seq:012d}{OPEN}"
-                self._fd = os.open(self._open_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                self._open_since = time.monotonic()
-            os.write(self._fd, record)
+            try:
+                if self._fd is None:
+                    self._seq += 1
+                    self._open_path = self.dir / f"{self._seq:012d}{OPEN}"
+                    self._fd = os.open(self._open_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                                       0o600)
+                    self._open_since = time.monotonic()
+                    self._open_size = 0
+                written = os.write(self._fd, record)
+                if written != len(record):
+                    raise OSError(f"short write ({written} of {len(record)} bytes)")
+            except OSError as exc:
+                # Cut a partial record off, so what follows (and recovery) stays readable.
+                if self._fd is not None:
+                    try:
+                        os.ftruncate(self._fd, self._open_size)
+                    except OSError:
+                        pass
+                raise Overloaded(f"spool write failed: {exc}") from exc
+            self._open_size += len(record)
             self._open_rows += batch.size
             self.spooled_bytes += len(record)
             self._pending.append((future, batch.size))
