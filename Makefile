@@ -6,7 +6,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench collector clean
 
 setup: $(VENV)/.synced
 
@@ -30,6 +30,10 @@ test: setup lint
 
 bench: setup
 	$(VENV)/bin/python bench/run.py
+
+# An OpenTelemetry Collector built from the official modules (cached outside the repository).
+collector:
+	bash collector_config/build.sh
 
 clean:
 	rm -rf $(VENV) $(TOOLS)
