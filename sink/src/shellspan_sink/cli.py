@@ -62,7 +62,7 @@ class Backend:
 
     def sessions(self, flt: SessionFilter) -> list[dict]:
         if self.queries:
-            return self.queries.list_sessions(flt)
+            return self.queries.list_sessions(flt)["sessions"]
         return self._get("/api/sessions", vars(flt))["sessions"]
 
     def session(self, session_id: str) -> dict | None:

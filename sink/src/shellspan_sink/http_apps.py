@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import otlp
+from . import otlp, ui_routes
 from .ingest import ENCODER, Ingest
 from .queries import QueryError, SessionFilter, SessionQueries
 from .store import Store, StoreError
@@ -113,8 +113,7 @@ def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest:
 
     async def sessions(request: web.Request) -> web.Response:
         flt = SessionFilter.from_mapping(dict(request.query))
-        found = await run(queries.list_sessions, flt)
-        return _json({"sessions": found, "count": len(found)})
+        return _json(await run(queries.list_sessions, flt))
 
     async def session(request: web.Request) -> web.Response:
         found = await run(queries.get_session, request.match_info["session_id"])
@@ -145,6 +144,7 @@ def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest:
     app.router.add_get("/api/sessions/{session_id}", session)
     app.router.add_get("/api/stats", stats)
     app.router.add_post("/api/sql", sql)
+    ui_routes.register(app, queries, run)
     app.on_cleanup.append(lambda _app: asyncio.get_running_loop().run_in_executor(
         None, pool.shutdown))
     return app

@@ -20,6 +20,7 @@ MAX_LIMIT = 10_000
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+_CURSOR = re.compile(r"^(\d{1,20})-([0-9a-f]{32})$")
 
 
 class QueryError(ValueError):
@@ -63,6 +64,7 @@ class SessionFilter:
     since: str | None = None
     until: str | None = None
     limit: int = 100
+    cursor: str | None = None  # a page's next_cursor: continue after that session
 
     @classmethod
     def from_mapping(cls, params: dict[str, Any]) -> SessionFilter:
@@ -98,10 +100,18 @@ class SessionFilter:
         if (until := parse_time(self.until)) is not None:
             conditions.append("start_ns < {until:Int64}")
             params["until"] = until
+        if self.cursor:
+            m = _CURSOR.match(self.cursor)
+            if not m:
+                raise QueryError("cursor must be the next_cursor value of a previous page")
+            conditions.append("(start_ns < {cursor_ns:Int64} OR "
+                              "(start_ns = {cursor_ns:Int64} AND session_id > {cursor_id:String}))")
+            params.update(cursor_ns=int(m.group(1)), cursor_id=m.group(2))
         return (" AND ".join(conditions) or "1"), params
 
 
-_SESSION_COLUMNS = """
+# What filters, ordering and liveness need: cheap to aggregate over every session.
+SESSION_KEYS = """
     session_id,
     toUnixTimestamp64Nano(min(start_time)) AS start_ns,
     toUnixTimestamp64Nano(max(last_seen)) AS last_seen_ns,
@@ -110,11 +120,14 @@ _SESSION_COLUMNS = """
     multiIf(is_ended = 1, 'ended',
             last_seen_ns >= toUnixTimestamp64Nano(now64(9)) - {abandon_ns:Int64}, 'active',
             'abandoned') AS state,
-    max(service_name) AS service_name,
     max(shell_type) AS shell_type,
     max(user_name) AS user_name,
     max(host_name) AS host_name,
-    max(component_name) AS component_name,
+    max(component_name) AS component_name"""
+
+# Everything a session row shows; the uniqExact merges are the costly part.
+_SESSION_COLUMNS = SESSION_KEYS + """,
+    max(service_name) AS service_name,
     max(component_version) AS component_version,
     max(tty) AS tty,
     max(client_address) AS client_address,
@@ -148,12 +161,26 @@ class SessionQueries:
         self.abandon_after = abandon_after
         self.db = store.options.name  # callable: table name -> qualified name
 
-    def list_sessions(self, flt: SessionFilter) -> list[dict[str, Any]]:
+    def list_sessions(self, flt: SessionFilter) -> dict[str, Any]:
+        """A page of sessions, newest first: {sessions, count, next_cursor}.
+
+        Two passes: the page's session ids are chosen with the cheap key columns over all
+        sessions, then the full rows (command counts) are merged for those ids only, by primary
+        key. Pages continue with a keyset cursor, so a deep page costs what the first does.
+        """
         having, params = flt.clauses(self.abandon_after)
-        sql = (f"SELECT {_SESSION_COLUMNS} FROM {self.db('shell_sessions')} "
-               f"GROUP BY session_id HAVING {having} ORDER BY start_ns DESC, session_id "
-               "LIMIT {limit:UInt32}")
-        return [_session_dict(r) for r in self.store.query(sql, params).dicts()]
+        params["limit"] = flt.limit + 1  # one more tells whether there is a next page
+        table = self.db("shell_sessions")
+        page = (f"SELECT session_id FROM (SELECT {SESSION_KEYS} FROM {table} GROUP BY session_id "
+                f"HAVING {having} ORDER BY start_ns DESC, session_id LIMIT {{limit:UInt32}})")
+        rows = self.store.query(
+            f"SELECT {_SESSION_COLUMNS} FROM {table} WHERE session_id IN ({page}) "
+            "GROUP BY session_id ORDER BY start_ns DESC, session_id", params).dicts()
+        more = len(rows) > flt.limit
+        rows = rows[: flt.limit]
+        next_cursor = f"{rows[-1]['start_ns']}-{rows[-1]['session_id']}" if more else None
+        sessions = [_session_dict(r) for r in rows]
+        return {"sessions": sessions, "count": len(sessions), "next_cursor": next_cursor}
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
         """Metadata, the start and root spans' attributes, and the commands in order."""
@@ -167,9 +194,10 @@ class SessionQueries:
         if not rows:
             return None
         session = _session_dict(rows[0])
+        # No FINAL: a re-delivered copy carries the same attributes, merged below anyway.
         spans = self.store.query(
             "SELECT SpanName, ResourceAttributes, SpanAttributes "
-            f"FROM {self.db('otel_traces')} FINAL "
+            f"FROM {self.db('otel_traces')} "
             "WHERE TraceId = {id:String} AND SpanName IN "
             f"('{semconv.SPAN_SESSION_START}', '{semconv.SPAN_SESSION}') "
             "ORDER BY SpanName = {root:String}", {**params, "root": semconv.SPAN_SESSION}).rows

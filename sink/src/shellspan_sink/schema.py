@@ -152,8 +152,8 @@ FROM {traces}
 WHERE TraceId != ''
 GROUP BY TraceId""")
 
-    # One row per session and insert block; merged by aggregation. Span ids go into uniqExact
-    # states, so a re-delivered command span never counts twice.
+    # One row per session and insert block; merged by aggregation. Span ids (64-bit hashes) go
+    # into uniqExact states, so a re-delivered command span never counts twice.
     stmts += _table_statements(o, "shell_sessions", f"""
 CREATE TABLE IF NOT EXISTS {o.local("shell_sessions")}{o.on_cluster} (
     session_id String,
@@ -174,8 +174,8 @@ CREATE TABLE IF NOT EXISTS {o.local("shell_sessions")}{o.on_cluster} (
     exit_code SimpleAggregateFunction(max, String),
     enduser_id SimpleAggregateFunction(max, String),
     verified SimpleAggregateFunction(max, UInt8),
-    command_ids AggregateFunction(uniqExact, String),
-    failed_ids AggregateFunction(uniqExact, String)
+    command_ids AggregateFunction(uniqExact, UInt64),
+    failed_ids AggregateFunction(uniqExact, UInt64)
 ) ENGINE = {o.engine("AggregatingMergeTree", "shell_sessions")}
 ORDER BY session_id""", "cityHash64(session_id)")
     root = f"SpanName = '{semconv.SPAN_SESSION}'"
@@ -208,8 +208,8 @@ AS SELECT
     max(if({root}, SpanAttributes['{semconv.EXIT_REASON}'], '')) AS exit_reason,
     max(if({root}, SpanAttributes['{semconv.EXIT_CODE}'], '')) AS exit_code,
     max(SpanAttributes['{semconv.AUTH_VERIFIED}'] = 'true') AS verified,
-    uniqExactStateIf(SpanId, {command}) AS command_ids,
-    uniqExactStateIf(SpanId, {command} AND StatusCode = 'Error') AS failed_ids
+    uniqExactStateIf(cityHash64(SpanId), {command}) AS command_ids,
+    uniqExactStateIf(cityHash64(SpanId), {command} AND StatusCode = 'Error') AS failed_ids
 FROM {traces}
 WHERE SpanName IN {SESSION_SPANS}
 GROUP BY TraceId""")

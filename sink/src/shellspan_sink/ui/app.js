@@ -1,0 +1,423 @@
+// The shellspan web UI: hash routes, each a view over the sink's HTTP API.
+//   #/sessions?user=&host=&component=&shell_type=&state=&since=&until=&limit=&cursor=
+//   #/sessions/<session id>
+//   #/analytics?user=&host=&component=&shell_type=&since=&until=
+// Nothing here loads all rows: lists are pages (limit + keyset cursor), analytics are aggregates.
+
+import { fmtCount, fmtDuration, fmtPercent, hbars, heatmap, histogram, waterfall } from "./charts.js";
+
+const REFRESH_MS = 5000;
+const FILTERS = ["user", "host", "component", "shell_type", "state", "since", "until"];
+const TOKEN_KEY = "shellspan.token";
+
+const $ = (sel) => document.querySelector(sel);
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(typeof c === "object" ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+// ---- API ----------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(path, params = {}) {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") qs.set(k, v);
+  const headers = { Accept: "application/json" };
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const resp = await fetch(path + (qs.toString() ? `?${qs}` : ""), { headers, cache: "no-store" });
+  let body = null;
+  try { body = await resp.json(); } catch { body = null; }
+  if (!resp.ok) {
+    if (resp.status === 401 || resp.status === 403) showTokenForm();
+    if (resp.status === 404) return null;
+    throw new ApiError(resp.status, (body && body.error) || `${resp.status} ${resp.statusText}`);
+  }
+  return body;
+}
+
+function showTokenForm() { $("#token-form").hidden = false; }
+
+function setupToken() {
+  $("#token-button").addEventListener("click", () => { $("#token-form").hidden = !$("#token-form").hidden; });
+  $("#token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const value = $("#token-input").value.trim();
+    if (value) localStorage.setItem(TOKEN_KEY, value);
+    $("#token-input").value = "";
+    $("#token-form").hidden = true;
+    route();
+  });
+  $("#token-clear").addEventListener("click", () => { localStorage.removeItem(TOKEN_KEY); route(); });
+}
+
+// ---- routing and refresh ------------------------------------------------------------------
+
+let generation = 0;
+let timer = null;
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, "") || "/sessions";
+  const [path, qs] = raw.split("?");
+  return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(qs || "") };
+}
+
+export function link(path, params = {}) {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") qs.set(k, v);
+  const q = qs.toString();
+  return `#${path}${q ? `?${q}` : ""}`;
+}
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+function setLive(text) {
+  const live = $("#live");
+  live.textContent = text || "";
+  live.hidden = !text;
+}
+
+function schedule(fn) {
+  clearTimeout(timer);
+  const gen = generation;
+  timer = setTimeout(async () => {
+    if (gen !== generation) return;
+    if (document.hidden) { schedule(fn); return; }
+    try { await fn(); } catch (err) { showError(String(err.message || err)); }
+    if (gen === generation) schedule(fn);
+  }, REFRESH_MS);
+}
+
+async function route() {
+  generation += 1;
+  clearTimeout(timer);
+  setLive("");
+  showError("");
+  document.body.dataset.loaded = "";
+  const { parts, params } = parseHash();
+  const view = parts[0] === "analytics" ? "analytics" : parts[0] === "sessions" && parts[1] ? "session" : "sessions";
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    a.classList.toggle("current", a.dataset.nav === (view === "analytics" ? "analytics" : "sessions"));
+  }
+  document.body.dataset.view = view;
+  const gen = generation;
+  try {
+    if (view === "analytics") await analyticsView(params, gen);
+    else if (view === "session") await sessionView(parts[1], gen);
+    else await sessionsView(params, gen);
+  } catch (err) {
+    if (gen === generation) showError(String(err.message || err));
+  }
+  if (gen === generation) document.body.dataset.loaded = "1";
+}
+
+function mount(gen, ...nodes) {
+  if (gen !== generation) return false;
+  $("#app").replaceChildren(...nodes);
+  return true;
+}
+
+// ---- shared pieces ------------------------------------------------------------------------
+
+function localTime(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+function stateBadge(state) {
+  return h("span", { class: `badge ${state}`, "data-testid": "state" }, state);
+}
+
+function exitBadge(code) {
+  if (code === null || code === undefined) return h("span", { class: "badge" }, "?");
+  return h("span", { class: `badge ${code === 0 ? "ok" : "fail"}`, "data-testid": "exit-code" }, String(code));
+}
+
+function filterForm(params, fields, target) {
+  const inputs = {};
+  const field = (name, label, placeholder) => {
+    inputs[name] = h("input", { name, value: params.get(name) || "", placeholder, "data-testid": `filter-${name}` });
+    return h("label", {}, label, inputs[name]);
+  };
+  const nodes = [];
+  if (fields.includes("user")) nodes.push(field("user", "user", "any"));
+  if (fields.includes("host")) nodes.push(field("host", "host", "any"));
+  if (fields.includes("component")) nodes.push(field("component", "component", "any"));
+  if (fields.includes("shell_type")) nodes.push(field("shell_type", "shell", "bash, zsh, python…"));
+  if (fields.includes("state")) {
+    inputs.state = h("select", { name: "state", "data-testid": "filter-state" },
+      ["", "active", "ended", "abandoned"].map((v) => h("option", { value: v, selected: params.get("state") === v }, v || "any")));
+    nodes.push(h("label", {}, "state", inputs.state));
+  }
+  nodes.push(field("since", "since", "24h, 7d, 2024-05-01"));
+  nodes.push(field("until", "until", "ISO time or age"));
+  if (fields.includes("limit")) {
+    inputs.limit = h("select", { name: "limit" },
+      ["25", "50", "100", "200"].map((v) => h("option", { value: v, selected: (params.get("limit") || "50") === v }, v)));
+    nodes.push(h("label", {}, "per page", inputs.limit));
+  }
+  const form = h("form", { class: "filters", "data-testid": "filters" }, nodes,
+    h("button", { type: "submit" }, "Apply"),
+    h("a", { href: link(target) }, "clear"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const next = {};
+    for (const [k, input] of Object.entries(inputs)) next[k] = input.value.trim();
+    if (next.limit === "50") delete next.limit;
+    location.hash = link(target, next);
+  });
+  return form;
+}
+
+// ---- sessions list ------------------------------------------------------------------------
+
+function sessionRow(s) {
+  const href = link(`/sessions/${s.session_id}`);
+  const tr = h("tr", { class: "clickable", "data-testid": "session-row", "data-session-id": s.session_id, "data-state": s.state },
+    h("td", {}, stateBadge(s.state)),
+    h("td", { class: "mono" }, h("a", { href, "data-testid": "session-link" }, s.session_id.slice(0, 12))),
+    h("td", {}, h("a", { href: link("/sessions", { user: s.user_name }) }, s.user_name || "–")),
+    h("td", {}, h("a", { href: link("/sessions", { host: s.host_name }) }, s.host_name || "–")),
+    h("td", {}, s.shell_type || "–"),
+    h("td", {}, s.component_name ? `${s.component_name}${s.component_version ? ` ${s.component_version}` : ""}` : ""),
+    h("td", { title: s.start_time }, localTime(s.start_time)),
+    h("td", { class: "num" }, fmtDuration(s.duration_s)),
+    h("td", { class: "num" }, fmtCount(s.command_count)),
+    h("td", { class: "num" }, s.failed_count ? h("span", { class: "badge fail" }, String(s.failed_count)) : "0"),
+    h("td", {}, s.exit_reason ? `${s.exit_reason}${s.exit_code !== null ? ` (${s.exit_code})` : ""}` : ""),
+  );
+  tr.addEventListener("click", (ev) => {
+    if (ev.target.closest("a")) return;
+    location.hash = href;
+  });
+  return tr;
+}
+
+async function sessionsView(params, gen) {
+  const filters = {};
+  for (const k of FILTERS) if (params.get(k)) filters[k] = params.get(k);
+  const limit = params.get("limit") || "50";
+  const cursor = params.get("cursor") || "";
+  const page = Number(params.get("page") || "1");
+  const tbody = h("tbody", { "data-testid": "sessions-body" });
+  const pager = h("div", { class: "pager" });
+  const summary = h("span", { class: "muted" });
+
+  const load = async () => {
+    const data = await api("/api/sessions", { ...filters, limit, cursor });
+    if (gen !== generation) return;
+    tbody.replaceChildren(...data.sessions.map(sessionRow));
+    if (!data.sessions.length) {
+      tbody.append(h("tr", {}, h("td", { colspan: 11, class: "empty" },
+        Object.keys(filters).length || cursor ? "No sessions match these filters."
+          : "No sessions recorded yet. Start a shell with shellspan (see docs/quickstart.md).")));
+    }
+    const active = data.sessions.filter((s) => s.state === "active").length;
+    const first = (page - 1) * Number(limit) + 1;
+    summary.textContent = data.sessions.length
+      ? `sessions ${fmtCount(first)}–${fmtCount(first + data.sessions.length - 1)}, newest first · ${active} active on this page`
+      : "";
+    pager.replaceChildren(
+      cursor ? h("a", { href: link("/sessions", { ...filters, limit: limit === "50" ? "" : limit }), "data-testid": "newest" }, "« newest") : "",
+      data.next_cursor
+        ? h("a", { href: link("/sessions", { ...filters, limit: limit === "50" ? "" : limit, cursor: data.next_cursor, page: page + 1 }), "data-testid": "older" }, "older »")
+        : h("span", { class: "muted" }, "end of list"),
+      summary,
+    );
+    setLive(`● live · refreshed ${new Date().toLocaleTimeString()}`);
+  };
+
+  const table = h("table", { "data-testid": "sessions-table" },
+    h("thead", {}, h("tr", {}, ["state", "session", "user", "host", "shell", "component", "started (local)", "duration",
+      "commands", "failed", "exit"].map((c, i) => h("th", { class: i >= 7 && i <= 9 ? "num" : "" }, c)))),
+    tbody);
+  if (!mount(gen, h("h1", {}, "Sessions"), filterForm(params, ["user", "host", "component", "shell_type", "state", "limit"], "/sessions"),
+    h("div", { class: "card" }, table, pager))) return;
+  await load();
+  schedule(load);
+}
+
+// ---- one session --------------------------------------------------------------------------
+
+function metaItem(label, value) {
+  if (value === null || value === undefined || value === "") return null;
+  return h("div", {}, h("dt", {}, label), h("dd", {}, value));
+}
+
+async function sessionView(id, gen) {
+  const data = await api(`/api/sessions/${encodeURIComponent(id)}`);
+  if (gen !== generation) return;
+  if (!data) {
+    mount(gen, h("h1", {}, "Session not found"), h("p", {}, `No session ${id} in the store. `, h("a", { href: link("/sessions") }, "All sessions")));
+    return;
+  }
+  const render = (d) => {
+    const s = d.session;
+    const attrs = s.attributes || {};
+    const startMs = Date.parse(s.start_time);
+    const endMs = Date.parse(s.end_time || s.last_seen || s.start_time);
+    const meta = h("dl", { class: "meta", "data-testid": "session-meta" },
+      metaItem("state", stateBadge(s.state)),
+      metaItem("user", h("a", { href: link("/sessions", { user: s.user_name }) }, s.user_name)),
+      metaItem("host", h("a", { href: link("/sessions", { host: s.host_name }) }, s.host_name)),
+      metaItem("shell", s.shell_type),
+      metaItem("component", s.component_name ? `${s.component_name} ${s.component_version || ""}`.trim() : ""),
+      metaItem("started", `${localTime(s.start_time)} (${s.start_time})`),
+      metaItem(s.end_time ? "ended" : "last seen", localTime(s.end_time || s.last_seen)),
+      metaItem("duration", fmtDuration(s.duration_s)),
+      metaItem("commands", `${s.command_count} (${s.failed_count} failed)`),
+      metaItem("exit", s.exit_reason ? `${s.exit_reason}${s.exit_code !== null ? `, code ${s.exit_code}` : ""}` : ""),
+      metaItem("pid", s.pid), metaItem("tty", s.tty), metaItem("client address", s.client_address),
+      metaItem("start directory", attrs["shell.cwd"]), metaItem("service", s.service_name),
+      metaItem("token", s.verified ? `verified${s.enduser_id ? ` (${s.enduser_id})` : ""}` : "unverified"),
+    );
+    const rows = d.commands.map((c) => h("tr", { "data-testid": "command-row", "data-seq": c.seq },
+      h("td", { class: "num" }, String(c.seq)),
+      h("td", { class: "num", title: c.start_time }, `+${fmtDuration((Date.parse(c.start_time) - startMs) / 1000)}`),
+      h("td", { class: "num" }, fmtDuration(c.duration_ms / 1000)),
+      h("td", {}, exitBadge(c.exit_code)),
+      h("td", { class: "mono" }, c.cwd || ""),
+      h("td", { class: "mono cmd", "data-testid": "command-text" }, c.command, c.redacted ? h("span", { class: "badge", title: "a secret was replaced on the shell host" }, " redacted") : ""),
+    ));
+    const attrRows = Object.keys(attrs).sort().map((k) => h("tr", {}, h("td", { class: "mono" }, k), h("td", { class: "mono" }, attrs[k])));
+    return [
+      h("p", {}, h("a", { href: link("/sessions") }, "« sessions")),
+      h("h1", {}, `Session `, h("span", { class: "mono", "data-testid": "session-id" }, s.session_id), " ", stateBadge(s.state)),
+      h("div", { class: "card" }, meta),
+      h("div", { class: "card" }, h("h2", {}, "Command timeline"),
+        h("p", { class: "muted" }, "Each bar starts when the command started and is as long as it ran; green exited 0, red failed, grey unknown. Dashed lines mark a change of working directory."),
+        h("div", { class: "chart" }, waterfall(d.commands, startMs, endMs))),
+      h("div", { class: "card" }, h("h2", {}, `Commands (${d.commands.length})`),
+        h("table", { "data-testid": "commands-table" },
+          h("thead", {}, h("tr", {}, ["#", "at", "took", "exit", "cwd", "command"].map((c, i) => h("th", { class: i < 3 ? "num" : "" }, c)))),
+          h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "empty" }, "no commands recorded"))))),
+      h("div", { class: "card" }, h("details", {}, h("summary", {}, `All attributes (${attrRows.length})`), h("table", {}, h("tbody", {}, attrRows)))),
+    ];
+  };
+  if (!mount(gen, ...render(data))) return;
+  if (data.session.state === "active") {
+    setLive(`● live · refreshed ${new Date().toLocaleTimeString()}`);
+    schedule(async () => {
+      const fresh = await api(`/api/sessions/${encodeURIComponent(id)}`);
+      if (fresh && gen === generation) {
+        mount(gen, ...render(fresh));
+        setLive(fresh.session.state === "active" ? `● live · refreshed ${new Date().toLocaleTimeString()}` : "");
+      }
+    });
+  }
+}
+
+// ---- analytics ----------------------------------------------------------------------------
+
+function card(heading, testid, ...body) {
+  return h("div", { class: "card", "data-testid": testid }, h("h2", {}, heading), ...body);
+}
+
+function failureBars(rows, dimension, testid) {
+  const sorted = rows.filter((r) => r.commands > 0).sort((a, b) => b.failure_rate - a.failure_rate || b.commands - a.commands);
+  return hbars(sorted, {
+    testid, ariaLabel: `failure rate by ${dimension}`, max: Math.max(...sorted.map((r) => r.failure_rate), 0.0001),
+    label: (r) => r.key, value: (r) => r.failure_rate, barClass: () => "fail",
+    text: (r) => `${fmtPercent(r.failure_rate)} · ${fmtCount(r.failed_commands)} of ${fmtCount(r.commands)}`,
+    href: (r) => (r.key && dimension !== "component" ? link("/sessions", { [dimension]: r.key }) : r.key ? link("/sessions", { component: r.key }) : null),
+  });
+}
+
+function hostsNowCard(hosts) {
+  const hostRows = hosts.hosts.map((r) => h("tr", { "data-testid": "host-now", "data-host": r.host_name },
+    h("td", {}, h("a", { href: link("/sessions", { host: r.host_name, state: "active" }) }, r.host_name || "(unknown)")),
+    h("td", { class: "num" }, String(r.sessions)),
+    h("td", {}, r.users.flatMap((u, i) => [i ? ", " : "", h("a", { href: link("/sessions", { user: u, state: "active" }) }, u)])),
+    h("td", {}, r.shell_types.join(", ")),
+    h("td", {}, localTime(r.oldest_start))));
+  return card("Who is on which host now", "hosts-now",
+    hostRows.length
+      ? h("table", { class: "hostlist" }, h("thead", {}, h("tr", {}, h("th", {}, "host"), h("th", { class: "num" }, "active sessions"),
+        h("th", {}, "users"), h("th", {}, "shells"), h("th", {}, "oldest started"))), h("tbody", {}, hostRows))
+      : h("p", { class: "empty" }, "Nobody has an active session."));
+}
+
+async function analyticsView(params, gen) {
+  const filters = {};
+  for (const k of FILTERS) if (k !== "state" && params.get(k)) filters[k] = params.get(k);
+  const [stats, durations, hosts] = await Promise.all([
+    api("/api/stats", { ...filters, top: 10 }),
+    api("/api/durations", filters),
+    api("/api/hosts-now", { ...filters, limit: 50 }),
+  ]);
+  if (gen !== generation) return;
+  const t = stats.totals;
+  const tile = (k, v, testid) => h("div", { class: "tile", "data-testid": testid }, h("div", { class: "v" }, v), h("div", { class: "k" }, k));
+  const tiles = h("div", { class: "tiles" },
+    tile("sessions", fmtCount(t.sessions), "total-sessions"), tile("active now", fmtCount(t.active), "total-active"),
+    tile("ended", fmtCount(t.ended)), tile("abandoned", fmtCount(t.abandoned)),
+    tile("commands", fmtCount(t.commands), "total-commands"),
+    tile("failed commands", `${fmtCount(t.failed_commands)} (${t.commands ? fmtPercent(t.failed_commands / t.commands) : "0%"})`),
+    tile("median session", fmtDuration(t.duration_p50_s)), tile("90th percentile", fmtDuration(t.duration_p90_s)));
+
+  const hostsCard = hostsNowCard(hosts);
+  const histo = histogram(durations.buckets.map((b) => ({ label: b.label, value: b.sessions })), {
+    testid: "duration-histogram", ariaLabel: "session duration distribution",
+    caption: `sessions per duration range · median ${fmtDuration(t.duration_p50_s)}, p90 ${fmtDuration(t.duration_p90_s)}, p99 ${fmtDuration(t.duration_p99_s)}`,
+  });
+  const top = hbars(stats.top_commands, {
+    testid: "top-commands", ariaLabel: "top commands", mono: true,
+    label: (r) => r.command_name, value: (r) => r.runs, part: (r) => r.failures,
+    text: (r) => `${fmtCount(r.runs)} run${r.runs === 1 ? "" : "s"} · ${fmtPercent(r.failure_rate)} failed`,
+  });
+  const hint = (str) => h("p", { class: "muted" }, str);
+  const content = [
+    h("h1", {}, "Analytics"),
+    filterForm(params, ["user", "host", "component", "shell_type"], "/analytics"),
+    tiles,
+    hostsCard,
+    h("div", { class: "grid2" },
+      card("Sessions by hour of week (UTC)", "heatmap-card", hint("Darker cells had more sessions start; the number in a cell is the count."),
+        h("div", { class: "chart" }, heatmap(stats.busiest_hours, { testid: "heatmap" }))),
+      card("Session durations", "durations-card", h("div", { class: "chart" }, histo)),
+      card("Top commands", "top-commands-card", hint("Bar length: runs; the red part: runs that failed."), h("div", { class: "chart" }, top)),
+      card("Failure rate by user", "fail-user-card", hint("Share of commands that exited non-zero."), h("div", { class: "chart" }, failureBars(stats.by_user, "user", "fail-by-user"))),
+      card("Failure rate by host", "fail-host-card", h("div", { class: "chart" }, failureBars(stats.by_host, "host", "fail-by-host"))),
+      card("Failure rate by component", "fail-component-card", hint("Custom admin shells; sessions without a component are grouped as (none)."),
+        h("div", { class: "chart" }, failureBars(stats.by_component, "component", "fail-by-component"))),
+    ),
+  ];
+  if (!mount(gen, ...content)) return;
+  setLive(`● live · refreshed ${new Date().toLocaleTimeString()}`);
+  let current = hostsCard;
+  schedule(async () => {
+    const fresh = await api("/api/hosts-now", { ...filters, limit: 50 });
+    if (gen !== generation || !fresh) return;
+    const next = hostsNowCard(fresh);
+    current.replaceWith(next);
+    current = next;
+    setLive(`● live · refreshed ${new Date().toLocaleTimeString()}`);
+  });
+}
+
+// ---- start --------------------------------------------------------------------------------
+
+setupToken();
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,67 @@
+"""The web UI (static files served by the sink) and the API routes only the UI needs.
+
+The UI is plain HTML, CSS and JavaScript modules under ``ui/``; it needs no build step and no
+network beyond the sink itself. It reads the same API as the CLI (``/api/sessions/{id}``,
+``/api/stats``) plus three read-only routes registered here:
+
+* ``GET /api/session-page``: ``/api/sessions`` filters, ``limit`` and a keyset ``cursor``;
+  answers ``{"sessions": [...], "count": n, "next_cursor": "..." | null}``.
+* ``GET /api/durations``: the same filters; a session-duration histogram.
+* ``GET /api/hosts-now``: the same filters; active sessions grouped by host (who is where now).
+
+With sink authentication on, the static files stay readable (they hold no data) and every
+``/api/*`` call made by the page carries the bearer token the user pasted into it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .analytics import AnalyticsQueries
+from .queries import QueryError, SessionFilter, SessionQueries
+
+UI_DIR = Path(__file__).with_name("ui")
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+Runner = Callable[..., Awaitable[Any]]
+
+
+def _json(data: Any) -> web.Response:
+    return web.Response(text=json.dumps(data, default=str), content_type="application/json")
+
+
+def _filter(request: web.Request, *extra: str) -> tuple[SessionFilter, dict[str, str]]:
+    params = dict(request.query)
+    taken = {k: params.pop(k) for k in extra if k in params}
+    return SessionFilter.from_mapping(params), taken
+
+
+def register(app: web.Application, queries: SessionQueries, run: Runner) -> None:
+    """Add the UI and its routes to the API application (`run` executes a blocking query)."""
+    analytics = AnalyticsQueries(queries)
+
+    async def index(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(UI_DIR / "index.html", headers={
+            "Content-Security-Policy": CSP, "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+    async def durations(request: web.Request) -> web.Response:
+        flt, _ = _filter(request)
+        return _json(await run(analytics.durations, flt))
+
+    async def hosts_now(request: web.Request) -> web.Response:
+        flt, _ = _filter(request)
+        if flt.state not in (None, "active"):
+            raise QueryError("hosts-now lists active sessions only")
+        return _json(await run(analytics.hosts_now, flt))
+
+    app.router.add_get("/", index)
+    app.router.add_get("/index.html", index)
+    app.router.add_static("/ui/", UI_DIR, show_index=False, follow_symlinks=False)
+    app.router.add_get("/api/durations", durations)
+    app.router.add_get("/api/hosts-now", hosts_now)
