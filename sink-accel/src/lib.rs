@@ -1,0 +1,66 @@
+//! shellspan_sink_accel: a compiled twin of `shellspan_sink.rowbinary.encode_request`.
+
+mod encode;
+mod wire;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+/// encode_request(body, identity, max_attributes, max_attribute_length)
+/// -> (rowbinary: bytes, rows: int, rejected: int)
+///
+/// Convert a serialized OTLP ExportTraceServiceRequest into RowBinary rows of `otel_traces`,
+/// byte-identical to the pure-Python reference. Raises ValueError for an undecodable body.
+#[pyfunction]
+#[pyo3(signature = (body, identity, max_attributes, max_attribute_length))]
+fn encode_request<'py>(
+    py: Python<'py>,
+    body: &Bound<'py, PyAny>,
+    identity: Option<&Bound<'py, PyAny>>,
+    max_attributes: i64,
+    max_attribute_length: i64,
+) -> PyResult<Bound<'py, PyTuple>> {
+    // Immutable bytes can be read without the GIL; anything else bytes-like is copied first.
+    let body: Bound<'py, PyBytes> = match body.downcast::<PyBytes>() {
+        Ok(b) => b.clone(),
+        Err(_) => py
+            .import("builtins")?
+            .getattr("bytes")?
+            .call1((body,))?
+            .downcast_into::<PyBytes>()?,
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Some(identity) = identity {
+        if identity.is_truthy()? {
+            for item in identity.call_method0("items")?.try_iter()? {
+                pairs.push(item?.extract()?);
+            }
+        }
+    }
+    let data = body.as_bytes();
+    let result = py.allow_threads(|| {
+        let opts = encode::Options {
+            identity: pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect(),
+            max_attributes,
+            max_attribute_length,
+        };
+        encode::encode_request(data, &opts)
+    });
+    match result {
+        Ok((rows_data, rows, rejected)) => {
+            let out = PyBytes::new(py, &rows_data);
+            PyTuple::new(py, [out.into_any(), rows.into_pyobject(py)?.into_any(),
+                              rejected.into_pyobject(py)?.into_any()])
+        }
+        Err(err) => Err(PyValueError::new_err(format!(
+            "body is not a valid ExportTraceServiceRequest: {err}"
+        ))),
+    }
+}
+
+#[pymodule]
+fn shellspan_sink_accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(encode_request, m)?)?;
+    Ok(())
+}
