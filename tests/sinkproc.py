@@ -37,6 +37,7 @@ class SinkProcess:
         self.extra_args = list(extra_args)
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
+        self.read_token: str | None = None  # sent with API calls when the sink requires one
         self.log_path = self.data_dir / "sink.log"
 
     @property
@@ -78,15 +79,20 @@ class SinkProcess:
     def get(self, path: str, **params: Any) -> Any:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         url = f"{self.api_url}{path}" + (f"?{query}" if query else "")
-        with urllib.request.urlopen(url, timeout=30) as resp:
+        with urllib.request.urlopen(self._request(url), timeout=30) as resp:
             return json.loads(resp.read())
 
     def sql(self, statement: str) -> dict:
         """Read-only SQL through the sink (the embedded store belongs to the sink's process)."""
-        request = urllib.request.Request(f"{self.api_url}/api/sql", data=statement.encode(),
-                                         method="POST")
+        request = self._request(f"{self.api_url}/api/sql", data=statement.encode())
         with urllib.request.urlopen(request, timeout=60) as resp:
             return json.loads(resp.read())
+
+    def _request(self, url: str, data: bytes | None = None) -> urllib.request.Request:
+        request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+        if self.read_token:
+            request.add_header("Authorization", f"Bearer {self.read_token}")
+        return request
 
     def sessions(self, **filters: Any) -> list[dict]:
         return self.get("/api/sessions", **filters)["sessions"]

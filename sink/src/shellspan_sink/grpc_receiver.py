@@ -12,6 +12,7 @@ from concurrent import futures
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from .auth import AuthError, Verifier
 from .ingest import Ingest
 from .otlp import RequestError
 from .store import StoreError
@@ -22,10 +23,15 @@ log = logging.getLogger(__name__)
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-def export_handler(ingest: Ingest, ack_timeout: float):
+def export_handler(ingest: Ingest, verifier: Verifier, ack_timeout: float):
     def export(body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+        metadata = dict(context.invocation_metadata())
         try:
-            accepted = ingest.accept(body)
+            identity = verifier.identity(metadata.get("authorization"))
+        except AuthError as exc:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        try:
+            accepted = ingest.accept(body, identity)
             accepted.durable.result(ack_timeout)
         except RequestError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
@@ -43,14 +49,15 @@ def export_handler(ingest: Ingest, ack_timeout: float):
         export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString)
 
 
-def start_grpc(ingest: Ingest, address: str, *, max_message_bytes: int, ack_timeout: float,
+def start_grpc(ingest: Ingest, verifier: Verifier, address: str, *, max_message_bytes: int,
+               ack_timeout: float,
                workers: int = 8) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes)],
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        SERVICE, {"Export": export_handler(ingest, ack_timeout)}),))
+        SERVICE, {"Export": export_handler(ingest, verifier, ack_timeout)}),))
     if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot listen for OTLP/gRPC on {address}")
     server.start()

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from . import otlp, ui_routes
+from .auth import AuthError, Verifier
 from .ingest import ENCODER, Ingest
 from .queries import QueryError, SessionFilter, SessionQueries
 from .store import Store, StoreError
@@ -21,19 +22,21 @@ from .wal import Overloaded, WriteAheadLog
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "2"
-GRPC_INVALID_ARGUMENT, GRPC_UNAVAILABLE, GRPC_RESOURCE_EXHAUSTED = 3, 14, 8
+GRPC_INVALID_ARGUMENT, GRPC_UNAVAILABLE, GRPC_RESOURCE_EXHAUSTED, GRPC_UNAUTHENTICATED = 3, 14, 8, 16
 
 
 def _otlp_error(content_type: str, status: int, message: str) -> web.Response:
     reply_type = content_type if content_type in otlp.CONTENT_TYPES else otlp.JSON
-    code = {413: GRPC_RESOURCE_EXHAUSTED, 503: GRPC_UNAVAILABLE, 429: GRPC_UNAVAILABLE}.get(
-        status, GRPC_INVALID_ARGUMENT)
+    code = {413: GRPC_RESOURCE_EXHAUSTED, 503: GRPC_UNAVAILABLE, 429: GRPC_UNAVAILABLE,
+            401: GRPC_UNAUTHENTICATED}.get(status, GRPC_INVALID_ARGUMENT)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (429, 503) else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="shellspan"'}
     return web.Response(status=status, body=otlp.encode_status(reply_type, code, message),
                         content_type=reply_type, headers=headers)
 
 
-def otlp_app(ingest: Ingest, *, ack_timeout: float) -> web.Application:
+def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.Application:
     max_body = ingest.limits.max_body_bytes
     # Encoding is CPU-bound under the GIL: one thread does it as fast as several, without
     # starving the event loop and the writer of the GIL.
@@ -48,6 +51,10 @@ def otlp_app(ingest: Ingest, *, ack_timeout: float) -> web.Application:
         if request.content_length is not None and request.content_length > max_body:
             return _otlp_error(content_type, 413, f"body exceeds {max_body} bytes")
         try:
+            identity = verifier.identity(request.headers.get("Authorization"))
+        except AuthError as exc:
+            return _otlp_error(content_type, 401, str(exc))
+        try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _otlp_error(content_type, 413, f"body exceeds {max_body} bytes")
@@ -55,7 +62,7 @@ def otlp_app(ingest: Ingest, *, ack_timeout: float) -> web.Application:
         try:
             accepted = await loop.run_in_executor(
                 encoder, _decode_and_accept, ingest, body, content_type,
-                request.headers.get("Content-Encoding"), max_body * 8)
+                request.headers.get("Content-Encoding"), max_body * 8, identity)
             await asyncio.wait_for(asyncio.wrap_future(accepted.durable), ack_timeout)
         except otlp.RequestError as exc:
             return _otlp_error(content_type, exc.status, exc.message)
@@ -72,9 +79,9 @@ def otlp_app(ingest: Ingest, *, ack_timeout: float) -> web.Application:
 
 
 def _decode_and_accept(ingest: Ingest, body: bytes, content_type: str, encoding: str | None,
-                       max_inflated: int):
+                       max_inflated: int, identity: dict[str, str] | None):
     raw = otlp.decompress(body, encoding, max_inflated)
-    return ingest.accept(otlp.to_protobuf(raw, content_type))
+    return ingest.accept(otlp.to_protobuf(raw, content_type), identity)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -82,7 +89,8 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
-def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest: Ingest) -> web.Application:
+def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest: Ingest,
+            verifier: Verifier) -> web.Application:
     # The store serializes calls anyway; one thread keeps queries off the event loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
 
@@ -92,7 +100,13 @@ def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest:
     @web.middleware
     async def errors(request: web.Request, handler):
         try:
+            if request.path.startswith("/api/"):  # /health and the UI's static files stay open
+                verifier.check_read(request.headers.get("Authorization"))
             return await handler(request)
+        except AuthError as exc:
+            return web.Response(text=json.dumps({"error": str(exc)}), status=401,
+                                content_type="application/json",
+                                headers={"WWW-Authenticate": 'Bearer realm="shellspan"'})
         except QueryError as exc:
             return _json({"error": str(exc)}, 400)
         except StoreError as exc:
@@ -106,6 +120,7 @@ def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest:
             "store": store_state,
             "spool": spool.state(),
             "encoder": ENCODER,
+            "auth_mode": verifier.mode,
             "received_spans": ingest.received_spans,
             "rejected_spans": ingest.rejected_spans,
         }

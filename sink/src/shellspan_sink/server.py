@@ -11,12 +11,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .auth import AuthConfig, Verifier
 from .grpc_receiver import start_grpc
 from .http_apps import api_app, otlp_app
 from .ingest import Ingest, IngestLimits
 from .queries import SessionQueries
 from .schema import SchemaOptions
-from .store import Store, redact_dsn, state_dir
+from .store import Store, StoreError, redact_dsn, state_dir
 from .wal import WriteAheadLog
 
 log = logging.getLogger("shellspan_sink")
@@ -39,6 +40,7 @@ class SinkConfig:
     abandon_after: float = 300.0
     ack_timeout: float = 30.0
     limits: IngestLimits = field(default_factory=IngestLimits)
+    auth: AuthConfig = field(default_factory=AuthConfig.from_env)
     wal_dir: Path | None = None  # default: beside an embedded store, else the state dir
     segment_spans: int = 100_000
     segment_age: float = 0.5
@@ -53,25 +55,33 @@ class SinkConfig:
         return state_dir() / "sink-wal"
 
 
-def banner(cfg: SinkConfig) -> str:
+def banner(cfg: SinkConfig, auth_mode: str) -> str:
     http_host, http_port = split_address(cfg.otlp_http)
-    api_host, api_port = split_address(cfg.api)
+    api = f"http://{cfg.api}"
+    bindir = Path(sys.executable).parent
+    shellspan = bindir / "shellspan"
     return f"""shellspan sink is running
   store      {redact_dsn(cfg.store)}
   spool      {cfg.spool_dir}
   OTLP/HTTP  http://{cfg.otlp_http}/v1/traces
   OTLP/gRPC  {cfg.otlp_grpc}
-  API        http://{cfg.api}/api/sessions   (health: http://{cfg.api}/health)
+  API        {api}/api/sessions   (health: {api}/health)
+  web UI     {api}/
+  auth       {auth_mode}
 
-Send a shell's sessions here from any OpenTelemetry SDK or collector:
+Instrument a shell (in another terminal):
   export OTEL_EXPORTER_OTLP_ENDPOINT=http://{http_host}:{http_port}
-  export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
-then, in that environment, instrument a shell (see README.md, "Instrument a shell").
-List sessions:  shellspan-sink sessions list --api http://{api_host}:{api_port}
+  {shellspan} python                  # a recorded Python REPL
+  eval "$({shellspan} init bash)"     # this bash session (zsh: init zsh)
+  {shellspan} status                  # is it recorded, where do spans go
+Any OpenTelemetry SDK or collector can send to the OTLP endpoints above.
+
+List sessions:  {bindir / "shellspan-sink"} sessions list --api {api}
 Stop with Ctrl-C."""
 
 
 async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> None:
+    verifier = Verifier(cfg.auth)  # configuration errors stop the sink before it listens
     store = Store(cfg.store, cfg.schema)
     applied = await asyncio.to_thread(store.migrate)
     if applied:
@@ -83,21 +93,21 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
 
     runners: list[web.AppRunner] = []
     # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
-    for app, address, inflate in ((otlp_app(ingest, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
-                                  (api_app(store, queries, spool, ingest), cfg.api, True)):
+    for app, address, inflate in ((otlp_app(ingest, verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
+                                  (api_app(store, queries, spool, ingest, verifier), cfg.api, True)):
         runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)
-    grpc_server = start_grpc(ingest, cfg.otlp_grpc, max_message_bytes=cfg.limits.max_body_bytes,
+    grpc_server = start_grpc(ingest, verifier, cfg.otlp_grpc, max_message_bytes=cfg.limits.max_body_bytes,
                              ack_timeout=cfg.ack_timeout)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(banner(cfg), flush=True)
+    print(banner(cfg, verifier.mode), flush=True)
     if ready is not None:
         ready.set()
     await stop.wait()
@@ -115,7 +125,7 @@ def serve(cfg: SinkConfig) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve_async(cfg))
-    except OSError as exc:
+    except (OSError, ValueError, StoreError) as exc:
         print(f"shellspan-sink: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

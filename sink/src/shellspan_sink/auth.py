@@ -1,0 +1,161 @@
+"""Who sent this: JWT verification for OTLP in, and read access for the API.
+
+Keys: an HS256 shared secret (``SHELLSPAN_AUTH_SECRET``, the one the shell side mints with),
+RS256/ES256 public keys in PEM files (``SHELLSPAN_AUTH_PUBLIC_KEYS``, comma-separated) and a JWKS
+file (``SHELLSPAN_AUTH_JWKS``). Only the algorithms of configured keys are accepted, so
+``alg: none`` and algorithm confusion fail. ``exp``, ``nbf``, ``iat``, ``aud`` and (if set)
+``iss`` are checked with a small leeway.
+
+Modes (``SHELLSPAN_AUTH_MODE``): ``required`` rejects a missing or bad token; ``optional`` accepts
+a missing token (the session is stored unverified) but still rejects a bad one; ``off`` ignores
+tokens. The default is ``optional`` when a key is configured, else ``off``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jwt
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from shellspan import semconv
+
+MODES = ("required", "optional", "off")
+READ_SCOPE = "sessions:read"
+
+
+class AuthError(Exception):
+    """The request's credentials are missing or invalid (HTTP 401 / gRPC UNAUTHENTICATED)."""
+
+
+@dataclass
+class AuthConfig:
+    mode: str | None = None
+    secret: str | None = None
+    public_key_files: list[str] = field(default_factory=list)
+    jwks_file: str | None = None
+    audience: str | None = "shellspan"
+    issuer: str | None = None
+    leeway: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> AuthConfig:
+        env = os.environ if environ is None else environ
+        files = [p.strip() for p in env.get("SHELLSPAN_AUTH_PUBLIC_KEYS", "").split(",") if p.strip()]
+        return cls(mode=env.get("SHELLSPAN_AUTH_MODE") or None,
+                   secret=env.get("SHELLSPAN_AUTH_SECRET") or None,
+                   public_key_files=files,
+                   jwks_file=env.get("SHELLSPAN_AUTH_JWKS") or None,
+                   audience=env.get("SHELLSPAN_AUTH_AUDIENCE", "shellspan") or None,
+                   issuer=env.get("SHELLSPAN_AUTH_ISSUER") or None,
+                   leeway=float(env.get("SHELLSPAN_AUTH_LEEWAY", "30")))
+
+
+class Verifier:
+    def __init__(self, config: AuthConfig) -> None:
+        self.config = config
+        # (algorithms, key, kid) candidates; a token must verify against one of them.
+        self._keys: list[tuple[list[str], object, str | None]] = []
+        if config.secret:
+            self._keys.append((["HS256"], config.secret, None))
+        for path in config.public_key_files:
+            self._keys.append(_pem_key(Path(path)))
+        if config.jwks_file:
+            self._keys.extend(_jwks_keys(Path(config.jwks_file)))
+        mode = config.mode or ("optional" if self._keys else "off")
+        if mode not in MODES:
+            raise ValueError(f"SHELLSPAN_AUTH_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+        if mode != "off" and not self._keys:
+            raise ValueError(f"auth mode {mode!r} needs a key: set SHELLSPAN_AUTH_SECRET, "
+                             "SHELLSPAN_AUTH_PUBLIC_KEYS or SHELLSPAN_AUTH_JWKS")
+        self.mode = mode
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    def claims(self, authorization: str | None) -> dict | None:
+        """The verified claims, or None when there is no token. Raises AuthError."""
+        if not authorization:
+            return None
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("the Authorization header must be 'Bearer <token>'")
+        token = token.strip()
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"malformed token: {exc}") from exc
+        alg, kid = header.get("alg"), header.get("kid")
+        candidates = [(algs, key) for algs, key, key_id in self._keys
+                      if alg in algs and (kid is None or key_id is None or key_id == kid)]
+        if not candidates:
+            raise AuthError(f"token algorithm {alg!r} (kid {kid!r}) matches no configured key")
+        error: Exception | None = None
+        for algorithms, key in candidates:
+            try:
+                return jwt.decode(
+                    token, key, algorithms=algorithms, audience=self.config.audience,
+                    issuer=self.config.issuer, leeway=self.config.leeway,
+                    options={"require": ["exp", "sub"], "verify_aud": self.config.audience is not None})
+            except jwt.InvalidSignatureError as exc:
+                error = exc  # maybe another key of the same algorithm
+            except jwt.PyJWTError as exc:
+                raise AuthError(f"invalid token: {exc}") from exc
+        raise AuthError(f"invalid token: {error}")
+
+    def identity(self, authorization: str | None) -> dict[str, str] | None:
+        """Attributes the sink stamps on every span of the request (None: nothing to stamp)."""
+        if not self.enabled:
+            return None
+        claims = self.claims(authorization)
+        if claims is None:
+            if self.mode == "required":
+                raise AuthError("a bearer token is required")
+            return None  # optional: accepted, stored unverified
+        return {semconv.ENDUSER_ID: str(claims["sub"]), semconv.AUTH_VERIFIED: "true"}
+
+    def check_read(self, authorization: str | None) -> None:
+        """Read access to the API and UI data: a valid token whose scope includes sessions:read."""
+        if not self.enabled:
+            return
+        claims = self.claims(authorization)
+        if claims is None:
+            raise AuthError(f"a bearer token with the {READ_SCOPE!r} scope is required")
+        scope = claims.get("scope", "")
+        scopes = scope.split() if isinstance(scope, str) else list(scope)
+        if READ_SCOPE not in scopes:
+            raise AuthError(f"the token's scope does not include {READ_SCOPE!r}")
+
+
+def _pem_key(path: Path) -> tuple[list[str], object, None]:
+    pem = path.read_bytes()
+    if b"BEGIN EC PUBLIC KEY" in pem or _is_ec(pem):
+        return ["ES256"], ECAlgorithm(ECAlgorithm.SHA256).prepare_key(pem), None
+    return ["RS256"], RSAAlgorithm(RSAAlgorithm.SHA256).prepare_key(pem), None
+
+
+def _is_ec(pem: bytes) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    return isinstance(load_pem_public_key(pem), ec.EllipticCurvePublicKey)
+
+
+def _jwks_keys(path: Path) -> list[tuple[list[str], object, str | None]]:
+    doc = json.loads(path.read_text())
+    keys = []
+    for jwk in doc.get("keys", []):
+        kty = jwk.get("kty")
+        if kty == "RSA":
+            keys.append((["RS256"], RSAAlgorithm.from_jwk(jwk), jwk.get("kid")))
+        elif kty == "EC":
+            keys.append((["ES256"], ECAlgorithm.from_jwk(jwk), jwk.get("kid")))
+        elif kty == "oct":
+            keys.append((["HS256"], jwt.utils.base64url_decode(jwk["k"]), jwk.get("kid")))
+    if not keys:
+        raise ValueError(f"{path}: no RSA, EC or oct keys")
+    return keys

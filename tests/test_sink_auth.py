@@ -1,0 +1,198 @@
+"""Identity: the sink verifies JWTs (HS256, RS256/ES256 PEM keys, a JWKS file) for OTLP in and for
+reading, stamps the verified subject on every span, and refuses what does not verify."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from otlp_builders import Command, SessionSpec, kv, post, request_for, session_spans
+from sinkproc import SinkProcess
+
+from shellspan import semconv
+
+SECRET = "s3cret-for-tests-only-0123456789abcdef"
+
+
+def token(sub: str = "alice", key=SECRET, alg: str = "HS256", **claims) -> str:
+    now = int(time.time())
+    payload = {"sub": sub, "aud": "shellspan", "iat": now, "exp": now + 300, **claims}
+    return jwt.encode(payload, key, algorithm=alg, headers=claims.pop("headers", None))
+
+
+def bearer(tok: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tok}"}
+
+
+def send(sink: SinkProcess, spec: SessionSpec, headers: dict[str, str] | None = None, spans=None):
+    body = request_for(spans or session_spans(spec)).SerializeToString()
+    return post(sink.otlp_http_endpoint, body, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def sink(tmp_path_factory):
+    proc = SinkProcess(tmp_path_factory.mktemp("auth"),
+                       env={"SHELLSPAN_AUTH_SECRET": SECRET, "SHELLSPAN_AUTH_MODE": "required"})
+    proc.read_token = token("reader", scope="sessions:read")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def test_verified_subject_wins_over_claimed_user(sink):
+    spec = SessionSpec(user="root")  # the client claims to be root
+    spans = session_spans(spec)
+    for span in spans:
+        span.attributes.append(kv(semconv.ENDUSER_ID, "root"))
+    assert send(sink, spec, bearer(token("alice")), spans).status == 200
+    s = sink.wait_for(lambda: sink.sessions(user="root"))[0]
+    assert (s["enduser_id"], s["verified"]) == ("alice", True)
+    assert sink.session(s["session_id"])["session"]["attributes"][semconv.ENDUSER_ID] == "alice"
+
+
+def _none_token() -> str:
+    def b64(obj) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    now = int(time.time())
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'sub': 'root', 'aud': 'shellspan', 'exp': now + 300})}."
+
+
+@pytest.mark.parametrize("name,header", [
+    ("missing", None),
+    ("expired", bearer(token(exp=int(time.time()) - 3600))),
+    ("wrong signature", bearer(token(key="another-secret-another-secret-123"))),
+    ("wrong audience", bearer(token(aud="someone-else"))),
+    ("alg none", bearer(_none_token())),
+    ("not yet valid", bearer(token(nbf=int(time.time()) + 3600))),
+    ("no subject", {"Authorization": "Bearer " + jwt.encode(
+        {"aud": "shellspan", "exp": int(time.time()) + 300}, SECRET, algorithm="HS256")}),
+    ("garbage", {"Authorization": "Bearer not.a.token"}),
+    ("not bearer", {"Authorization": f"Basic {base64.b64encode(b'a:b').decode()}"}),
+])
+def test_bad_tokens_are_rejected_with_401(sink, name, header):
+    spec = SessionSpec(user=f"rejected-{name}")
+    reply = send(sink, spec, header)
+    assert reply.status == 401, name
+    assert reply.headers.get("WWW-Authenticate", "").startswith("Bearer")
+    time.sleep(0.6)  # one spool segment age: anything accepted would be stored by now
+    assert sink.sessions(user=f"rejected-{name}") == []
+
+
+def test_grpc_checks_the_token_too(sink):
+    spec = SessionSpec(user="grpc-auth", commands=[Command("ls")])
+    with grpc.insecure_channel(f"127.0.0.1:{sink.grpc_port}") as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Export(request_for(session_spans(spec)), timeout=10,
+                        metadata=[("authorization", f"Bearer {token(key='wrong-secret-wrong-secret-12345678')}")])
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        stub.Export(request_for(session_spans(spec)), timeout=30,
+                    metadata=[("authorization", f"Bearer {token('bob')}")])
+    s = sink.wait_for(lambda: sink.sessions(user="grpc-auth"))[0]
+    assert (s["enduser_id"], s["verified"], s["command_count"]) == ("bob", True, 1)
+
+
+def test_read_access_needs_the_scope(sink):
+    def status(tok: str | None, path: str = "/api/sessions") -> int:
+        request = urllib.request.Request(sink.api_url + path)
+        if tok:
+            request.add_header("Authorization", f"Bearer {tok}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert status(None) == 401
+    assert status(token("writer")) == 401  # a shell's token cannot read others' sessions
+    assert status(token("reader", scope="sessions:read other")) == 200
+    assert status(token("reader", scope=["sessions:read"]), "/api/stats") == 200
+    assert status(None, "/health") == 200
+    assert status(None, "/") == 200  # the page loads; its data calls carry the token
+
+
+def test_sdk_exporter_with_headers_is_accepted_and_without_is_refused(sink):
+    script = r"""
+import sys
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+exporter = OTLPSpanExporter(endpoint=sys.argv[1] + "/v1/traces",
+                            headers={"Authorization": "Bearer " + sys.argv[2]} if sys.argv[2] else None)
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+span = provider.get_tracer("t").start_span("shell.session.start",
+                                            attributes={"user.name": sys.argv[3]})
+span.end()
+provider.shutdown()
+"""
+    run = [sys.executable, "-c", script, sink.otlp_http_endpoint]
+    subprocess.run(run + [token("carol"), "sdk-ok"], check=True, timeout=60, capture_output=True)
+    out = subprocess.run(run + ["", "sdk-refused"], timeout=60, capture_output=True, text=True)
+    assert "401" in out.stderr
+    s = sink.wait_for(lambda: sink.sessions(user="sdk-ok"))[0]
+    assert s["enduser_id"] == "carol"
+    assert sink.sessions(user="sdk-refused") == []
+
+
+def test_optional_mode_accepts_anonymous_but_not_forged(sink_factory):
+    sink = sink_factory("optional", env={"SHELLSPAN_AUTH_SECRET": SECRET,
+                                         "SHELLSPAN_AUTH_MODE": "optional"})
+    sink.read_token = token("reader", scope="sessions:read")
+    anonymous = SessionSpec(user="anon")
+    assert send(sink, anonymous).status == 200
+    assert send(sink, SessionSpec(user="forged"), bearer(token(key="x" * 32))).status == 401
+    signed = SessionSpec(user="signed")
+    assert send(sink, signed, bearer(token("dave"))).status == 200
+    sink.wait_for(lambda: len(sink.sessions()) == 2)
+    by_user = {s["user_name"]: (s["enduser_id"], s["verified"]) for s in sink.sessions()}
+    assert by_user == {"anon": ("", False), "signed": ("dave", True)}
+
+
+def _pem(private) -> bytes:
+    return private.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_rs256_es256_pem_keys_and_jwks(sink_factory, tmp_path):
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    jwks_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "rsa.pem").write_bytes(_pem(rsa_key))
+    (tmp_path / "ec.pem").write_bytes(_pem(ec_key))
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(jwks_key.public_key()))
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
+    sink = sink_factory("keys", env={
+        "SHELLSPAN_AUTH_PUBLIC_KEYS": f"{tmp_path / 'rsa.pem'},{tmp_path / 'ec.pem'}",
+        "SHELLSPAN_AUTH_JWKS": str(tmp_path / "jwks.json"), "SHELLSPAN_AUTH_MODE": "required"})
+    sink.read_token = token("reader", key=rsa_key, alg="RS256", scope="sessions:read")
+    cases = {"rs": token("rs-user", key=rsa_key, alg="RS256"),
+             "es": token("es-user", key=ec_key, alg="ES256"),
+             "jwks": token("jwks-user", key=jwks_key, alg="RS256", headers={"kid": "k1"})}
+    for name, tok in cases.items():
+        assert send(sink, SessionSpec(user=name), bearer(tok)).status == 200, name
+    # HS256 with the RSA public key as the secret (algorithm confusion) must fail.
+    confused = jwt.encode({"sub": "root", "aud": "shellspan", "exp": int(time.time()) + 300},
+                          "not-the-key-but-hs256-not-configured", algorithm="HS256")
+    assert send(sink, SessionSpec(user="confused"), bearer(confused)).status == 401
+    sink.wait_for(lambda: len(sink.sessions()) == 3)
+    assert {s["user_name"]: s["enduser_id"] for s in sink.sessions()} == {
+        "rs": "rs-user", "es": "es-user", "jwks": "jwks-user"}
+
+
+def test_misconfigured_auth_stops_the_sink_with_a_clear_message(tmp_path):
+    proc = SinkProcess(tmp_path, env={"SHELLSPAN_AUTH_MODE": "required"})
+    with pytest.raises(RuntimeError) as err:
+        proc.start(timeout=30)
+    assert "needs a key" in str(err.value)
