@@ -34,6 +34,11 @@ COMMAND_LINE = "process.command_line"
 COMMAND_NAME = "shell.command.name"
 COMMAND_SEQ = "shell.command.seq"
 COMMAND_REDACTED = "shell.command.redacted"
+COMMAND_PIPESTATUS = "shell.command.pipestatus"  # exit status of every pipeline stage (int array)
+
+# Nested shells (bash, zsh): the level and the session of the shell that started this one.
+SHELL_LEVEL = "shell.level"
+PARENT_SESSION_ID = "shell.parent.session.id"
 
 # Identity established by the sink from a verified token (never trusted from the client).
 ENDUSER_ID = "enduser.id"

@@ -1,0 +1,114 @@
+"""The ``shellspan`` command (shell side).
+
+``shellspan python`` is on the start-up path of a shell, so this module imports nothing heavy
+and dispatches by hand; the other subcommands may take their time.
+"""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: shellspan COMMAND [ARGS]
+
+commands:
+  python [-q]            an instrumented Python REPL
+  ipython [ARGS...]      IPython with the shellspan extension loaded
+  init bash|zsh          print the hook script for ~/.bashrc or ~/.zshrc
+  agent [--daemon|stop]  the per-user agent of bash/zsh sessions
+  status | doctor        configuration, agent, spool contents and endpoint reachability
+  spool flush            resend spooled sessions now
+  spool send FILE...     send these spool entries (used by a shell's exit)
+  auto-install [DIR]     write shellspan-auto.pth (instrument every interactive Python)
+  auto-uninstall [DIR]   remove it
+"""
+
+
+def _status() -> int:
+    from shellspan.config import Config
+    from shellspan.spool import Spool
+
+    cfg = Config()
+    spool = Spool(cfg.spool_dir, max_bytes=cfg.spool_max_bytes, max_files=cfg.spool_max_files)
+    n, size = spool.size()
+    print(f"endpoint:   {cfg.endpoint} ({cfg.protocol})")
+    print(f"disabled:   {cfg.disabled}")
+    auth = "token" if cfg.auth_token else ("minted from secret" if cfg.auth_secret else "none")
+    print(f"auth:       {auth}")
+    print(f"spool:      {cfg.spool_dir} ({n} entries, {size} bytes)")
+    from shellspan.export import RETRYABLE, HttpSender
+    from shellspan.otlp import encode_request
+
+    sender = HttpSender(cfg.endpoint, timeout_s=2.0)
+    result = sender.send(encode_request([], {}))
+    state = "reachable" if result.outcome != RETRYABLE else f"unreachable ({result.error})"
+    print(f"endpoint:   {state} (HTTP {result.status or '-'})")
+    return 0
+
+
+def _spool_flush() -> int:
+    from shellspan.export import Exporter
+
+    exp = Exporter()
+    total = 0
+    while True:
+        sent = exp.drain_spool(limit=100)
+        total += sent
+        if not sent or exp.breaker.is_open:
+            break
+    n, _ = exp.spool.size()
+    print(f"resent {total} spooled requests; {n} left")
+    return 0 if n == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "python":
+        from shellspan.repl import main as repl_main
+
+        return repl_main(rest)
+    if cmd == "ipython":
+        from shellspan.ipython_ext import main as ipython_main
+
+        return ipython_main(rest)
+    if cmd == "init":
+        from shellspan.posix import main_init
+
+        return main_init(rest)
+    if cmd == "agent":
+        from shellspan.agent import main as agent_main
+
+        return agent_main(rest)
+    if cmd in ("status", "doctor"):
+        rc = _status()
+        from shellspan.agent import print_status
+
+        return print_status(doctor=cmd == "doctor") or rc
+    if cmd == "spool" and rest[:1] == ["flush"]:
+        return _spool_flush()
+    if cmd == "spool" and rest[:1] == ["send"]:
+        from shellspan.export import Exporter
+
+        deadline, files = 15.0, []
+        for arg in rest[1:]:
+            if arg.startswith("--deadline="):
+                deadline = float(arg.split("=", 1)[1])
+            else:
+                files.append(arg)
+        Exporter().send_files(files, deadline)
+        return 0
+    if cmd in ("auto-install", "auto-uninstall"):
+        from shellspan.auto import install_pth, uninstall_pth
+
+        path = (install_pth if cmd == "auto-install" else uninstall_pth)(rest[0] if rest else None)
+        print(path)
+        return 0
+    sys.stderr.write(USAGE)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""Shell sessions as traces: the public API (DESIGN.md §3).
+
+    import shellspan
+
+    with shellspan.Session("myshell", metadata={"shell.component.name": "billing"}) as s:
+        with s.command("refund 42"):
+            ...
+
+A session is one trace; its id is the trace id (32 lowercase hex digits). ``start`` queues a
+short ``shell.session.start`` span (exported at once), heartbeats follow every
+``SHELLSPAN_HEARTBEAT_INTERVAL`` seconds, every command is a ``shell.command`` span, and ``end``
+exports the root ``shell.session`` span with the exit reason and code, then flushes within the
+exit budget (the rest goes to the spool). Nothing here imports the OpenTelemetry SDK or touches
+the network on the calling thread: ids and timestamps are made locally and spans are handed to
+the export thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import time
+from collections.abc import Callable, Mapping
+
+from shellspan import semconv as sc
+from shellspan.config import Config
+from shellspan.otlp import (
+    STATUS_ERROR,
+    AttrValue,
+    Link,
+    SpanData,
+    new_span_id,
+    new_trace_id,
+    parse_traceparent,
+    traceparent,
+)
+
+TYPE_CHECKING = False  # avoid importing typing on the start-up path
+if TYPE_CHECKING:  # pragma: no cover
+    from types import TracebackType
+
+EXIT_CODES_BY_SIGNAL = {"hangup": 129, "signal": 143}
+
+
+def _user_name() -> str:
+    for var in ("USER", "LOGNAME", "USERNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except Exception:  # noqa: BLE001
+        return str(os.getuid())
+
+
+def _tty() -> str:
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd):
+                return os.ttyname(fd)
+        except OSError:
+            continue
+    return ""
+
+
+def _client_address(env: Mapping[str, str]) -> str:
+    for var in ("SSH_CONNECTION", "SSH_CLIENT"):
+        val = env.get(var, "").split()
+        if val:
+            return val[0]
+    return ""
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""
+
+
+def command_name(text: str) -> str:
+    """The first word of a command: a statement keyword, a callee (``df.head``) or a program."""
+    s = text.lstrip()
+    i = 0
+    while i < len(s) and (s[i].isalnum() or s[i] in "_.-/%!"):
+        i += 1
+    return s[:i] or s[:1]
+
+
+class Command:
+    """One running command; use as a context manager or call ``finish`` yourself."""
+
+    def __init__(self, session: Session, text: str, name: str | None = None,
+                 cwd: str | None = None) -> None:
+        self.session = session
+        self.seq = session._next_seq()
+        self.span_id = new_span_id()
+        self.text, self.redacted = session.redact(text)
+        self.name = name if name is not None else command_name(self.text)
+        self.cwd = cwd if cwd is not None else session.cwd
+        self.start_ns = time.time_ns()
+        self.attributes: dict[str, AttrValue] = {}
+        self.finished = False
+        session._set_env_parent(self.span_id)
+
+    def set_attribute(self, key: str, value: AttrValue) -> None:
+        self.attributes[key] = value
+
+    def finish(self, exit_code: int = 0, error: BaseException | str | None = None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        s = self.session
+        end_ns = time.time_ns()
+        s.cwd = _cwd()
+        attrs: dict[str, AttrValue] = {
+            sc.SESSION_ID: s.session_id,
+            sc.COMMAND_LINE: self.text,
+            sc.COMMAND_NAME: self.name,
+            sc.CWD: self.cwd,
+            sc.COMMAND_SEQ: self.seq,
+            sc.EXIT_CODE: int(exit_code),
+            sc.COMMAND_REDACTED: self.redacted,
+            **self.attributes,
+        }
+        failed = exit_code != 0 or error is not None
+        message = ""
+        if error is not None:
+            message = error if isinstance(error, str) else f"{type(error).__name__}"
+            if not isinstance(error, str):
+                attrs["exception.type"] = type(error).__name__
+        if failed:
+            s.failed_count += 1
+        s._emit(SpanData(s.trace_id, self.span_id, sc.SPAN_COMMAND, self.start_ns, end_ns,
+                         s.root_span_id, attrs, status_code=STATUS_ERROR if failed else 0,
+                         status_message=message))
+        s._set_env_parent(s.root_span_id)
+
+    def __enter__(self) -> Command:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if ev is None or isinstance(ev, (SystemExit, GeneratorExit)) and not ev.args:
+            self.finish(0)
+        elif isinstance(ev, SystemExit):
+            code = ev.code if isinstance(ev.code, int) else 1
+            self.finish(code, None if code == 0 else ev)
+        else:
+            self.finish(1, ev)
+
+
+class Session:
+    """One interactive shell session, recorded as one trace."""
+
+    def __init__(self, shell_type: str = "python", *, metadata: Mapping[str, AttrValue] | None = None,
+                 config: Config | None = None, exporter=None, redactor=None,
+                 propagate_env: bool = True) -> None:
+        self.config = config or Config()
+        self.shell_type = shell_type
+        self.trace_id = new_trace_id()
+        self.root_span_id = new_span_id()
+        self.session_id = self.trace_id.hex()
+        self.start_ns = 0
+        self.end_ns = 0
+        self.cwd = _cwd()
+        self.command_count = 0
+        self.failed_count = 0
+        self.exit_reason: str | None = None
+        self.exit_code: int | None = None
+        self.propagate_env = propagate_env
+        self._redactor = redactor
+        self._exporter = exporter
+        self._started = False
+        self._ended = False
+        self._links: list[Link] = []
+        env = os.environ
+        self.attributes: dict[str, AttrValue] = {
+            sc.SESSION_ID: self.session_id,
+            sc.SHELL_TYPE: shell_type,
+            sc.USER_NAME: _user_name(),
+            sc.HOST_NAME: os.uname().nodename,
+            sc.PROCESS_PID: os.getpid(),
+            sc.PROCESS_PARENT_PID: os.getppid(),
+            sc.TTY: _tty(),
+            sc.CLIENT_ADDRESS: _client_address(env),
+            sc.CWD: self.cwd,
+        }
+        if metadata:
+            self.attributes.update({k: v for k, v in metadata.items() if v is not None})
+        parent = parse_traceparent(env.get("TRACEPARENT", ""))
+        if parent:  # started from an instrumented process: link to it, keep our own trace
+            self._links.append(Link(parent[0], parent[1], env.get("TRACESTATE", "")))
+        self._inherited_tracestate = env.get("TRACESTATE", "")
+        self._inherited_baggage = env.get("BAGGAGE", "")
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    @property
+    def disabled(self) -> bool:
+        return self.config.disabled
+
+    @property
+    def exporter(self):
+        if self._exporter is None and not self.disabled:
+            from shellspan.export import get_exporter
+
+            self._exporter = get_exporter(self.config, subject=str(self.attributes[sc.USER_NAME]))
+        return self._exporter
+
+    def redact(self, text: str) -> tuple[str, bool]:
+        if self._redactor is None:
+            from shellspan.redact import default_redactor
+
+            self._redactor = default_redactor()
+        return self._redactor.redact(text)
+
+    def _next_seq(self) -> int:
+        self.command_count += 1
+        return self.command_count
+
+    def _emit(self, span: SpanData) -> None:
+        if not self.disabled:
+            self.exporter.submit(span)
+
+    def _set_env_parent(self, span_id: bytes) -> None:
+        if not self.propagate_env or self.disabled:
+            return
+        env = os.environ
+        env["TRACEPARENT"] = traceparent(self.trace_id, span_id)
+        state = f"shellspan={self.command_count}"
+        others = [e for e in self._inherited_tracestate.split(",")
+                  if e.strip() and not e.strip().startswith("shellspan=")]
+        env["TRACESTATE"] = ",".join([state, *others[:31]])
+        bag = [e for e in self._inherited_baggage.split(",")
+               if e.strip() and not e.strip().startswith("shell.session.id=")]
+        env["BAGGAGE"] = ",".join([f"shell.session.id={self.session_id}", *bag])
+
+    def set_attribute(self, key: str, value: AttrValue) -> None:
+        """Add session metadata (goes on the root span; before ``start`` also on the start span)."""
+        self.attributes[key] = value
+
+    @property
+    def traceparent(self) -> str:
+        return traceparent(self.trace_id, self.root_span_id)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, *, defer_export: bool = False) -> Session:
+        """Begin the session. With ``defer_export`` the export thread starts at ``ready()``."""
+        if self._started:
+            return self
+        self._started = True
+        self.start_ns = time.time_ns()
+        if self.disabled:
+            return self
+        self._emit(SpanData(self.trace_id, new_span_id(), sc.SPAN_SESSION_START, self.start_ns,
+                            time.time_ns(), self.root_span_id, dict(self.attributes)))
+        exp = self.exporter
+        exp.add_periodic(self.config.heartbeat_s, self._heartbeat)
+        exp.start(wait_for_ready=defer_export)
+        self._set_env_parent(self.root_span_id)
+        atexit.register(self._atexit)
+        global _current
+        _current = self
+        return self
+
+    def ready(self) -> None:
+        """The shell is interactive (first prompt): the export thread may start its work."""
+        if not self.disabled and self._exporter is not None:
+            self._exporter.ready()
+
+    def _heartbeat(self) -> SpanData | None:
+        if self._ended or not self._started:
+            return None
+        now = time.time_ns()
+        return SpanData(self.trace_id, new_span_id(), sc.SPAN_HEARTBEAT, now, now,
+                        self.root_span_id,
+                        {sc.SESSION_ID: self.session_id, sc.SHELL_TYPE: self.shell_type,
+                         sc.CWD: self.cwd, sc.COMMAND_COUNT: self.command_count})
+
+    def command(self, text: str, name: str | None = None, cwd: str | None = None) -> Command:
+        """Start a command span; finish it with ``finish()`` or use it as a context manager."""
+        return Command(self, text, name, cwd)
+
+    def record_command(self, text: str, *, start_ns: int, end_ns: int | None = None,
+                       exit_code: int = 0, name: str | None = None, cwd: str | None = None,
+                       error: BaseException | str | None = None) -> None:
+        """Record a command that already ran (for shells that only learn of it afterwards)."""
+        cmd = Command(self, text, name, cwd)
+        cmd.start_ns = start_ns
+        cmd.finish(exit_code, error)
+        if end_ns is not None:  # pragma: no cover - cosmetic
+            pass
+
+    def end(self, reason: str = "exit", exit_code: int = 0, *,
+            budget_s: float | None = None) -> None:
+        """Export the root span with the exit reason and code; flush within the exit budget."""
+        if self._ended or not self._started:
+            return
+        self._ended = True
+        self.exit_reason, self.exit_code = reason, int(exit_code)
+        self.end_ns = time.time_ns()
+        if self.disabled:
+            return
+        attrs = dict(self.attributes)
+        attrs.update({sc.EXIT_REASON: reason, sc.EXIT_CODE: int(exit_code),
+                      sc.COMMAND_COUNT: self.command_count, sc.CWD: self.attributes.get(sc.CWD, ""),
+                      "shell.cwd.last": self.cwd, "shell.command.failed_count": self.failed_count})
+        status = STATUS_ERROR if reason == "crash" else 0
+        self._emit(SpanData(self.trace_id, self.root_span_id, sc.SPAN_SESSION, self.start_ns,
+                            self.end_ns, b"", attrs, status_code=status,
+                            status_message=reason if status else "", links=self._links))
+        exp = self._exporter
+        if exp is not None:
+            exp.clear_periodic()
+            exp.flush(budget_s)
+        global _current
+        if _current is self:
+            _current = None
+
+    def _atexit(self) -> None:
+        self.end("exit", 0)
+
+    def __enter__(self) -> Session:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if ev is None:
+            self.end("exit", 0)
+        elif isinstance(ev, SystemExit):
+            self.end("exit", ev.code if isinstance(ev.code, int) else (0 if ev.code is None else 1))
+        elif isinstance(ev, EOFError):
+            self.end("eof", 0)
+        elif isinstance(ev, KeyboardInterrupt):
+            self.end("signal", 130)
+        else:
+            self.end("crash", 1)
+
+    def otel_context(self):
+        """An OpenTelemetry Context whose current span is this session's root span, so that
+        an application's own tracer can create spans inside the session (imports the API)."""
+        from opentelemetry import trace
+
+        ctx = trace.SpanContext(int.from_bytes(self.trace_id, "big"),
+                                int.from_bytes(self.root_span_id, "big"), is_remote=True,
+                                trace_flags=trace.TraceFlags(1))
+        return trace.set_span_in_context(trace.NonRecordingSpan(ctx))
+
+
+_current: Session | None = None
+
+
+def current_session() -> Session | None:
+    """The session started last in this process and not yet ended."""
+    return _current
+
+
+def start_session(shell_type: str = "python", *, metadata: Mapping[str, AttrValue] | None = None,
+                  install_signal_handlers: bool = False, defer_export: bool = False,
+                  **kwargs) -> Session:
+    """Create and start a session (optionally with SIGHUP/SIGTERM handlers that end it)."""
+    s = Session(shell_type, metadata=metadata, **kwargs).start(defer_export=defer_export)
+    if install_signal_handlers:
+        install_signal_handlers_for(s)
+    return s
+
+
+def end_session(reason: str = "exit", exit_code: int = 0) -> None:
+    """End the current session, if any."""
+    if _current is not None:
+        _current.end(reason, exit_code)
+
+
+def install_signal_handlers_for(s: Session,
+                                on_signal: Callable[[int], None] | None = None) -> None:
+    """End ``s`` on SIGHUP (reason ``hangup``, code 129) and SIGTERM (``signal``, 143), then
+    let the signal do what it did before (default: terminate with that signal's status)."""
+    try:  # the C module behind `signal`, which builds its enums at import (~0.5 ms at start-up)
+        import _signal as signal
+    except ImportError:  # pragma: no cover
+        import signal
+
+    def handler(signum, frame):
+        reason = "hangup" if signum == signal.SIGHUP else "signal"
+        s.end(reason, 128 + signum)
+        if on_signal is not None:
+            on_signal(signum)
+        prev = previous.get(signum)
+        if callable(prev):
+            prev(signum, frame)
+            return
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    previous: dict[int, object] = {}
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        try:
+            prev = signal.getsignal(sig)
+            if prev == signal.SIG_IGN:
+                continue
+            previous[sig] = prev if callable(prev) and prev is not signal.default_int_handler \
+                else None
+            signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread, or no such signal
+            continue
+
+
+def flush(budget_s: float | None = None) -> bool:
+    """Flush the process's exporter within ``budget_s`` (spooling the rest)."""
+    from shellspan import export
+
+    exp = export._exporter
+    return exp.flush(budget_s) if exp is not None else True
+
+
+__all__ = ["Command", "Session", "current_session", "start_session", "end_session",
+           "install_signal_handlers_for", "flush", "command_name"]
