@@ -112,3 +112,15 @@ def test_identifiers_are_validated(bad):
         SchemaOptions(database=bad)
     with pytest.raises(ValueError):
         SchemaOptions(cluster=bad)
+
+
+def test_store_password_never_reaches_output(tmp_path):
+    from sinkproc import free_port
+
+    dsn = f"http://shellspan:hunter2-secret@127.0.0.1:{free_port()}/audit"
+    proc = SinkProcess(tmp_path, store=dsn)
+    with pytest.raises(RuntimeError) as err:
+        proc.start(timeout=60)
+    output = str(err.value)
+    assert "cannot start" in output and "127.0.0.1" in output
+    assert "hunter2-secret" not in output

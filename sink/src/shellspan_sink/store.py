@@ -61,6 +61,7 @@ class Store:
         if self.kind not in ("chdb", "http", "https"):
             raise ValueError(f"unsupported store DSN scheme {self.kind!r}: use chdb://, http:// or https://")
         self.options = options or SchemaOptions()
+        self._password = urllib.parse.urlsplit(dsn).password
         self._lock = threading.Lock()
         self._client = None
 
@@ -78,7 +79,7 @@ class Store:
                 else:
                     self._client = clickhouse_connect.get_client(dsn=self.dsn)
             except Exception as exc:  # driver raises many types; callers need one
-                raise StoreError(f"cannot open store {redact_dsn(self.dsn)}: {exc}") from exc
+                raise StoreError(f"cannot open store {redact_dsn(self.dsn)}: {self._error(exc)}") from exc
         return self._client
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
@@ -89,7 +90,7 @@ class Store:
                 raise
             except Exception as exc:
                 self._reset_on_transport_error()
-                raise StoreError(str(exc)) from exc
+                raise self._error(exc) from exc
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None,
               settings: dict[str, Any] | None = None) -> QueryResult:
@@ -100,7 +101,7 @@ class Store:
                 raise
             except Exception as exc:
                 self._reset_on_transport_error()
-                raise StoreError(str(exc)) from exc
+                raise self._error(exc) from exc
         return QueryResult(list(result.column_names), list(result.result_rows))
 
     def insert_rowbinary(self, table: str, column_names: Sequence[str], data: bytes) -> None:
@@ -119,7 +120,14 @@ class Store:
                 raise
             except Exception as exc:
                 self._reset_on_transport_error()
-                raise StoreError(str(exc)) from exc
+                raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> StoreError:
+        """A StoreError whose message never carries the DSN's password (it reaches logs, /health)."""
+        message = str(exc)
+        if self._password:
+            message = message.replace(self._password, "***")
+        return StoreError(message)
 
     def _reset_on_transport_error(self) -> None:
         # A server client reconnects by being rebuilt; the embedded engine must be kept.
