@@ -67,9 +67,12 @@ def test_filters(sink, filters, expected):
     assert ids(sink.sessions(**filters)) == by(*expected)
 
 
-def test_list_is_newest_first_and_limited(sink):
-    listed = sink.sessions(limit=2)
-    assert [s["session_id"] for s in listed] == [SPECS[3].session_id, SPECS[2].session_id]
+def test_list_is_newest_first_limited_and_paged(sink):
+    page = sink.get("/api/sessions", limit=2)
+    assert [s["session_id"] for s in page["sessions"]] == [SPECS[3].session_id, SPECS[2].session_id]
+    rest = sink.get("/api/sessions", limit=2, cursor=page["next_cursor"])
+    assert [s["session_id"] for s in rest["sessions"]] == [SPECS[1].session_id, SPECS[0].session_id]
+    assert rest["next_cursor"] is None
 
 
 def test_session_fields(sink):
@@ -132,6 +135,8 @@ def test_sql_injection_through_string_filters_matches_nothing(sink, field, paylo
     {"since": "1' OR '1'='1"},
     {"until": "yesterday; DROP TABLE x"},
     {"order": "session_id; DROP TABLE x"},
+    {"cursor": "1-' OR '1'='1"},
+    {"cursor": "99999999999999999999-" + "0" * 32},
 ])
 def test_invalid_filters_are_rejected_with_400(sink, params):
     with pytest.raises(urllib.error.HTTPError) as err:

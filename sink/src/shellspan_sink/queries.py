@@ -20,7 +20,7 @@ MAX_LIMIT = 10_000
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
-_CURSOR = re.compile(r"^(\d{1,20})-([0-9a-f]{32})$")
+_CURSOR = re.compile(r"^(\d{1,18})-([0-9a-f]{32})$")  # ns since 1970 fit in 18 digits until 2286
 
 
 class QueryError(ValueError):
