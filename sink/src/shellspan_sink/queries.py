@@ -20,7 +20,7 @@ MAX_LIMIT = 10_000
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
-_CURSOR = re.compile(r"^(\d{1,18})-([0-9a-f]{32})$")  # ns since 1970 fit in 18 digits until 2286
+_CURSOR = re.compile(r"^(\d{1,19})-([0-9a-f]{32})$")
 
 
 class QueryError(ValueError):
@@ -102,7 +102,7 @@ class SessionFilter:
             params["until"] = until
         if self.cursor:
             m = _CURSOR.match(self.cursor)
-            if not m:
+            if not m or int(m.group(1)) >= 2**63:
                 raise QueryError("cursor must be the next_cursor value of a previous page")
             conditions.append("(start_ns < {cursor_ns:Int64} OR "
                               "(start_ns = {cursor_ns:Int64} AND session_id > {cursor_id:String}))")
