@@ -28,8 +28,11 @@ def export_handler(ingest: Ingest, verifier: Verifier, ack_timeout: float):
         metadata = dict(context.invocation_metadata())
         try:
             identity = verifier.identity(metadata.get("authorization"))
+            ingest.spool.check_room()
         except AuthError as exc:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        except Overloaded as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         try:
             accepted = ingest.accept(body, identity)
             accepted.durable.result(ack_timeout)

@@ -52,8 +52,11 @@ def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.A
             return _otlp_error(content_type, 413, f"body exceeds {max_body} bytes")
         try:
             identity = verifier.identity(request.headers.get("Authorization"))
+            ingest.spool.check_room()
         except AuthError as exc:
             return _otlp_error(content_type, 401, str(exc))
+        except Overloaded as exc:
+            return _otlp_error(content_type, 503, str(exc))
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:

@@ -135,6 +135,11 @@ class WriteAheadLog:
 
     # --- the acknowledged path ------------------------------------------------------------------
 
+    def check_room(self) -> None:
+        """Refuse early (before a body is read and encoded) when the spool is already full."""
+        if self.spooled_bytes >= self.max_bytes:
+            raise Overloaded(f"spool full ({self.spooled_bytes} bytes waiting for the store)")
+
     def submit(self, batch: RowBatch) -> Future:
         """Append a batch; the future resolves once it is on disk (fdatasync)."""
         future: Future = Future()
