@@ -110,3 +110,12 @@ def test_exporter_thread_waits_for_the_prompt_and_a_quick_exit_does_not_wait_for
     exp.submit(_span())  # unless there is more to send (another session in this process)
     assert exp.flush(5.0) is True  # the thread set itself up and spooled it (endpoint down)
     assert exp._sender is not None and exp.spool.size()[0] == 2
+
+
+def test_a_token_without_a_session_names_the_login_user(monkeypatch):
+    import jwt
+
+    monkeypatch.setenv("USER", "spool-sender")
+    token = TokenSource(secret="k" * 32).get()  # as `shellspan spool send` builds it
+    claims = jwt.decode(token, "k" * 32, algorithms=["HS256"], audience="shellspan")
+    assert claims["sub"] == "spool-sender"

@@ -77,6 +77,7 @@ def _none_token() -> str:
     ("not yet valid", bearer(token(nbf=int(time.time()) + 3600))),
     ("no subject", {"Authorization": "Bearer " + jwt.encode(
         {"aud": "shellspan", "exp": int(time.time()) + 300}, SECRET, algorithm="HS256")}),
+    ("empty subject", bearer(token(""))),
     ("garbage", {"Authorization": "Bearer not.a.token"}),
     ("not bearer", {"Authorization": f"Basic {base64.b64encode(b'a:b').decode()}"}),
 ])

@@ -8,9 +8,23 @@ the shell carries on. Minting runs on the export thread (PyJWT is imported there
 
 from __future__ import annotations
 
+import os
 import time
 
 AUDIENCE = "shellspan"
+
+
+def login_name() -> str:
+    """The user a shell runs as: $USER (or LOGNAME, USERNAME), else the password database."""
+    for var in ("USER", "LOGNAME", "USERNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except Exception:  # noqa: BLE001 - no passwd entry (containers): the uid will do
+        return str(os.getuid())
 
 
 def mint_token(secret: str, subject: str, ttl_s: float = 300.0, *, now: float | None = None,
@@ -30,7 +44,10 @@ class TokenSource:
 
     def __init__(self, *, secret: str = "", token: str = "", subject: str = "",
                  ttl_s: float = 300.0) -> None:
-        self.secret, self.token, self.subject, self.ttl_s = secret, token, subject, ttl_s
+        # A token always names someone: processes that resend a spool (no session at hand)
+        # mint for the user they run as.
+        self.secret, self.token, self.ttl_s = secret, token, ttl_s
+        self.subject = subject or login_name()
         self._cached: str | None = None
         self._renew_at = 0.0
 

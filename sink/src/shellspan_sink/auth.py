@@ -97,10 +97,13 @@ class Verifier:
         error: Exception | None = None
         for algorithms, key in candidates:
             try:
-                return jwt.decode(
+                claims = jwt.decode(
                     token, key, algorithms=algorithms, audience=self.config.audience,
                     issuer=self.config.issuer, leeway=self.config.leeway,
                     options={"require": ["exp", "sub"], "verify_aud": self.config.audience is not None})
+                if not isinstance(claims["sub"], str) or not claims["sub"].strip():
+                    raise AuthError("the token's subject (sub) is empty")
+                return claims
             except jwt.InvalidSignatureError as exc:
                 error = exc  # maybe another key of the same algorithm
             except jwt.PyJWTError as exc:
