@@ -1,0 +1,741 @@
+"""End to end through the collectors with real processes only: a `shellspan python` REPL in a pty
+-> agent collector (agent.yaml) -> gateway collector (gateway.yaml) -> `shellspan-sink` with
+`SHELLSPAN_AUTH_MODE=required`, and the gateway's fan-out to a trace backend.
+
+The collector is the one collector_config/build.sh builds (or has cached); without a Go toolchain
+the module is skipped with the reason printed. The trace backend is Jaeger v2 (all-in-one with
+in-memory storage), built once from its Go module and cached under
+${XDG_CACHE_HOME:-~/.cache}/shellspan/jaeger/<release>/; where that build is not possible (or
+`SHELLSPAN_E2E_TRACE_BACKEND=collector` is set) a second collector stands in for it, forwarding
+to a small recording OTLP/HTTP receiver in this process. docs/collector.md says why and how.
+Everything listens on free loopback ports; every process started here is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import jwt
+import pytest
+from sinkproc import SinkProcess, free_port
+
+pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO / "collector_config"
+BUILD_SCRIPT = CONFIG_DIR / "build.sh"
+SHELLSPAN = str(Path(sys.executable).with_name("shellspan"))
+PROMPT = ">>> "
+SECRET = "e2e-secret-" + uuid.uuid4().hex
+EXIT_LIMIT_S = 1.0  # Ctrl-D to process exit; the shell's own flush budget is far smaller
+
+# The session every shell here runs: a few commands, one of them failing.
+COMMANDS = ["x = 6 * 7", "print('answer', x)", "1/0", "y = x + 1"]
+EXIT_CODES = [0, 0, 1, 0]
+
+# Jaeger v2 is released from the same repository as v1: the Go module carries the v1 tag of a
+# release pair, so Jaeger v2.13.0 is github.com/jaegertracing/jaeger@v1.76.0 (its CHANGELOG says
+# "v1.76.0 / v2.13.0"), and cmd/jaeger is the v2 binary.
+JAEGER_RELEASE = "v2.13.0"
+JAEGER_MODULE = "github.com/jaegertracing/jaeger"
+JAEGER_MODULE_VERSION = "v1.76.0"
+JAEGER_BUILD_TIMEOUT_S = 900
+
+# The first collector build (build.sh) or Jaeger build happens in a module fixture and counts
+# against the first test that uses it.
+pytestmark = pytest.mark.timeout(1800)
+
+
+# --------------------------------------------------------------------------------------------------
+# small helpers
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2, on_fail=None):
+    """Poll until `predicate()` is truthy and return its value; fail with `on_fail()` appended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    extra = f"\n{on_fail()}" if on_fail else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def go_command() -> str | None:
+    for candidate in (os.environ.get("GO"), shutil.which("go"), "/usr/local/go/bin/go"):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def run_bounded(args: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run in its own process group, the whole group killed on timeout (a `go build`
+    leaves compiler children behind otherwise)."""
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          stdin=subprocess.DEVNULL, start_new_session=True, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+class Process:
+    """A long-running child (collector or Jaeger) with its output in a log file."""
+
+    def __init__(self, args: list[str], log_path: Path, ready_ports: list[int],
+                 env: dict[str, str] | None = None) -> None:
+        self.args, self.log_path, self.ready_ports = args, log_path, ready_ports
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> Process:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.args, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+        def ready() -> bool:
+            assert self.proc.poll() is None, f"{self.args[0]} exited early:\n{self.log()}"
+            return all(port_open(p) for p in self.ready_ports)
+
+        wait_for(ready, timeout, f"{Path(self.args[0]).name} to listen", on_fail=self.log)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def log(self, tail: int = 6000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-tail:]
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="module")
+def processes():
+    """Start processes through this; every one is stopped when the module ends (in reverse)."""
+    started: list[Process] = []
+
+    def make(*args, **kwargs) -> Process:
+        p = Process(*args, **kwargs)
+        started.append(p)
+        return p
+
+    yield make
+    for p in reversed(started):
+        p.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# the collector binary and the collector configs
+
+
+@pytest.fixture(scope="module")
+def otelcol() -> Path:
+    proc = run_bounded(["bash", str(BUILD_SCRIPT)], timeout=1200)
+    if proc.returncode == 3:
+        reason = f"collector not built, no Go toolchain: {proc.stderr.strip()}"
+        print(reason)
+        pytest.skip(reason)
+    assert proc.returncode == 0, f"build.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+    binary = Path(proc.stdout.strip().splitlines()[-1])
+    assert binary.is_file() and os.access(binary, os.X_OK), binary
+    return binary
+
+
+class Gateway:
+    def __init__(self, processes, otelcol: Path, tmp: Path, sink_endpoint: str,
+                 backend_port: int) -> None:
+        self.grpc_port, self.http_port = free_port(), free_port()
+        env = {
+            "SHELLSPAN_GATEWAY_GRPC_ENDPOINT": f"127.0.0.1:{self.grpc_port}",
+            "SHELLSPAN_GATEWAY_HTTP_ENDPOINT": f"127.0.0.1:{self.http_port}",
+            "SHELLSPAN_GATEWAY_QUEUE_DIR": str(tmp / "gateway-queue"),
+            "SHELLSPAN_GATEWAY_METRICS_PORT": str(free_port()),
+            "SHELLSPAN_GATEWAY_RETRY_MAX_INTERVAL": "2s",
+            "SHELLSPAN_SINK_ENDPOINT": sink_endpoint,
+            "SHELLSPAN_TRACE_BACKEND_ENDPOINT": f"127.0.0.1:{backend_port}",
+        }
+        self.proc = processes([str(otelcol), f"--config={CONFIG_DIR / 'gateway.yaml'}"],
+                              tmp / "gateway.log", [self.grpc_port, self.http_port], env)
+
+
+class Agent:
+    def __init__(self, processes, otelcol: Path, tmp: Path, gateway_grpc_port: int) -> None:
+        self.grpc_port, self.http_port = free_port(), free_port()
+        env = {
+            "SHELLSPAN_AGENT_GRPC_ENDPOINT": f"127.0.0.1:{self.grpc_port}",
+            "SHELLSPAN_AGENT_HTTP_ENDPOINT": f"127.0.0.1:{self.http_port}",
+            "SHELLSPAN_AGENT_QUEUE_DIR": str(tmp / "agent-queue"),
+            "SHELLSPAN_AGENT_METRICS_PORT": str(free_port()),
+            "SHELLSPAN_AGENT_RETRY_MAX_INTERVAL": "2s",
+            "SHELLSPAN_GATEWAY_ENDPOINT": f"127.0.0.1:{gateway_grpc_port}",
+        }
+        self.proc = processes([str(otelcol), f"--config={CONFIG_DIR / 'agent.yaml'}"],
+                              tmp / "agent.log", [self.grpc_port, self.http_port], env)
+        self.endpoint = f"http://127.0.0.1:{self.http_port}"
+
+
+# --------------------------------------------------------------------------------------------------
+# the trace backend: Jaeger v2, or a collector standing in for it
+
+
+def jaeger_cache_dir() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "shellspan" / "jaeger" / JAEGER_RELEASE
+
+
+def jaeger_binary() -> tuple[Path | None, str]:
+    """(the cached or freshly built Jaeger binary, how it was obtained) or (None, why not).
+
+    `go install github.com/jaegertracing/jaeger/cmd/jaeger@...` refuses the module, because its
+    go.mod has a replace directive; so the module's source is fetched from the module proxy
+    (`go mod download`) and built with `go build` inside it, where the replace applies. A failed
+    build leaves a `build-failed` note in the cache directory, so later runs do not retry it;
+    delete the note to try again."""
+    cache = jaeger_cache_dir()
+    binary, failed = cache / "jaeger", cache / "build-failed"
+    if binary.is_file() and os.access(binary, os.X_OK):
+        return binary, f"cached at {binary}"
+    if failed.exists():
+        return None, f"an earlier build failed ({failed}): {failed.read_text()[-800:]}"
+    go = go_command()
+    if go is None:
+        return None, "no Go toolchain to build Jaeger with"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time for parallel runs
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return binary, f"built meanwhile, cached at {binary}"
+        started = time.monotonic()
+        try:
+            dl = run_bounded([go, "mod", "download", "-json",
+                              f"{JAEGER_MODULE}@{JAEGER_MODULE_VERSION}"], timeout=300)
+            if dl.returncode != 0:
+                raise RuntimeError(f"go mod download failed:\n{dl.stdout[-1500:]}{dl.stderr[-1500:]}")
+            source = json.loads(dl.stdout)["Dir"]
+            tmp_binary = cache / f".jaeger.{os.getpid()}.tmp"
+            ldflags = f"-X {JAEGER_MODULE}/internal/version.latestVersion={JAEGER_RELEASE}"
+            build = run_bounded([go, "build", "-trimpath", "-ldflags", ldflags, "-o",
+                                 str(tmp_binary), "./cmd/jaeger"], timeout=JAEGER_BUILD_TIMEOUT_S,
+                                cwd=source, env={**os.environ, "GOFLAGS": "-mod=readonly"})
+            if build.returncode != 0:
+                raise RuntimeError(f"go build failed:\n{build.stderr[-3000:]}")
+            os.replace(tmp_binary, binary)
+        except subprocess.TimeoutExpired:
+            failed.write_text(f"the build took longer than {JAEGER_BUILD_TIMEOUT_S}s\n")
+            return None, failed.read_text()
+        except (RuntimeError, OSError, ValueError, KeyError) as exc:
+            failed.write_text(f"{exc}\n")
+            return None, f"build failed: {exc}"
+        took = time.monotonic() - started
+        (cache / "build-seconds").write_text(f"{took:.0f}\n")
+        return binary, f"built in {took:.0f}s, cached at {binary}"
+
+
+JAEGER_CONFIG = """\
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: info
+extensions:
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 10000
+  jaeger_query:
+    storage:
+      traces: memstore
+    # On by default: Jaeger would trace itself to OTLP/gRPC localhost:4317 (the sink's and the
+    # agent's default port) and wait for that export at shutdown.
+    enable_tracing: false
+    http:
+      endpoint: 127.0.0.1:{query_http}
+    grpc:
+      endpoint: 127.0.0.1:{query_grpc}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{otlp_grpc}
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+"""
+
+
+class JaegerBackend:
+    """Jaeger v2 all-in-one, in-memory storage; spans are read back through its query API."""
+
+    def __init__(self, processes, binary: Path, tmp: Path, how: str) -> None:
+        self.otlp_grpc_port, query_http, query_grpc = free_port(), free_port(), free_port()
+        config = tmp / "jaeger.yaml"
+        config.write_text(JAEGER_CONFIG.format(otlp_grpc=self.otlp_grpc_port,
+                                               query_http=query_http, query_grpc=query_grpc))
+        self.query_url = f"http://127.0.0.1:{query_http}"
+        self.proc = processes([str(binary), "--config", str(config)], tmp / "jaeger.log",
+                              [self.otlp_grpc_port, query_http]).start(timeout=60)
+        self.description = f"Jaeger {JAEGER_RELEASE} ({how})"
+
+    def trace_spans(self, trace_id: str) -> dict[str, str]:
+        """{span id: span name} of one trace, as Jaeger's query API returns it ({} if unknown)."""
+        try:
+            with urllib.request.urlopen(f"{self.query_url}/api/traces/{trace_id}",
+                                        timeout=10) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return {}
+            raise
+        spans = {}
+        for trace in body.get("data") or []:
+            assert trace["traceID"] == trace_id, trace["traceID"]
+            for span in trace["spans"]:
+                spans[span["spanID"]] = span["operationName"]
+        return spans
+
+    def log(self) -> str:
+        return self.proc.log()
+
+
+class RecordingReceiver:
+    """OTLP/HTTP traces receiver that records every span it gets (and the request's
+    Authorization header)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.spans: dict[tuple[str, str], str] = {}
+        self.authorization: list[str | None] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+                    ExportTraceServiceRequest,
+                )
+
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                req = ExportTraceServiceRequest()
+                req.ParseFromString(body)
+                with outer.lock:
+                    outer.authorization.append(self.headers.get("Authorization"))
+                    for rs in req.resource_spans:
+                        for ss in rs.scope_spans:
+                            for span in ss.spans:
+                                key = (span.trace_id.hex(), span.span_id.hex())
+                                outer.spans[key] = span.name
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+STANDIN_CONFIG = """\
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{otlp_grpc}
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  otlp_http/recorder:
+    endpoint: http://127.0.0.1:{recorder}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp_http/recorder]
+  telemetry:
+    metrics:
+      level: none
+"""
+
+
+class CollectorBackend:
+    """A second collector (the built binary: OTLP/gRPC in, OTLP/HTTP out) in front of a recording
+    receiver, standing in for a trace backend."""
+
+    def __init__(self, processes, otelcol: Path, tmp: Path, why: str) -> None:
+        self.recorder = RecordingReceiver()
+        self.otlp_grpc_port = free_port()
+        config = tmp / "backend-standin.yaml"
+        config.write_text(STANDIN_CONFIG.format(otlp_grpc=self.otlp_grpc_port,
+                                                recorder=self.recorder.port))
+        self.proc = processes([str(otelcol), f"--config={config}"], tmp / "backend.log",
+                              [self.otlp_grpc_port]).start()
+        self.description = f"collector stand-in ({why})"
+
+    def trace_spans(self, trace_id: str) -> dict[str, str]:
+        with self.recorder.lock:
+            return {sid: name for (tid, sid), name in self.recorder.spans.items()
+                    if tid == trace_id}
+
+    def log(self) -> str:
+        return self.proc.log()
+
+
+@pytest.fixture(scope="module")
+def trace_backend(otelcol, processes, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("backend")
+    choice = os.environ.get("SHELLSPAN_E2E_TRACE_BACKEND", "auto")
+    assert choice in ("auto", "jaeger", "collector"), choice
+    backend = None
+    if choice == "collector":
+        backend = CollectorBackend(processes, otelcol, tmp, "SHELLSPAN_E2E_TRACE_BACKEND")
+    else:
+        binary, how = jaeger_binary()
+        if binary is not None:
+            backend = JaegerBackend(processes, binary, tmp, how)
+        else:
+            assert choice != "jaeger", f"Jaeger required but unavailable: {how}"
+            backend = CollectorBackend(processes, otelcol, tmp, f"no Jaeger: {how}")
+    print(f"trace backend: {backend.description}")
+    yield backend
+    if isinstance(backend, CollectorBackend):
+        backend.proc.stop()
+        backend.recorder.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# the sink, the pipeline, the shells
+
+
+def read_token() -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": "e2e-reader", "aud": "shellspan", "iat": now, "exp": now + 3600,
+                       "scope": "sessions:read"}, SECRET, algorithm="HS256")
+
+
+@pytest.fixture(scope="module")
+def sink(tmp_path_factory):
+    proc = SinkProcess(tmp_path_factory.mktemp("sink"),
+                       env={"SHELLSPAN_AUTH_SECRET": SECRET, "SHELLSPAN_AUTH_MODE": "required"})
+    proc.read_token = read_token()
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
+
+
+class Pipeline:
+    def __init__(self, sink: SinkProcess, gateway: Gateway, agent: Agent, backend) -> None:
+        self.sink, self.gateway, self.agent, self.backend = sink, gateway, agent, backend
+
+    def logs(self) -> str:
+        return (f"--- agent\n{self.agent.proc.log()}\n--- gateway\n{self.gateway.proc.log()}\n"
+                f"--- sink\n{self.sink.log()[-4000:]}\n--- backend\n{self.backend.log()}")
+
+
+@pytest.fixture(scope="module")
+def pipeline(otelcol, processes, sink, trace_backend, tmp_path_factory):
+    """agent -> gateway -> sink (+ trace backend), all up."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    gateway = Gateway(processes, otelcol, tmp, sink.otlp_http_endpoint,
+                      trace_backend.otlp_grpc_port)
+    gateway.proc.start()
+    agent = Agent(processes, otelcol, tmp, gateway.grpc_port)
+    agent.proc.start()
+    yield Pipeline(sink, gateway, agent, trace_backend)
+    agent.proc.stop()
+    gateway.proc.stop()
+
+
+def shell_env(tmp: Path, endpoint: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "SHELLSPAN_", "TRACE", "BAGGAGE", "PYTHONSTARTUP"))}
+    home = tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "SHELLSPAN_SPOOL_DIR": str(tmp / "spool"),
+                "HOME": str(home), "USER": "e2e" + uuid.uuid4().hex[:10], "TERM": "dumb",
+                "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update(extra)
+    return env
+
+
+class ShellRun:
+    def __init__(self, env: dict[str, str], output: str, exit_s: float, status: int | None):
+        self.env, self.output, self.exit_s, self.status = env, output, exit_s, status
+        self.user = env["USER"]
+
+    def spooled(self) -> list[str]:
+        d = Path(self.env["SHELLSPAN_SPOOL_DIR"])
+        return sorted(p.name for p in d.iterdir() if p.suffix == ".otlp") if d.exists() else []
+
+
+def run_shell(env: dict[str, str]) -> ShellRun:
+    """`shellspan python -q` in a pty: COMMANDS, then Ctrl-D."""
+    child = pexpect.spawn(SHELLSPAN, ["python", "-q"], env=env, encoding="utf-8", timeout=20,
+                          cwd=env["HOME"], dimensions=(24, 200))
+    try:
+        child.expect_exact(PROMPT)
+        out = []
+        for line in COMMANDS:
+            child.sendline(line)
+            child.expect_exact(PROMPT)
+            out.append(child.before)
+        time.sleep(0.2)
+        started = time.monotonic()
+        child.sendeof()
+        child.expect(pexpect.EOF, timeout=15)
+        exit_s = time.monotonic() - started
+        out.append(child.before)
+    finally:
+        child.close(force=True)
+    return ShellRun(env, "".join(out).replace("\r\n", "\n"), exit_s, child.exitstatus)
+
+
+def stored_session(sink: SinkProcess, user: str, timeout: float, on_fail=None) -> dict:
+    """The one ended session of `user`, once all its commands are stored; its detail."""
+    def complete():
+        found = [s for s in sink.sessions(user=user) if s["state"] == "ended"]
+        if not found:
+            return None
+        detail = sink.session(found[0]["session_id"])
+        return detail if len(detail["commands"]) >= len(COMMANDS) else None
+
+    try:
+        return sink.wait_for(complete, timeout)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{on_fail() if on_fail else ''}") from exc
+
+
+def assert_recorded(detail: dict, user: str) -> None:
+    session = detail["session"]
+    assert session["user_name"] == user, session
+    assert (session["enduser_id"], session["verified"]) == (user, True), session
+    assert session["shell_type"] == "python" and session["exit_reason"] == "eof", session
+    assert session["command_count"] == len(COMMANDS), session
+    assert session["failed_count"] == EXIT_CODES.count(1), session
+    commands = detail["commands"]
+    assert [c["command"] for c in commands] == COMMANDS
+    assert [c["exit_code"] for c in commands] == EXIT_CODES
+    assert [c["status"] for c in commands] == ["Error" if e else "Unset" for e in EXIT_CODES]
+
+
+def raw_counts(sink: SinkProcess, trace_id: str) -> tuple[int, int]:
+    """(rows, distinct (trace id, span id)) of one trace in the raw table, deduplicated (FINAL)."""
+    assert all(c in "0123456789abcdef" for c in trace_id) and len(trace_id) == 32, trace_id
+    rows = sink.sql("SELECT count(), uniqExact(TraceId, SpanId) FROM shellspan.otel_traces FINAL "
+                    f"WHERE TraceId = '{trace_id}'")["rows"]
+    return int(rows[0][0]), int(rows[0][1])
+
+
+def raw_spans(sink: SinkProcess, trace_id: str) -> dict[str, str]:
+    assert all(c in "0123456789abcdef" for c in trace_id) and len(trace_id) == 32, trace_id
+    rows = sink.sql("SELECT SpanId, SpanName FROM shellspan.otel_traces FINAL "
+                    f"WHERE TraceId = '{trace_id}'")["rows"]
+    return {span_id: name for span_id, name in rows}
+
+
+def raw_rows_for_shell(sink: SinkProcess, run: ShellRun) -> int:
+    """Rows in the raw table from one shell run, found by its working directory (a directory of
+    its own, which every session and command span carries)."""
+    cwd = run.env["HOME"]
+    assert all(c.isalnum() or c in "/_.-" for c in cwd), cwd
+    rows = sink.sql("SELECT count() FROM shellspan.otel_traces WHERE "
+                    f"SpanAttributes['shell.cwd'] = '{cwd}'")["rows"]
+    return int(rows[0][0])
+
+
+def wait_spool_empty(run: ShellRun, timeout: float = 20.0) -> None:
+    """What the shell could not send within its exit budget is spooled and handed to a detached
+    helper; once everything is accepted downstream, nothing is left to resend."""
+    wait_for(lambda: not run.spooled(), timeout, "an empty spool",
+             on_fail=lambda: f"left: {run.spooled()}")
+
+
+@pytest.fixture(scope="module")
+def good_run(pipeline, tmp_path_factory) -> ShellRun:
+    """One session with a JWT minted by the shell from the shared secret, through the agent."""
+    tmp = tmp_path_factory.mktemp("good-shell")
+    run = run_shell(shell_env(tmp, pipeline.agent.endpoint, SHELLSPAN_AUTH_SECRET=SECRET))
+    assert run.status == 0, run.output
+    return run
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. shell -> agent -> gateway -> sink, with the verified identity
+
+
+def test_session_reaches_the_sink_with_the_verified_identity(pipeline, good_run):
+    assert good_run.exit_s < EXIT_LIMIT_S, f"exit took {good_run.exit_s:.2f}s"
+    assert "answer 42" in good_run.output and "ZeroDivisionError" in good_run.output
+    assert good_run.output.count("Traceback") == 1, good_run.output  # the one from 1/0
+    wait_spool_empty(good_run)  # the agent accepted everything
+
+    detail = stored_session(pipeline.sink, good_run.user, 60, pipeline.logs)
+    assert_recorded(detail, good_run.user)
+    # The verified subject is stamped on the session's spans, too.
+    assert detail["session"]["attributes"]["enduser.id"] == good_run.user
+    session_id = detail["session"]["session_id"]
+    rows, distinct = raw_counts(pipeline.sink, session_id)
+    assert rows == distinct >= len(COMMANDS) + 2  # commands + start + root (+ heartbeats)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. invalid tokens: rejected at the sink, unnoticed by the shell
+
+
+def test_invalid_tokens_are_rejected_at_the_sink_and_the_shell_notices_nothing(
+        pipeline, good_run, tmp_path):
+    wrong_secret = "not-the-sink-secret-" + uuid.uuid4().hex
+    runs = {
+        "garbage token": run_shell(shell_env(tmp_path / "garbage", pipeline.agent.endpoint,
+                                             SHELLSPAN_AUTH_TOKEN="not.a.jwt")),
+        "wrong secret": run_shell(shell_env(tmp_path / "wrong", pipeline.agent.endpoint,
+                                            SHELLSPAN_AUTH_SECRET=wrong_secret)),
+    }
+    for name, run in runs.items():
+        # The shell notices nothing: same output as the accepted session, prompt exit, code 0.
+        assert run.status == 0, (name, run.output)
+        assert run.exit_s < EXIT_LIMIT_S, f"{name}: exit took {run.exit_s:.2f}s"
+        assert run.output == good_run.output, name
+        assert "shellspan" not in run.output and "401" not in run.output, name
+        wait_spool_empty(run)  # the agent took the spans: nothing left to resend
+
+    # The gateway forwarded each batch with its token, and the sink refused it with 401, which the
+    # gateway's exporter treats as permanent (logged and dropped, not retried).
+    def rejections() -> int:
+        return pipeline.gateway.proc.log(tail=200_000).count("HTTP Status Code 401")
+
+    wait_for(lambda: rejections() >= len(runs), 30, "the sink's 401s in the gateway log",
+             on_fail=pipeline.logs)
+    # A session sent after the rejected ones (a later valid token) is stored ...
+    later = run_shell(shell_env(tmp_path / "later", pipeline.agent.endpoint,
+                                SHELLSPAN_AUTH_SECRET=SECRET))
+    assert_recorded(stored_session(pipeline.sink, later.user, 60, pipeline.logs), later.user)
+    time.sleep(1.0)  # two sink spool segment ages: anything accepted would be stored by now
+    # ... and nothing of the rejected ones: not as a session, not as a raw span.
+    for name, run in runs.items():
+        assert pipeline.sink.sessions(user=run.user) == [], name
+        assert raw_rows_for_shell(pipeline.sink, run) == 0, name
+    assert raw_rows_for_shell(pipeline.sink, later) == len(COMMANDS) + 2  # + start and root
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. gateway outage: the agent's persistent queue delivers once, later
+
+
+def test_gateway_outage_the_agent_queue_delivers_the_session_once(otelcol, processes, pipeline,
+                                                                  tmp_path):
+    sink = pipeline.sink
+    gateway = Gateway(processes, otelcol, tmp_path, sink.otlp_http_endpoint,
+                      pipeline.backend.otlp_grpc_port)
+    agent = Agent(processes, otelcol, tmp_path, gateway.grpc_port)
+    agent.proc.start()  # the gateway is not running yet
+
+    def logs() -> str:
+        return (f"--- agent\n{agent.proc.log()}\n--- gateway\n{gateway.proc.log()}\n"
+                f"--- sink\n{sink.log()[-4000:]}")
+
+    try:
+        run = run_shell(shell_env(tmp_path / "shell", agent.endpoint, SHELLSPAN_AUTH_SECRET=SECRET))
+        assert run.status == 0 and run.exit_s < EXIT_LIMIT_S, (run.status, run.exit_s)
+        wait_spool_empty(run)  # the agent accepts the spans while the gateway is down
+        # Down for a while: the agent's batch is flushed into its disk queue and retried meanwhile.
+        time.sleep(4)
+        assert not port_open(gateway.grpc_port)
+        assert "Exporting failed" in agent.proc.log(tail=200_000), logs()
+        assert sink.sessions(user=run.user) == []
+
+        gateway.proc.start()
+        detail = stored_session(sink, run.user, 60, logs)
+        assert_recorded(detail, run.user)
+        session_id = detail["session"]["session_id"]
+        # Nothing lost, nothing twice: the session's command count is exact (above), and each
+        # (trace id, span id) shows up once in deduplicated queries.
+        time.sleep(1.5)  # a late re-delivery would be stored by now
+        rows, distinct = raw_counts(sink, session_id)
+        assert rows == distinct, (rows, distinct)
+        names = sorted(raw_spans(sink, session_id).values())
+        assert names.count("shell.command") == len(COMMANDS), names
+        assert names.count("shell.session") == 1 and names.count("shell.session.start") == 1, names
+        assert rows == len(names)
+        assert sink.sessions(user=run.user)[0]["command_count"] == len(COMMANDS)
+    finally:
+        agent.proc.stop()
+        gateway.proc.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. fan-out: the gateway also delivers the session trace to the trace backend
+
+
+def test_session_trace_reaches_the_trace_backend(pipeline, good_run):
+    detail = stored_session(pipeline.sink, good_run.user, 60, pipeline.logs)
+    session_id = detail["session"]["session_id"]
+    expected = raw_spans(pipeline.sink, session_id)
+    assert sorted(expected.values()).count("shell.command") == len(COMMANDS), expected
+
+    backend = pipeline.backend
+    print(f"trace backend: {backend.description}")
+    got = wait_for(lambda: (spans := backend.trace_spans(session_id)) == expected and spans, 60,
+                   f"trace {session_id} at {backend.description}",
+                   on_fail=lambda: f"{backend.trace_spans(session_id)} != {expected}\n"
+                                   f"{pipeline.logs()}")
+    assert got == expected
+    if isinstance(backend, CollectorBackend):
+        # The session tokens stay between the shells and the sink.
+        with backend.recorder.lock:
+            assert backend.recorder.authorization
+            assert set(backend.recorder.authorization) == {None}
