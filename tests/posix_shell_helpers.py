@@ -1,0 +1,168 @@
+"""Drive interactive bash and zsh with the shellspan hooks through a pty (tests and bench)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+SHELLSPAN = str(BIN / "shellspan")
+PROMPT = "SSP> "
+SHELLS = ("bash", "zsh")
+
+
+def have(shell: str) -> bool:
+    return shutil.which(shell) is not None
+
+
+def hook_file(directory: Path, shell: str) -> Path:
+    """`shellspan init SHELL` written to a file (what the docs recommend sourcing)."""
+    path = directory / f"hook.{shell}"
+    if not path.exists():
+        out = subprocess.run([SHELLSPAN, "init", shell], check=True, capture_output=True,
+                             text=True, timeout=30).stdout
+        path.write_text(out)
+    return path
+
+
+class ShellEnv:
+    """Isolated directories and environment for one test's shells and agent."""
+
+    def __init__(self, root: Path, endpoint: str, runtime: Path | None = None,
+                 **extra: str) -> None:
+        self.root = root
+        self.runtime = runtime or root / "rt"
+        self.home = root / "home"
+        for d in (self.runtime, self.home):
+            d.mkdir(parents=True, exist_ok=True)
+        self.runtime.chmod(0o700)
+        self.user = "u" + uuid.uuid4().hex[:10]
+        keep = ("PATH", "LANG", "LC_ALL", "SHELLSPAN_DEBUG")
+        self.env = {k: v for k, v in os.environ.items() if k in keep}
+        self.env.update({
+            "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.home), "USER": self.user, "LOGNAME": self.user,
+            "TERM": "xterm", "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "SHELLSPAN_RUNTIME_DIR": str(self.runtime),
+            "SHELLSPAN_SPOOL_DIR": str(root / "spool"),
+            "XDG_STATE_HOME": str(root / "state"),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "SHELLSPAN_HEARTBEAT_INTERVAL": "600",
+            "SHELLSPAN_AGENT_WATCH_INTERVAL": "0.2",
+            "SHELLSPAN_AGENT_IDLE_EXIT": "120",
+        })
+        self.env.update(extra)
+
+    def agent_pid(self) -> int | None:
+        try:
+            return int((self.runtime / "agent.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def wait_agent(self, timeout: float = 15.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = self.agent_pid()
+            if pid and Path(f"/proc/{pid}").exists():
+                return pid
+            time.sleep(0.05)
+        log = self.runtime / "agent.log"
+        raise TimeoutError("agent did not start: " + (log.read_text() if log.exists() else ""))
+
+    def stop_agent(self, timeout: float = 5.0) -> None:
+        """Stop the agent this environment started (by its pid), SIGKILL if it lingers."""
+        pid = self.agent_pid()
+        if not pid:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not Path(f"/proc/{pid}").exists():
+                return
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state == "Z":
+                    return
+            except (OSError, IndexError):
+                return
+            time.sleep(0.05)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def rc_files(env: ShellEnv, shell: str, *, instrumented: bool = True, before: str = "",
+             after: str = "") -> list[str]:
+    """Write the test rc file; returns the shell's argv (user dotfiles never matter)."""
+    hook = f"source {hook_file(env.root, shell)}\n" if instrumented else ""
+    if shell == "bash":
+        rc = env.root / "bashrc"
+        rc.write_text(f"PS1='{PROMPT}'\nPS2='> '\nHISTFILE=/dev/null\nHISTCONTROL=ignorespace\n"
+                      f"{before}{hook}{after}")
+        return ["bash", "--noprofile", "--rcfile", str(rc), "-i"]
+    zdot = env.root / "zdot"
+    zdot.mkdir(exist_ok=True)
+    (zdot / ".zshrc").write_text(
+        f"PROMPT='{PROMPT}'\nPROMPT2='> '\nRPROMPT=\nunsetopt PROMPT_SP\nsetopt histignorespace\n"
+        f"HISTFILE=/dev/null\nHISTSIZE=1000\n{before}{hook}{after}")
+    env.env["ZDOTDIR"] = str(zdot)
+    return ["zsh", "-d", "-i"]
+
+
+class Shell:
+    """One interactive shell in a pty."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path | None = None,
+                 timeout: float = 20.0) -> None:
+        import pexpect
+
+        self.pexpect = pexpect
+        self.child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8",
+                                   timeout=timeout, cwd=str(cwd) if cwd else None,
+                                   dimensions=(40, 250))
+        self.child.expect_exact(PROMPT)
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    def run(self, line: str) -> str:
+        """Type a line, wait for the next prompt; returns what was printed in between."""
+        self.child.sendline(line)
+        self.child.expect_exact(PROMPT)
+        out = self.child.before.replace("\r\n", "\n")
+        first, _, rest = out.partition("\n")  # drop the echoed command line
+        return _strip_escapes(rest)
+
+    def paste(self, text: str) -> str:
+        """A bracketed paste of several lines, then Enter."""
+        self.child.send("\x1b[200~" + text.replace("\n", "\r") + "\x1b[201~")
+        time.sleep(0.2)
+        self.child.send("\r")
+        self.child.expect_exact(PROMPT)
+        return _strip_escapes(self.child.before.replace("\r\n", "\n"))
+
+    def exit_status(self, timeout: float = 10.0) -> tuple[int | None, int | None]:
+        self.child.expect(self.pexpect.EOF, timeout=timeout)
+        self.child.close()
+        return self.child.exitstatus, self.child.signalstatus
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.close(force=True)
+
+
+def _strip_escapes(s: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\r", "", s)

@@ -1,0 +1,512 @@
+"""Interactive bash and zsh with the shellspan hooks, driven through a pty against a real sink.
+
+Each test gets its own runtime directory (FIFO, agent pid, state), spool and user name, and
+stops the agent its shells started."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pytest
+from posix_shell_helpers import PROMPT, SHELLS, Shell, ShellEnv, have, rc_files
+
+pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
+
+
+def _shell_param(name: str):
+    return pytest.param(name, marks=pytest.mark.skipif(
+        not have(name), reason=f"{name} is not installed (apt-get install -y {name})"))
+
+
+ALL_SHELLS = [_shell_param(s) for s in SHELLS]
+
+
+@pytest.fixture(scope="module")
+def sink(tmp_path_factory):
+    """One real sink for the module (sessions are told apart by a unique user name)."""
+    from sinkproc import SinkProcess
+
+    proc = SinkProcess(tmp_path_factory.mktemp("sink")).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def shell_env(tmp_path, sink):
+    envs: list[ShellEnv] = []
+
+    def make(endpoint: str | None = None, **extra: str) -> ShellEnv:
+        e = ShellEnv(tmp_path / f"env{len(envs)}", endpoint or sink.otlp_http_endpoint, **extra)
+        envs.append(e)
+        return e
+
+    yield make
+    for e in envs:
+        e.stop_agent()
+
+
+@pytest.fixture
+def shells():
+    started: list[Shell] = []
+
+    def spawn(argv, env, **kw) -> Shell:
+        sh = Shell(argv, env, **kw)
+        started.append(sh)
+        return sh
+
+    yield spawn
+    for sh in started:
+        sh.close()
+
+
+def sessions_of(sink, user: str, n: int = 1, state: str | None = "ended",
+                timeout: float = 30.0) -> list[dict]:
+    def find():
+        found = [s for s in sink.sessions(user=user, limit=100) if s["user_name"] == user]
+        if len(found) >= n and (state is None or all(s["state"] == state for s in found)):
+            return found
+        return None
+    found = sink.wait_for(find, timeout)
+    assert len(found) == n, found
+    return found
+
+
+def detail(sink, session_id: str, n_commands: int, timeout: float = 30.0) -> dict:
+    return sink.wait_for(lambda: (d := sink.session(session_id))
+                         and len(d["commands"]) >= n_commands and d, timeout)
+
+
+def pipestatus(sink, session_id: str, span_id: str) -> str:
+    result = sink.sql("SELECT SpanAttributes['shell.command.pipestatus'] "
+                      "FROM shellspan.otel_traces "
+                      f"WHERE TraceId = '{session_id}' AND SpanId = '{span_id}' LIMIT 1")
+    return result["rows"][0][0]
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_commands_are_recorded(sink, shell_env, shells, shell, tmp_path):
+    env = shell_env()
+    work = tmp_path / "work"
+    work.mkdir()
+    sh = shells(rc_files(env, shell), env.env, cwd=work)
+    assert sh.run("echo hello") == "hello\n"
+    sh.run("true | false | true")
+    sh.run("echo abc | grep -q zzz")
+    sh.run("(cd /; exit 3)")
+    sh.run("myfunc() { echo in-func; return 5; }")
+    assert "in-func" in sh.run("myfunc")
+    sh.run("export API_TOKEN=abc123secret")
+    sh.run(" echo hidden-secret-value")
+    tp = sh.run("echo TP=$TRACEPARENT")
+    sh.run(f"cd {env.home}")
+    sh.child.sendline("for i in 1 2; do")
+    sh.child.expect_exact("> ")
+    sh.child.sendline("echo line-$i")
+    sh.child.expect_exact("> ")
+    sh.child.sendline("done")
+    sh.child.expect_exact(PROMPT)
+    out = sh.paste("echo pasted-one\necho pasted-two")
+    assert "pasted-one" in out and "pasted-two" in out
+    sh.child.sendline("sleep 30")
+    time.sleep(0.5)
+    sh.child.sendintr()
+    sh.child.expect_exact(PROMPT)
+    sh.run("true")
+    sh.child.sendline("exit 4")
+    assert sh.exit_status()[0] == 4
+
+    s = sessions_of(sink, env.user)[0]
+    assert s["shell_type"] == shell
+    assert (s["exit_reason"], s["exit_code"]) == ("exit", 4)
+    d = detail(sink, s["session_id"], 15)
+    attrs = d["session"]["attributes"]
+    assert attrs["shell.session.id"] == s["session_id"]
+    assert attrs["shell.cwd"] == str(work)
+    assert attrs["process.pid"] == str(sh.pid)
+    assert attrs["shell.tty"].startswith("/dev/pts/")
+    assert attrs["process.parent_pid"] == str(os.getpid())
+    cmds = d["commands"]
+    texts = [c["command"] for c in cmds]
+    expected = ["echo hello", "true | false | true", "echo abc | grep -q zzz", "(cd /; exit 3)",
+                "myfunc() { echo in-func; return 5; }", "myfunc", "export API_TOKEN=[REDACTED]",
+                "[REDACTED]", "echo TP=$TRACEPARENT", f"cd {env.home}"]
+    assert texts[:10] == expected
+    loop = texts[10]
+    assert loop.replace("\n", "; ") in ("for i in 1 2; do; echo line-$i; done",
+                                        "for i in 1 2; do echo line-$i; done"), loop
+    assert texts[11] == "echo pasted-one\necho pasted-two"
+    assert texts[12:] == ["sleep 30", "true", "exit 4"]
+    assert [c["seq"] for c in cmds] == list(range(1, 16))
+    assert [c["exit_code"] for c in cmds] == [0, 0, 1, 3, 0, 5, 0, 0, 0, 0, 0, 0, 130, 0, 4]
+    assert [c["status"] for c in cmds][:4] == ["Unset", "Unset", "Error", "Error"]
+    assert [c["redacted"] for c in cmds][5:9] == [False, True, True, False]
+    assert cmds[0]["command_name"] == "echo" and cmds[12]["command_name"] == "sleep"
+    assert cmds[0]["cwd"] == str(work) and cmds[10]["cwd"] == str(env.home)
+    assert "abc123secret" not in str(d) and "hidden-secret-value" not in str(d)
+    assert 400 <= cmds[12]["duration_ms"] < 20000
+    assert pipestatus(sink, s["session_id"], cmds[1]["span_id"]) == "[0,1,0]"
+    assert pipestatus(sink, s["session_id"], cmds[2]["span_id"]) == "[0,1]"
+    # TRACEPARENT seen by the command is the command's own span in the session's trace.
+    m = re.search(r"TP=00-([0-9a-f]{32})-([0-9a-f]{16})-01", tp)
+    assert m, tp
+    assert m.group(1) == s["session_id"] and m.group(2) == cmds[8]["span_id"]
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+@pytest.mark.parametrize("how", ["eof", "sighup", "kill9"])
+def test_session_endings(sink, shell_env, shells, shell, how):
+    env = shell_env()
+    sh = shells(rc_files(env, shell), env.env)
+    sh.run("echo one")
+    env.wait_agent()
+    sh.run("echo two")  # the records written before the agent was up go with this one
+    if how == "eof":
+        sh.child.sendeof()
+        sh.exit_status()
+    elif how == "sighup":
+        os.kill(sh.pid, signal.SIGHUP)
+        status = sh.exit_status()
+        # As without the hooks: bash dies of the signal, zsh exits with status 1.
+        assert status == ((None, signal.SIGHUP) if shell == "bash" else (1, None)), status
+    else:
+        os.kill(sh.pid, signal.SIGKILL)  # the terminal stays open: the agent finds the pid gone
+    expected = {"eof": ("eof", 0), "sighup": ("hangup", 129), "kill9": ("orphaned", None)}[how]
+    s = sessions_of(sink, env.user)[0]
+    if how == "kill9":
+        assert sh.exit_status()[1] == signal.SIGKILL
+    assert (s["exit_reason"], s["exit_code"]) == expected
+    assert s["command_count"] == 2
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_terminal_closed(sink, shell_env, shells, shell):
+    env = shell_env()
+    sh = shells(rc_files(env, shell), env.env)
+    sh.run("echo one")
+    env.wait_agent()
+    sh.child.close(force=False)  # the terminal goes away: the kernel sends SIGHUP
+    s = sessions_of(sink, env.user)[0]
+    assert s["exit_reason"] == "hangup"
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_nested_shell_links_to_parent(sink, shell_env, shells, shell):
+    env = shell_env()
+    argv = rc_files(env, shell)
+    sh = shells(argv, env.env)
+    sh.run("echo outer")
+    sh.child.sendline(" ".join(argv))
+    sh.child.expect_exact(PROMPT)
+    sh.run("echo inner")
+    sh.child.sendline("exit")
+    sh.child.expect_exact(PROMPT)
+    sh.child.sendline("exit")
+    sh.exit_status()
+    both = sessions_of(sink, env.user, n=2)
+    inner = next(s for s in both if s["pid"] != str(sh.pid))
+    outer = next(s for s in both if s["pid"] == str(sh.pid))
+    d_outer = detail(sink, outer["session_id"], 3)
+    d_inner = detail(sink, inner["session_id"], 2)
+    a = d_inner["session"]["attributes"]
+    assert a["shell.parent.session.id"] == outer["session_id"]
+    launch = d_outer["commands"][1]
+    assert launch["command"] == " ".join(argv)
+    assert a["shell.parent.span_id"] == launch["span_id"]
+    assert int(a["shell.level"]) == int(d_outer["session"]["attributes"]["shell.level"]) + 1
+    assert [c["command"] for c in d_inner["commands"]] == ["echo inner", "exit"]
+
+
+SCRIPT = ["echo start", "true | false | true; echo ${PIPESTATUS[*]:-$pipestatus}",
+          "(exit 7); echo rc=$?", "f() { return 3; }; f; echo rc=$?", "ls /nonexistent-dir",
+          "echo $((6 * 7))", " echo spaced"]
+
+
+def transcript(sh: Shell) -> list[str]:
+    return [sh.run(line) for line in SCRIPT]
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+@pytest.mark.parametrize("down", ["agent", "collector"])
+def test_behaviour_unchanged_when_agent_or_collector_down(sink_factory, shell_env, shells,
+                                                          shell, down):
+    plain_env = shell_env()
+    plain = shells(rc_files(plain_env, shell, instrumented=False), plain_env.env)
+    expected = transcript(plain)
+    plain.child.sendline("exit 6")
+    assert plain.exit_status()[0] == 6
+
+    if down == "agent":
+        env = shell_env(SHELLSPAN_AGENT_AUTOSTART="0")
+        sh = shells(rc_files(env, shell), env.env)
+        assert transcript(sh) == expected
+        sh.child.sendline("exit 6")
+        assert sh.exit_status()[0] == 6
+        assert env.agent_pid() is None
+        return
+    collector = sink_factory("late")
+    collector.stop()  # the collector is down while the session runs
+    env = shell_env(collector.otlp_http_endpoint)
+    sh = shells(rc_files(env, shell), env.env)
+    assert transcript(sh) == expected
+    sh.child.sendline("exit 6")
+    assert sh.exit_status()[0] == 6
+    env.wait_agent()
+    spool = env.root / "spool"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not list(spool.glob("*.otlp")):
+        time.sleep(0.1)
+    assert list(spool.glob("*.otlp")), "nothing was spooled"
+    collector.start()  # back: the agent resends the spool
+    s = sessions_of(collector, env.user, timeout=60)[0]
+    assert (s["exit_reason"], s["exit_code"]) == ("exit", 6)
+    assert s["command_count"] == len(SCRIPT) + 1
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_status_and_doctor(sink, shell_env, shells, shell):
+    env = shell_env()
+    sh = shells(rc_files(env, shell), env.env)
+    sh.run("echo warm-up")
+    env.wait_agent()
+    time.sleep(0.5)
+    deadline = time.monotonic() + 15
+    while True:  # the state file is refreshed a few times a second while sessions change
+        out = sh.run("shellspan status")
+        if f"active in this {shell}" in out or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert f"active in this {shell}" in out, out
+    assert "agent:       running" in out and env.env["OTEL_EXPORTER_OTLP_ENDPOINT"] in out
+    assert "spooled:     0 requests" in out
+    doc = sh.run("shellspan doctor; echo rc=$?")
+    assert "problems:    none found" in doc and "rc=0" in doc, doc
+    sh.child.sendline("exit")
+    sh.exit_status()
+    env.stop_agent()
+    out = pexpect.run("shellspan doctor", env=env.env, encoding="utf-8", timeout=30)
+    assert "hook:        not active" in out and "agent:       not running" in out
+
+
+def test_bash_coexists_with_prompt_command_and_debug_trap(sink, shell_env, shells):
+    if not have("bash"):
+        pytest.skip("bash is not installed")
+    env = shell_env()
+    # A string PROMPT_COMMAND and a DEBUG trap before the hooks, an EXIT trap, an array element
+    # after them, and a prompt that shows $? and PIPESTATUS.
+    before = ("__dbg=0\ntrap '__dbg=$((__dbg+1))' DEBUG\n"
+              "PROMPT_COMMAND='__u=\"$? ${PIPESTATUS[*]}\"'\n"
+              "trap 'echo user-exit-trap' EXIT\n")
+    after = ("__p2() { __v=\"$? ${PIPESTATUS[*]}\"; }\nPROMPT_COMMAND+=(__p2)\n"
+             "PS1='<$? ${PIPESTATUS[*]}>'\"$PS1\"\n")
+
+    def run(line: str) -> tuple[str, str]:
+        out = sh.run(line)
+        body, _, prompt = out.rpartition("<")
+        return body, prompt
+
+    sh = shells(rc_files(env, "bash", before=before, after=after), env.env)
+    assert run("true | false | true")[1] == "0 0 1 0>"
+    assert run('echo "u=$__u v=$__v"') == ("u=0 0 1 0 v=0 0 1 0\n", "0 0>")
+    assert run("(exit 9)")[1] == "9 9>"
+    assert run('echo "u=$__u v=$__v"')[0] == "u=9 9 v=9 9\n"
+    run("__dbg=0")
+    assert int(run("echo $__dbg")[0]) >= 1  # the user's DEBUG trap still fires
+    sh.child.sendline("exit 2")
+    sh.child.expect_exact("user-exit-trap")
+    assert sh.exit_status()[0] == 2
+    s = sessions_of(sink, env.user)[0]
+    assert (s["exit_reason"], s["exit_code"]) == ("exit", 2)
+    cmds = detail(sink, s["session_id"], 7)["commands"]
+    assert [c["exit_code"] for c in cmds][:4] == [0, 0, 9, 0]
+
+
+def test_zsh_coexists_with_other_hooks(sink, shell_env, shells):
+    if not have("zsh"):
+        pytest.skip("zsh is not installed")
+    env = shell_env()
+    before = ("autoload -Uz add-zsh-hook\n__u() { __uv=\"$? ${pipestatus[*]}\"; }\n"
+              "add-zsh-hook precmd __u\n__pre() { __seen=$1; }\nadd-zsh-hook preexec __pre\n")
+    after = "__w() { __wv=\"$? ${pipestatus[*]}\"; }\nadd-zsh-hook precmd __w\n"
+    sh = shells(rc_files(env, "zsh", before=before, after=after), env.env)
+    sh.run("true | false | true")
+    assert sh.run('echo "u=$__uv w=$__wv"').startswith("u=0 0 1 0 w=0 0 1 0")
+    sh.run("(exit 9)")
+    assert sh.run('echo "u=$__uv w=$__wv seen=$__seen"').startswith(
+        "u=9 9 w=9 9 seen=echo")
+    sh.child.sendline("exit")
+    sh.exit_status()
+    s = sessions_of(sink, env.user)[0]
+    cmds = detail(sink, s["session_id"], 5)["commands"]
+    assert [c["exit_code"] for c in cmds][:3] == [0, 0, 9]
+
+
+def _bash_preexec() -> str | None:
+    for path in (os.environ.get("SHELLSPAN_TEST_BASH_PREEXEC", ""),
+                 "/usr/share/bash-preexec/bash-preexec.sh", "/usr/share/bash-preexec.sh",
+                 os.path.expanduser("~/.bash-preexec.sh")):
+        if path and os.path.isfile(path):
+            return path
+    return None
+
+
+@pytest.mark.parametrize("order", ["preexec-first", "preexec-last"])
+def test_bash_coexists_with_bash_preexec(sink, shell_env, shells, order):
+    path = _bash_preexec()
+    if not have("bash") or path is None:
+        pytest.skip("bash-preexec not found (set SHELLSPAN_TEST_BASH_PREEXEC to its path)")
+    env = shell_env()
+    load = (f"source {path}\n__seen=()\npreexec() {{ __seen+=(\"$1\"); }}\n"
+            "precmd() { __pst=\"$? ${BP_PIPESTATUS[*]}\"; }\n")
+    kw = {"before": load} if order == "preexec-first" else {"after": load}
+    sh = shells(rc_files(env, "bash", **kw), env.env)
+    sh.run("true | false | true")
+    assert sh.run('echo "pst=$__pst"') == "pst=0 0 1 0\n"
+    sh.run("(exit 5)")
+    sh.run(" echo secret-here")
+    assert "(exit 5)" in sh.run('echo "${__seen[*]}"')  # bash-preexec still works
+    sh.child.sendline("exit")
+    sh.exit_status()
+    s = sessions_of(sink, env.user)[0]
+    cmds = detail(sink, s["session_id"], 6)["commands"]
+    assert [c["command"] for c in cmds][:5] == [
+        "true | false | true", 'echo "pst=$__pst"', "(exit 5)", "[REDACTED]",
+        'echo "${__seen[*]}"']
+    assert [c["exit_code"] for c in cmds][:4] == [0, 0, 5, 0]
+    assert "secret-here" not in str(cmds)
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_long_commands_arrive_whole(sink, shell_env, shells, shell):
+    env = shell_env()
+    sh = shells(rc_files(env, shell), env.env)
+    words = " ".join(f"w{i:04d}-é" for i in range(400))  # ~3,600 characters, multibyte
+    out = sh.run(f"echo {words} | wc -w")
+    assert out.strip() == "400"
+    sh.child.sendline("exit")
+    sh.exit_status()
+    s = sessions_of(sink, env.user)[0]
+    cmds = detail(sink, s["session_id"], 2)["commands"]
+    assert cmds[0]["command"] == f"echo {words} | wc -w"
+    assert [c["seq"] for c in cmds] == [1, 2]
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_agent_restart_adopts_live_sessions(sink, shell_env, shells, shell):
+    env = shell_env()
+    sh = shells(rc_files(env, shell), env.env)
+    sh.run("echo before")
+    first = env.wait_agent()
+    sh.run("echo still-before")
+    time.sleep(1.5)  # the state file is written at least every few seconds
+    os.kill(first, signal.SIGKILL)
+    while os.path.exists(f"/proc/{first}"):
+        time.sleep(0.05)
+    assert sh.run("echo agent-down") == "agent-down\n"  # the shell does not notice
+    pexpect.run("shellspan agent --daemon", env=env.env, timeout=30)
+    second = env.wait_agent()
+    assert second != first
+    time.sleep(2.5)  # past the hooks' reconnect interval
+    sh.run("echo after")
+    sh.child.sendline("exit 3")
+    assert sh.exit_status()[0] == 3
+    s = sessions_of(sink, env.user)[0]
+    roots = sink.sql("SELECT SpanId, SpanAttributes['shell.exit.reason'], "
+                     "SpanAttributes['shell.session.adopted'] FROM shellspan.otel_traces "
+                     f"WHERE TraceId = '{s['session_id']}' AND SpanName = 'shell.session'")
+    assert (s["exit_reason"], s["exit_code"]) == ("exit", 3), roots
+    texts = [c["command"] for c in detail(sink, s["session_id"], 4)["commands"]]
+    assert texts[:2] == ["echo before", "echo still-before"]
+    assert texts[-2:] == ["echo after", "exit 3"]
+
+
+def test_bash_debug_trap_fallback(sink, shell_env, shells):
+    """The mode used by bash < 4.4 (no PS0), forced on this bash."""
+    if not have("bash"):
+        pytest.skip("bash is not installed")
+    env = shell_env(SHELLSPAN_BASH_DEBUG_TRAP="1")
+    before = "__dbg=0\ntrap '__dbg=$((__dbg+1))' DEBUG\n"
+    sh = shells(rc_files(env, "bash", before=before), env.env)
+    sh.run("sleep 0.3")
+    sh.run("")
+    sh.run("true | false")
+    sh.run("__dbg=0")
+    assert int(sh.run("echo $__dbg").strip()) >= 1  # the user's DEBUG trap still runs
+    sh.child.sendline("exit 1")
+    assert sh.exit_status()[0] == 1
+    s = sessions_of(sink, env.user)[0]
+    assert (s["exit_reason"], s["exit_code"]) == ("exit", 1)
+    cmds = detail(sink, s["session_id"], 5)["commands"]
+    assert [c["command"] for c in cmds] == ["sleep 0.3", "true | false", "__dbg=0", "echo $__dbg",
+                                            "exit 1"]
+    assert [c["exit_code"] for c in cmds] == [0, 1, 0, 0, 1]
+    assert 250 <= cmds[0]["duration_ms"] < 5000
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_eval_form_of_the_rc_line(sink, shell_env, shells, shell):
+    env = shell_env()
+    sh = shells(rc_files(env, shell, instrumented=False,
+                         after=f'eval "$(shellspan init {shell})"\n'), env.env)
+    assert sh.run("echo via-eval") == "via-eval\n"
+    sh.child.sendline("exit")
+    assert sh.exit_status()[0] == 0
+    s = sessions_of(sink, env.user)[0]
+    assert s["shell_type"] == shell and s["exit_reason"] == "exit"
+    assert [c["command"] for c in detail(sink, s["session_id"], 2)["commands"]] == [
+        "echo via-eval", "exit"]
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_first_shell_creates_the_runtime_dir(sink, shell_env, shells, shell, tmp_path):
+    """No runtime directory yet (first shell of the user): the agent creates it 0700; an
+    existing EXIT trap is still chained."""
+    fresh = tmp_path / "fresh" / "rt"
+    env = shell_env(SHELLSPAN_RUNTIME_DIR=str(fresh))
+    env.runtime = fresh
+    before = "trap 'echo user-exit-trap' EXIT\n" if shell == "bash" else ""
+    sh = shells(rc_files(env, shell, before=before), env.env)
+    sh.run("echo one")
+    env.wait_agent()
+    assert (fresh.stat().st_mode & 0o777) == 0o700
+    sh.run("echo two")
+    sh.child.sendline("exit")
+    if shell == "bash":
+        sh.child.expect_exact("user-exit-trap")
+    sh.exit_status()
+    s = sessions_of(sink, env.user)[0]
+    assert [c["command"] for c in detail(sink, s["session_id"], 3)["commands"]] == [
+        "echo one", "echo two", "exit"]
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_runtime_dir_of_another_user_is_not_used(sink, shell_env, shells, shell):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a directory owned by another user")
+    import pwd
+
+    nobody = pwd.getpwnam("nobody").pw_uid
+    env = shell_env()
+    fifo = env.runtime / "events"
+    os.mkfifo(fifo, 0o666)
+    (env.runtime / "agent.pid").write_text(f"{os.getpid()}\n")  # looks alive
+    os.chown(fifo, nobody, -1)
+    os.chown(env.runtime, nobody, -1)
+    env.runtime.chmod(0o777)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        sh = shells(rc_files(env, shell), env.env)
+        assert sh.run("echo secret-command") == "secret-command\n"
+        sh.child.sendline("exit 3")
+        assert sh.exit_status()[0] == 3
+        try:
+            leaked = os.read(reader, 65536)
+        except BlockingIOError:
+            leaked = b""
+        assert b"secret-command" not in leaked
+        assert not list(env.runtime.glob("h.*")) and not list(env.runtime.glob("q.*"))
+    finally:
+        os.close(reader)
+        (env.runtime / "agent.pid").unlink()
