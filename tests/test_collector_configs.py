@@ -13,8 +13,6 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from background import Process, go_command, port_open, wait_for
 from sinkproc import free_port
 
 from shellspan import semconv
@@ -193,13 +192,6 @@ def test_binary_has_exactly_the_components_the_configs_use(otelcol):
     assert modules == pinned
 
 
-def go_command() -> str | None:
-    for candidate in (os.environ.get("GO"), shutil.which("go"), "/usr/local/go/bin/go"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
 def test_headerssetter_go_tests(otelcol):
     """The local headers_setter stand-in's own Go tests (config keys, actions, HTTP and gRPC)."""
     go = go_command()
@@ -323,60 +315,13 @@ def backend_standin():
 # collector processes
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2, on_fail=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    extra = f"\n{on_fail()}" if on_fail else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-class Collector:
+class Collector(Process):
     """One collector process running a config from collector_config/ with env overrides."""
 
     def __init__(self, binary: Path, config: str, env: dict[str, str], log_path: Path,
                  ready_port: int) -> None:
-        self.args = [str(binary), f"--config={CONFIG_DIR / config}"]
-        self.env = {**os.environ, **env}
-        self.log_path = log_path
-        self.ready_port = ready_port
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30.0) -> Collector:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.args, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-        def ready() -> bool:
-            assert self.proc.poll() is None, f"collector exited early:\n{self.log()}"
-            return port_open(self.ready_port)
-
-        wait_for(ready, timeout, f"{self.args[1]} to listen", on_fail=self.log)
-        return self
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-6000:]
-        except OSError:
-            return ""
+        super().__init__([str(binary), f"--config={CONFIG_DIR / config}"], log_path, [ready_port],
+                         env)
 
 
 @pytest.fixture

@@ -161,6 +161,22 @@ def test_repl_exit_reasons(sink, tmp_path, how):
         assert child.signalstatus == signal.SIGTERM
 
 
+def test_repl_signal_handled_while_the_prompt_waits(sink, tmp_path):
+    """A SIGTERM whose C-level handler runs while the main thread is already waiting at the
+    prompt (here: caught by another thread; likewise a signal landing just before readline's
+    select) leaves Python's handler pending until the next keystroke: the session must still
+    end and the process die of the signal."""
+    env = shell_env(tmp_path, sink.otlp_http_endpoint)
+    child = spawn([SHELLSPAN, "python", "-q"], env)
+    run_commands(child, ["import signal, threading, time",
+                         "threading.Thread(target=lambda: (time.sleep(0.5), signal.pthread_kill("
+                         "threading.get_ident(), signal.SIGTERM))).start()"])
+    wait_exit(child)
+    assert child.signalstatus == signal.SIGTERM
+    s = one_session(sink, env["USER"])
+    assert (s["exit_reason"], s["exit_code"], s["command_count"]) == ("signal", 143, 2)
+
+
 def test_traceparent_for_subprocesses(sink, tmp_path):
     env = shell_env(tmp_path, sink.otlp_http_endpoint, BAGGAGE="team=ops")
     child = spawn([SHELLSPAN, "python", "-q"], env)

@@ -41,6 +41,7 @@ from shellspan.config import Config, _env_float
 from shellspan.otlp import STATUS_ERROR, Link, SpanData, new_span_id, parse_traceparent
 from shellspan.posix import runtime_dir
 from shellspan.redact import MARK, default_redactor
+from shellspan.spool import pid_alive
 
 SEP = "\x1f"
 FIELDS = {"S": 13, "C": 12, "B": 9, "E": 7, "X": 6, "T": 3, "L": 3}
@@ -103,18 +104,13 @@ def _tty_of(pid: int) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Alive and not a zombie (a shell killed with -9 stays a zombie until reaped)."""
     st = _proc_stat(pid)
     if st is not None:
         return st[0] not in ("Z", "X")
     if os.path.isdir("/proc/self"):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _us_to_ns(value: str, default: int) -> int:

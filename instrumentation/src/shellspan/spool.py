@@ -18,7 +18,8 @@ SUFFIX = ".otlp"
 CLAIM = ".claimed-"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists (signal 0; a process of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,7 +111,7 @@ class Spool:
             base, _, pid = name.partition(CLAIM)
             path = os.path.join(self.dir, name)
             try:
-                stale = (not pid.isdigit() or not _pid_alive(int(pid))
+                stale = (not pid.isdigit() or not pid_alive(int(pid))
                          or now - os.stat(path).st_mtime > self.stale_claim_s)
                 if stale:
                     os.rename(path, os.path.join(self.dir, base))
