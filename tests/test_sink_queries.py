@@ -11,6 +11,8 @@ import urllib.error
 import urllib.parse
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from sinkproc import SINK_BIN, SinkProcess
 
@@ -136,6 +138,10 @@ def test_sql_injection_through_string_filters_matches_nothing(sink, field, paylo
     {"until": "yesterday; DROP TABLE x"},
     {"order": "session_id; DROP TABLE x"},
     {"cursor": "1-' OR '1'='1"},
+    {"since": "1e309"},
+    {"until": "-99999999999999999999"},
+    {"since": "nan"},
+    {"since": "999999999999999999999d"},
     {"cursor": "99999999999999999999-" + "0" * 32},
 ])
 def test_invalid_filters_are_rejected_with_400(sink, params):
@@ -201,3 +207,31 @@ def test_cli_explains_when_the_sink_is_not_running():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "is `shellspan-sink serve` running?" in result.stderr
+
+
+FILTER_NAMES = ["user", "host", "component", "shell_type", "state", "since", "until", "limit",
+                "cursor", "top"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.dictionaries(st.sampled_from(FILTER_NAMES),
+                              st.one_of(st.text(max_size=60), st.integers().map(str),
+                                        st.sampled_from(["ended", "24h", "0", "-1", "1e309", "nan", "inf",
+                                                         "99999999999999999999", "9" * 30 + "d",
+                                                         "1-" + "a" * 32, "9" * 19 + "-" + "a" * 32])),
+                              max_size=4),
+       path=st.sampled_from(["/api/sessions", "/api/stats"]))
+def test_fuzzed_filters_answer_200_or_400_and_never_reach_sql(sink, params, path):
+    if path == "/api/sessions":
+        params.pop("top", None)
+    try:
+        body = sink.get(path, **params)
+        assert isinstance(body, dict)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()
+        assert exc.code == 400, (exc.code, params, detail[:300])
+        assert json.loads(detail)["error"]
+
+
+def test_store_intact_after_fuzzing(sink):
+    assert len(sink.sessions()) == len(SPECS)

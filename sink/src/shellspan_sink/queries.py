@@ -34,18 +34,22 @@ def parse_time(value: str | None, now: float | None = None) -> int | None:
     value = value.strip()
     now = time.time() if now is None else now
     if m := _RELATIVE.match(value):
-        return int((now - int(m.group(1)) * _UNITS[m.group(2)]) * 1e9)
-    try:
-        return int(float(value) * 1e9)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise QueryError(f"cannot read time {value!r}: use ISO 8601, Unix seconds or 15m/24h/7d") from exc
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1e9)
+        ns = (now - int(m.group(1)) * _UNITS[m.group(2)]) * 1e9
+    else:
+        try:
+            ns = float(value) * 1e9
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise QueryError(f"cannot read time {value[:40]!r}: use ISO 8601, Unix seconds "
+                                 "or 15m/24h/7d") from exc
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            ns = dt.timestamp() * 1e9
+    if not -(2**63) < ns < 2**63:  # also refuses nan and inf
+        raise QueryError(f"time {value[:40]!r} is out of range")
+    return int(ns)
 
 
 def iso(ns: int | None) -> str | None:
