@@ -91,7 +91,7 @@ __shellspan_up() {
 }
 __shellspan_connect() {
   (( SECONDS >= __shellspan_retry )) || return 1
-  __shellspan_retry=$(( SECONDS < 10 ? 0 : SECONDS + 2 ))
+  __shellspan_retry=$(( SECONDS + 1 ))  # at most one attempt a second; records queue meanwhile
   # Only a directory and FIFO of this user (another user could create /tmp/shellspan-UID).
   [[ -O $__shellspan_dir && -p $__shellspan_dir/events && -O $__shellspan_dir/events \
      && -r $__shellspan_dir/agent.pid ]] || return 1
@@ -292,7 +292,7 @@ __shellspan_now() { __shellspan_r=${EPOCHREALTIME/[.,]/}; __shellspan_r=${__shel
 __shellspan_connect() {
   (( __shellspan_fd >= 0 )) && return 0
   (( SECONDS >= __shellspan_retry )) || return 1
-  __shellspan_retry=$(( SECONDS < 10 ? 0 : SECONDS + 2 ))
+  __shellspan_retry=$(( SECONDS + 1 ))  # at most one attempt a second; records queue meanwhile
   [[ -O $__shellspan_dir && -p $__shellspan_dir/events && -O $__shellspan_dir/events ]] || return 1
   local fd
   sysopen -rw -o nonblock -o cloexec -u fd $__shellspan_dir/events 2>/dev/null || return 1
