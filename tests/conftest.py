@@ -10,6 +10,14 @@ def sink(tmp_path):
     proc.stop()
 
 
+@pytest.fixture(scope="module")
+def module_sink(tmp_path_factory):
+    """One sink for a whole test module (tests tell their sessions apart by user name)."""
+    proc = SinkProcess(tmp_path_factory.mktemp("sink")).start()
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture
 def sink_factory(tmp_path):
     """Start sinks with custom arguments: `sink_factory(extra_args=[...], env={...})`."""

@@ -18,7 +18,6 @@ import gzip
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -30,6 +29,7 @@ from pathlib import Path
 import jwt
 import pytest
 from background import Process, go_command, port_open, run_bounded, wait_for
+from python_shell_helpers import run_session, shell_env
 from sinkproc import SinkProcess, free_port
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
@@ -37,8 +37,6 @@ pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shel
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / "collector_config"
 BUILD_SCRIPT = CONFIG_DIR / "build.sh"
-SHELLSPAN = str(Path(sys.executable).with_name("shellspan"))
-PROMPT = ">>> "
 SECRET = "e2e-secret-" + uuid.uuid4().hex
 EXIT_LIMIT_S = 1.0  # Ctrl-D to process exit; the shell's own flush budget is far smaller
 
@@ -421,18 +419,6 @@ def pipeline(otelcol, processes, sink, trace_backend, tmp_path_factory):
     gateway.proc.stop()
 
 
-def shell_env(tmp: Path, endpoint: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTEL_", "SHELLSPAN_", "TRACE", "BAGGAGE", "PYTHONSTARTUP"))}
-    home = tmp / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "SHELLSPAN_SPOOL_DIR": str(tmp / "spool"),
-                "HOME": str(home), "USER": "e2e" + uuid.uuid4().hex[:10], "TERM": "dumb",
-                "PYTHONDONTWRITEBYTECODE": "1"})
-    env.update(extra)
-    return env
-
-
 class ShellRun:
     def __init__(self, env: dict[str, str], output: str, exit_s: float, status: int | None):
         self.env, self.output, self.exit_s, self.status = env, output, exit_s, status
@@ -445,24 +431,8 @@ class ShellRun:
 
 def run_shell(env: dict[str, str]) -> ShellRun:
     """`shellspan python -q` in a pty: COMMANDS, then Ctrl-D."""
-    child = pexpect.spawn(SHELLSPAN, ["python", "-q"], env=env, encoding="utf-8", timeout=20,
-                          cwd=env["HOME"], dimensions=(24, 200))
-    try:
-        child.expect_exact(PROMPT)
-        out = []
-        for line in COMMANDS:
-            child.sendline(line)
-            child.expect_exact(PROMPT)
-            out.append(child.before)
-        time.sleep(0.2)
-        started = time.monotonic()
-        child.sendeof()
-        child.expect(pexpect.EOF, timeout=15)
-        exit_s = time.monotonic() - started
-        out.append(child.before)
-    finally:
-        child.close(force=True)
-    return ShellRun(env, "".join(out).replace("\r\n", "\n"), exit_s, child.exitstatus)
+    exit_s, output, status = run_session(env, COMMANDS, cwd=env["HOME"])
+    return ShellRun(env, output, exit_s, status)
 
 
 def stored_session(sink: SinkProcess, user: str, timeout: float, on_fail=None) -> dict:

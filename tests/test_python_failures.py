@@ -2,61 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import jwt
 import pytest
-from sinkproc import SinkProcess, free_port
+from python_shell_helpers import PROMPT, SHELLSPAN, run_session, shell_env
+from sinkproc import free_port
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
 
-BIN = Path(sys.executable).parent
-SHELLSPAN = str(BIN / "shellspan")
-PROMPT = ">>> "
 EXIT_LIMIT_S = 0.6  # generous for a loaded 2-core machine; the flush budget itself is 50 ms
-
-
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory):
-    proc = SinkProcess(tmp_path_factory.mktemp("sink")).start()
-    yield proc
-    proc.stop()
-
-
-def shell_env(tmp_path: Path, endpoint: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTEL_", "SHELLSPAN_", "TRACE", "BAGGAGE", "PYTHONSTARTUP"))}
-    env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-                "SHELLSPAN_SPOOL_DIR": str(tmp_path / "spool"), "HOME": str(tmp_path),
-                "USER": "u" + uuid.uuid4().hex[:10], "TERM": "dumb"})
-    env.update(extra)
-    return env
 
 
 def session_in_pty(env: dict[str, str], commands: list[str]) -> tuple[float, str]:
     """Run commands, then Ctrl-D; returns (seconds from Ctrl-D to exit, all output)."""
-    child = pexpect.spawn(SHELLSPAN, ["python", "-q"], env=env, encoding="utf-8", timeout=20)
-    child.expect_exact(PROMPT)
-    out = []
-    for line in commands:
-        child.sendline(line)
-        child.expect_exact(PROMPT)
-        out.append(child.before)
-    time.sleep(0.2)
-    t0 = time.monotonic()
-    child.sendeof()
-    child.expect(pexpect.EOF, timeout=15)
-    took = time.monotonic() - t0
-    out.append(child.before)
-    child.close()
-    assert child.exitstatus == 0, child.exitstatus
-    return took, "".join(out)
+    took, out, status = run_session(env, commands)
+    assert status == 0, status
+    return took, out
+
+
+@pytest.fixture(scope="module")
+def sink(module_sink):
+    return module_sink
 
 
 def assert_full_session(sink, user: str, commands: list[str], timeout: float = 30.0) -> dict:

@@ -2,49 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-
-pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
+from python_shell_helpers import PROMPT, SHELLSPAN, shell_env  # noqa: E402
 
 BIN = Path(sys.executable).parent
-SHELLSPAN = str(BIN / "shellspan")
-PROMPT = ">>> "
 
-
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory):
-    """One real sink for the module (sessions are told apart by a unique user name)."""
-    from sinkproc import SinkProcess
-
-    proc = SinkProcess(tmp_path_factory.mktemp("sink")).start()
-    yield proc
-    proc.stop()
-
-
-def shell_env(tmp_path: Path, endpoint: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTEL_", "SHELLSPAN_", "TRACE", "BAGGAGE", "PYTHONSTARTUP"))}
-    env.update({
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "SHELLSPAN_SPOOL_DIR": str(tmp_path / "spool"),
-        "HOME": str(tmp_path / "home"),
-        "USER": "u" + uuid.uuid4().hex[:10],
-        "TERM": "dumb",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
-    (tmp_path / "home").mkdir(exist_ok=True)
-    env.update(extra)
-    return env
-
+pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
 
 def spawn(args: list[str], env: dict[str, str], cwd: Path | None = None):
     return pexpect.spawn(args[0], args[1:], env=env, encoding="utf-8", timeout=20,
@@ -64,6 +34,12 @@ def wait_exit(child, timeout: float = 10.0) -> float:
     child.expect(pexpect.EOF, timeout=timeout)
     child.close()
     return time.monotonic() - t0
+
+
+@pytest.fixture(scope="module")
+def sink(module_sink):
+    """One real sink for the module (sessions are told apart by a unique user name)."""
+    return module_sink
 
 
 def one_session(sink, user: str, *, state: str | None = "ended", timeout: float = 20.0) -> dict:

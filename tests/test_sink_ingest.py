@@ -60,10 +60,8 @@ print(format(root.get_span_context().trace_id, "032x"))
 
 
 @pytest.fixture(scope="module")
-def shared_sink(tmp_path_factory):
-    proc = SinkProcess(tmp_path_factory.mktemp("ingest")).start()
-    yield proc
-    proc.stop()
+def shared_sink(module_sink):
+    return module_sink
 
 
 def wait_session(sink: SinkProcess, session_id: str, **expect) -> dict:

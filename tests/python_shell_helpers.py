@@ -1,0 +1,56 @@
+"""Real `shellspan python` sessions in a pty, for tests: a clean environment and a session run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+SHELLSPAN = str(Path(sys.executable).with_name("shellspan"))
+PROMPT = ">>> "
+
+
+def shell_env(tmp_path: Path, endpoint: str, **extra: str) -> dict[str, str]:
+    """The environment of a fresh user: no inherited OTel or shellspan settings, its own home and
+    spool, and a unique user name (sessions are told apart by it)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "SHELLSPAN_", "TRACE", "BAGGAGE", "PYTHONSTARTUP"))}
+    home = tmp_path / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env.update({
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "SHELLSPAN_SPOOL_DIR": str(tmp_path / "spool"),
+        "HOME": str(home),
+        "USER": "u" + uuid.uuid4().hex[:10],
+        "TERM": "dumb",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def run_session(env: dict[str, str], commands: list[str],
+                cwd: str | None = None) -> tuple[float, str, int | None]:
+    """Run `commands` at the prompt, then Ctrl-D: (seconds from Ctrl-D to exit, output, status)."""
+    import pexpect
+
+    child = pexpect.spawn(SHELLSPAN, ["python", "-q"], env=env, encoding="utf-8", timeout=20,
+                          cwd=cwd, dimensions=(24, 200))
+    try:
+        child.expect_exact(PROMPT)
+        out = []
+        for line in commands:
+            child.sendline(line)
+            child.expect_exact(PROMPT)
+            out.append(child.before)
+        time.sleep(0.2)
+        started = time.monotonic()
+        child.sendeof()
+        child.expect(pexpect.EOF, timeout=15)
+        took = time.monotonic() - started
+        out.append(child.before)
+    finally:
+        child.close(force=True)
+    return took, "".join(out).replace("\r\n", "\n"), child.exitstatus
