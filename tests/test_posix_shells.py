@@ -25,13 +25,9 @@ ALL_SHELLS = [_shell_param(s) for s in SHELLS]
 
 
 @pytest.fixture(scope="module")
-def sink(tmp_path_factory):
+def sink(module_sink):
     """One real sink for the module (sessions are told apart by a unique user name)."""
-    from sinkproc import SinkProcess
-
-    proc = SinkProcess(tmp_path_factory.mktemp("sink")).start()
-    yield proc
-    proc.stop()
+    return module_sink
 
 
 @pytest.fixture
