@@ -91,9 +91,10 @@ def test_store_out_of_space_then_back_loses_nothing(tmp_path):
     disk = tmp_path / "disk"
     if os.geteuid() != 0 or not _mount_tmpfs(disk, "256m"):
         pytest.skip("needs root to mount a small tmpfs for the store (a real full disk)")
+    sink = SinkProcess(tmp_path / "sink", store=f"chdb://{disk / 'store'}",
+                       extra_args=["--wal", str(tmp_path / "wal")])
     try:
-        sink = SinkProcess(tmp_path / "sink", store=f"chdb://{disk / 'store'}",
-                           extra_args=["--wal", str(tmp_path / "wal")]).start()
+        sink.start()
         first = SessionSpec(user="before", commands=[Command("ls")])
         assert send_until_acked(lambda: sink.http_port,
                                 request_for(session_spans(first)).SerializeToString(),
@@ -116,8 +117,8 @@ def test_store_out_of_space_then_back_loses_nothing(tmp_path):
         assert sink.get("/health")["spool"]["spooled_bytes"] == 0
         counts = {s["session_id"]: s["command_count"] for s in sink.sessions(user="during")}
         assert counts == {s.session_id: 1 for s in during}
-        sink.stop()
     finally:
+        sink.stop()
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
         shutil.rmtree(disk, ignore_errors=True)
 
@@ -150,8 +151,9 @@ def test_spool_disk_full_answers_retryable_and_recovers(tmp_path):
     wal = tmp_path / "wal"
     if os.geteuid() != 0 or not _mount_tmpfs(wal, "1m"):
         pytest.skip("needs root to mount a small tmpfs for the spool (a real full disk)")
+    sink = SinkProcess(tmp_path / "sink", extra_args=["--wal", str(wal)])
     try:
-        sink = SinkProcess(tmp_path / "sink", extra_args=["--wal", str(wal)]).start()
+        sink.start()
         filler = wal / "filler"
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k", "count=64"],
                        capture_output=True)
@@ -167,6 +169,6 @@ def test_spool_disk_full_answers_retryable_and_recovers(tmp_path):
         assert send_until_acked(lambda: sink.http_port, body, time.monotonic() + 30) == 1
         found = sink.wait_for(lambda: sink.sessions(user="fullspool"), timeout=30)
         assert found[0]["command_count"] == 200
-        sink.stop()
     finally:
+        sink.stop()
         subprocess.run(["umount", "-l", str(wal)], capture_output=True)
