@@ -6,6 +6,7 @@ import gzip
 import json
 import subprocess
 import sys
+import urllib.error
 
 import grpc
 import pytest
@@ -65,20 +66,18 @@ def shared_sink(module_sink):
 
 
 def wait_session(sink: SinkProcess, session_id: str, **expect) -> dict:
+    """The session once it is stored with the expected fields (404 until then)."""
     def check():
-        found = sink.get(f"/api/sessions/{session_id}") if _exists(sink, session_id) else None
-        if found and all(found["session"].get(k) == v for k, v in expect.items()):
+        try:
+            found = sink.get(f"/api/sessions/{session_id}")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        if all(found["session"].get(k) == v for k, v in expect.items()):
             return found
         return None
     return sink.wait_for(check, timeout=20)
-
-
-def _exists(sink: SinkProcess, session_id: str) -> bool:
-    try:
-        sink.get(f"/api/sessions/{session_id}")
-        return True
-    except Exception:
-        return False
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -38,10 +37,9 @@ def _otlp_error(content_type: str, status: int, message: str) -> web.Response:
 
 def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.Application:
     max_body = ingest.limits.max_body_bytes
-    # Encoding is CPU-bound under the GIL: one thread does it as fast as several, without
-    # starving the event loop and the writer of the GIL.
-    encoder = ThreadPoolExecutor(max_workers=int(os.environ.get("SHELLSPAN_ENCODE_THREADS", "1")),
-                                 thread_name_prefix="otlp-encode")
+    # One thread: the Python encoder holds the GIL (more threads only contend), and with the
+    # compiled encoder a second thread measured no faster (bench/bench_ingest.py).
+    encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-encode")
 
     async def export(request: web.Request) -> web.Response:
         content_type = otlp.media_type(request.content_type)
