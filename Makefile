@@ -6,7 +6,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup run test lint bench collector clean
+.PHONY: setup run test test-fast lint bench collector clean
 
 ACCEL_SRC := sink-accel/pyproject.toml sink-accel/Cargo.toml sink-accel/Cargo.lock $(wildcard sink-accel/src/*.rs)
 
@@ -17,7 +17,7 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
 
-$(VENV)/.synced: $(UV) pyproject.toml instrumentation/pyproject.toml sink/pyproject.toml $(wildcard uv.lock)
+$(VENV)/.synced: $(UV) pyproject.toml instrumentation/pyproject.toml sink/pyproject.toml testing/pyproject.toml $(wildcard uv.lock)
 	$(UV) sync --all-packages --group dev --python $(PYTHON)
 	touch $@
 
@@ -40,6 +40,10 @@ lint: setup
 test: setup lint
 	bash scripts/install-test-deps.sh
 	$(VENV)/bin/pytest
+
+# The parts that need no shell, browser or collector: unit and sink tests (under a minute).
+test-fast: setup
+	$(VENV)/bin/pytest -m "unit or sink" -q
 
 bench: setup
 	$(VENV)/bin/python bench/run.py

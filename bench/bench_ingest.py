@@ -7,23 +7,19 @@ clickhouse-connect columnar insert of the same rows, measured side by side in on
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status  # noqa: E402
-from otlp_builders import kv, request_for  # noqa: E402
-from sinkproc import SinkProcess  # noqa: E402
-
-from shellspan import semconv  # noqa: E402
+from shellspan import semconv
+from shellspan_testing.otlp_builders import kv, request_for
+from shellspan_testing.sinkproc import SinkProcess, drained, send_all
 
 SEGMENT_ROWS = 100_000  # the sink inserts one spool segment of up to this many spans at a time
 COMMANDS = ["ls -la", "git status", "kubectl get pods -n prod", "vim /etc/hosts", "cd /srv/app",
@@ -55,42 +51,6 @@ def make_batches(total: int, batch: int, seed: int = 7) -> list[bytes]:
                 status=Status(code=Status.STATUS_CODE_UNSET)))
         bodies.append(request_for(spans, service="bench").SerializeToString())
     return bodies
-
-
-def drained(sink: SinkProcess, timeout: float = 300) -> None:
-    """Wait until the sink's spool is empty: every acknowledged span is in ClickHouse."""
-    sink.wait_for(lambda: sink.get("/health")["spool"]["spooled_bytes"] == 0, timeout=timeout)
-
-
-def send_all(port: int, bodies: list[bytes], clients: int) -> float:
-    """POST every body over `clients` keep-alive connections; return elapsed seconds."""
-    chunks = [bodies[i::clients] for i in range(clients)]
-    errors: list[str] = []
-
-    def client(chunk: list[bytes]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        for body in chunk:
-            while True:
-                conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status == 200:
-                    break
-                if resp.status not in (429, 503):
-                    errors.append(f"HTTP {resp.status}")
-                    return
-                time.sleep(float(resp.getheader("Retry-After", "1")))
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError(f"sends failed: {errors[:3]}")
-    return time.perf_counter() - started
 
 
 BARE_SCRIPT = r"""

@@ -29,17 +29,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
+import grpc
+import jwt
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from shellspan import semconv
+from shellspan_testing.otlp_builders import kv, request_for
+from shellspan_testing.sinkproc import SinkProcess
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-import aiohttp  # noqa: E402
-import grpc  # noqa: E402
-import jwt  # noqa: E402
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status  # noqa: E402
-from otlp_builders import kv, request_for  # noqa: E402
-from sinkproc import SinkProcess  # noqa: E402
-
-from shellspan import semconv  # noqa: E402
 
 SECRET = "bench-load-shared-secret-0123456789abcdef"
 MAX_BATCH = 512  # spans per request at most, like an OTLP batch exporter

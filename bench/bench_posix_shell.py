@@ -31,9 +31,8 @@ from pathlib import Path
 
 import pexpect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from posix_shell_helpers import PROMPT, ShellEnv, hook_file, rc_files  # noqa: E402
-from sinkproc import SinkProcess, free_port  # noqa: E402
+from shellspan_testing.posix_shell_helpers import PROMPT, ShellEnv, hook_file, rc_files
+from shellspan_testing.sinkproc import SinkProcess, free_port
 
 FLOOR_MEDIAN_MS, FLOOR_P99_MS, FLOOR_START_MS = 0.3, 1.0, 10.0
 

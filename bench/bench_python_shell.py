@@ -34,8 +34,7 @@ from pathlib import Path
 
 import pexpect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from sinkproc import SinkProcess, free_port  # noqa: E402
+from shellspan_testing.sinkproc import SinkProcess, free_port
 
 BIN = Path(sys.executable).parent
 BARE = [sys.executable, "-q"]

@@ -18,12 +18,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_ingest import drained, send_all  # noqa: E402
-from otlp_builders import Command, SessionSpec, request_for, session_spans  # noqa: E402
-from sinkproc import SinkProcess  # noqa: E402
+from shellspan_testing.otlp_builders import Command, SessionSpec, request_for, session_spans
+from shellspan_testing.sinkproc import SinkProcess, drained, send_all
 
 FLOOR_MS = 200.0
 USERS = [f"user{i:03d}" for i in range(200)]

@@ -1,5 +1,27 @@
+"""Fixtures shared by every part of the suite, and the part markers.
+
+Each folder of tests/ is one part (`unit`, `sink`, `shells`, `collector`, `ui`); its tests carry
+the marker of that name, so `pytest -m sink` or `make test-fast` (unit and sink) runs one part.
+"""
+
+from pathlib import Path
+
 import pytest
-from sinkproc import SinkProcess
+
+from shellspan_testing.sinkproc import SinkProcess
+
+PARTS = ("unit", "sink", "shells", "collector", "ui")
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            part = Path(item.fspath).resolve().relative_to(_HERE).parts[0]
+        except ValueError:
+            continue
+        if part in PARTS:
+            item.add_marker(getattr(pytest.mark, part))
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from otlp_builders import (
+
+from shellspan import semconv
+from shellspan_testing.otlp_builders import (
     Command,
     SessionSpec,
     kv,
@@ -22,9 +24,7 @@ from otlp_builders import (
     session_spans,
     to_otlp_json,
 )
-from sinkproc import SINK_BIN, SinkProcess
-
-from shellspan import semconv
+from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
 
 SDK_SCRIPT = r"""
 import sys

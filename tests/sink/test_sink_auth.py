@@ -17,10 +17,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from otlp_builders import Command, SessionSpec, kv, post, request_for, session_spans
-from sinkproc import SinkProcess
 
 from shellspan import semconv
+from shellspan_testing.otlp_builders import (
+    Command,
+    SessionSpec,
+    kv,
+    post,
+    request_for,
+    session_spans,
+)
+from shellspan_testing.sinkproc import SinkProcess
 
 SECRET = "s3cret-for-tests-only-0123456789abcdef"
 

@@ -6,9 +6,9 @@ import re
 import subprocess
 
 import pytest
-from sinkproc import SINK_BIN, SinkProcess
 
 from shellspan_sink.schema import MIGRATIONS, SchemaOptions
+from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
 
 # Column names and types of the contrib ClickHouse exporter's traces table
 # (exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql).

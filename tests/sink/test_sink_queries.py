@@ -13,8 +13,9 @@ import urllib.parse
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from otlp_builders import Command, SessionSpec, post, request_for, session_spans
-from sinkproc import SINK_BIN, SinkProcess
+
+from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
+from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
 
 HOUR_NS = 3600 * 10**9
 NOW = time.time_ns()

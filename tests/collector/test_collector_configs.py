@@ -21,12 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from background import Process, go_command, port_open, wait_for
-from sinkproc import free_port
 
 from shellspan import semconv
+from shellspan_testing.background import Process, go_command, port_open, wait_for
+from shellspan_testing.sinkproc import free_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "collector_config"
 BUILD_SCRIPT = CONFIG_DIR / "build.sh"
 CONFIGS = ["agent.yaml", "gateway.yaml", "clickhouse-direct.yaml"]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_load.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_load.py"
 
 
 def test_load_burst_loses_nothing():

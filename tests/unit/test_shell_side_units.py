@@ -7,7 +7,6 @@ import time
 import jwt
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from sinkproc import free_port
 
 from shellspan.auth import TokenSource, mint_token
 from shellspan.config import Config
@@ -15,6 +14,7 @@ from shellspan.export import CircuitBreaker, Exporter
 from shellspan.otlp import STATUS_ERROR, SpanData, encode_request, new_span_id, new_trace_id
 from shellspan.redact import Redactor
 from shellspan.spool import Spool
+from shellspan_testing.sinkproc import free_port
 
 
 def test_encoding_round_trips_through_the_official_proto():

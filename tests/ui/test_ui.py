@@ -21,8 +21,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from otlp_builders import Command, SessionSpec, post, request_for, session_spans
-from sinkproc import REPO, SinkProcess
+
+from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
+from shellspan_testing.sinkproc import REPO, SinkProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts" / "ui"

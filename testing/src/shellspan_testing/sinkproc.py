@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 SINK_BIN = Path(sys.executable).with_name("shellspan-sink")
 
 
@@ -126,3 +128,39 @@ class SinkProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+def drained(sink: SinkProcess, timeout: float = 300) -> None:
+    """Wait until the sink's spool is empty: every acknowledged span is in ClickHouse."""
+    sink.wait_for(lambda: sink.get("/health")["spool"]["spooled_bytes"] == 0, timeout=timeout)
+
+
+def send_all(port: int, bodies: list[bytes], clients: int) -> float:
+    """POST every body over `clients` keep-alive connections; return elapsed seconds."""
+    chunks = [bodies[i::clients] for i in range(clients)]
+    errors: list[str] = []
+
+    def client(chunk: list[bytes]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for body in chunk:
+            while True:
+                conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    break
+                if resp.status not in (429, 503):
+                    errors.append(f"HTTP {resp.status}")
+                    return
+                time.sleep(float(resp.getheader("Retry-After", "1")))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"sends failed: {errors[:3]}")
+    return time.perf_counter() - started

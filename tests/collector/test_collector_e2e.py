@@ -28,13 +28,14 @@ from pathlib import Path
 
 import jwt
 import pytest
-from background import Process, go_command, port_open, run_bounded, wait_for
-from python_shell_helpers import run_session, shell_env
-from sinkproc import SinkProcess, free_port
+
+from shellspan_testing.background import Process, go_command, port_open, run_bounded, wait_for
+from shellspan_testing.python_shell_helpers import run_session, shell_env
+from shellspan_testing.sinkproc import SinkProcess, free_port
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "collector_config"
 BUILD_SCRIPT = CONFIG_DIR / "build.sh"
 SECRET = "e2e-secret-" + uuid.uuid4().hex

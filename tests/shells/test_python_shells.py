@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from python_shell_helpers import PROMPT, SHELLSPAN, shell_env  # noqa: E402
+
+from shellspan_testing.python_shell_helpers import PROMPT, SHELLSPAN, shell_env  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import jwt
 import pytest
-from python_shell_helpers import PROMPT, SHELLSPAN, run_session, shell_env
-from sinkproc import free_port
+
+from shellspan_testing.python_shell_helpers import PROMPT, SHELLSPAN, run_session, shell_env
+from shellspan_testing.sinkproc import free_port
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
 

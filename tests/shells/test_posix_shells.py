@@ -11,7 +11,8 @@ import signal
 import time
 
 import pytest
-from posix_shell_helpers import PROMPT, SHELLS, Shell, ShellEnv, have, rc_files
+
+from shellspan_testing.posix_shell_helpers import PROMPT, SHELLS, Shell, ShellEnv, have, rc_files
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
 

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from otlp_builders import Command, SessionSpec, request_for, session_spans
-from sinkproc import SinkProcess
+
+from shellspan_testing.otlp_builders import Command, SessionSpec, request_for, session_spans
+from shellspan_testing.sinkproc import SinkProcess
 
 
 def send_until_acked(port_of, body: bytes, deadline: float) -> int:

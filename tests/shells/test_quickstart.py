@@ -18,8 +18,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from otlp_builders import Command, SessionSpec, post, request_for, session_spans
-from sinkproc import REPO, SinkProcess, free_port
+
+from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
+from shellspan_testing.sinkproc import REPO, SinkProcess, free_port
 
 DOCS = REPO / "docs"
 BIN = Path(sys.executable).parent
