@@ -83,7 +83,7 @@ class InstrumentedShell:
         try:
             meta = self._shellspan_collect()
         except Exception as exc:  # noqa: BLE001 - a broken provider must not stop the shell
-            meta = {"shell.metadata.error": repr(exc)}
+            meta = {sc.METADATA_ERROR: repr(exc)}
         shell_type = (self.shellspan_shell_type or meta.get(sc.COMPONENT_NAME)
                       or type(self).__name__.lower())
         s = Session(str(shell_type), metadata=meta, **session_kwargs).start()

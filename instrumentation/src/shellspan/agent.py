@@ -1,7 +1,7 @@
 """The per-user agent of bash and zsh sessions (``shellspan agent``).
 
 The hook scripts (``shellspan.posix``) write one record per event into a FIFO in the runtime
-directory; this process reads them, turns them into the span model of DESIGN.md §3, and hands
+directory; this process reads them, turns them into spans (``shellspan.spans``), and hands
 the spans to the shared exporter (OTLP/HTTP, circuit breaker, on-disk spool). It also watches
 every shell's pid: a shell that disappears without its exit record is closed with reason
 ``hangup`` (its terminal is gone too) or ``orphaned``.
@@ -37,8 +37,9 @@ import sys
 import time
 
 from shellspan import semconv as sc
+from shellspan import spans
 from shellspan.config import Config, _env_float
-from shellspan.otlp import STATUS_ERROR, Link, SpanData, new_span_id, parse_traceparent
+from shellspan.otlp import Link, SpanData, new_span_id, parse_traceparent
 from shellspan.posix import runtime_dir
 from shellspan.redact import MARK, default_redactor
 from shellspan.spool import pid_alive
@@ -314,21 +315,17 @@ class Agent:
         except ValueError:
             parent_pid = 0
         sess.cwd = cwd
-        attrs = {
-            sc.SESSION_ID: sess.sid, sc.SHELL_TYPE: sess.shell, sc.USER_NAME: user,
-            sc.HOST_NAME: self.host, sc.PROCESS_PID: sess.pid,
-            sc.PROCESS_PARENT_PID: parent_pid, sc.TTY: sess.tty,
-            sc.CLIENT_ADDRESS: ssh.split()[0] if ssh.split() else "", sc.CWD: cwd,
-        }
+        attrs = spans.identity(
+            session_id=sess.sid, shell_type=sess.shell, user=user, host=self.host, pid=sess.pid,
+            parent_pid=parent_pid, tty=sess.tty,
+            client_address=ssh.split()[0] if ssh.split() else "", cwd=cwd)
         if shlvl.isdigit():
             attrs[sc.SHELL_LEVEL] = int(shlvl)
         if version:
-            attrs["shell.version"] = version
+            attrs[sc.SHELL_VERSION] = version
         parent = parse_traceparent(ptp) if ptp else None
         if parent:
-            sess.links.append(Link(parent[0], parent[1]))
-            attrs[sc.PARENT_SESSION_ID] = parent[0].hex()
-            attrs["shell.parent.span_id"] = parent[1].hex()
+            spans.parent_link(attrs, sess.links, parent[0], parent[1])
         sess.attributes = attrs
 
     def _register(self, sess: ShellSession) -> None:
@@ -362,15 +359,14 @@ class Agent:
         except OSError:
             pass
         self._fill(sess, cwd=cwd)
-        sess.attributes["shell.session.adopted"] = True
+        sess.attributes[sc.SESSION_ADOPTED] = True
         self._register(sess)
         self._emit_start(sess)
         return sess
 
     def _emit_start(self, sess: ShellSession) -> None:
-        now = time.time_ns()
-        self.emit(SpanData(sess.trace_id, new_span_id(), sc.SPAN_SESSION_START, sess.start_ns,
-                           max(now, sess.start_ns), sess.root, dict(sess.attributes)), now=True)
+        self.emit(spans.start_span(sess.trace_id, sess.root, sess.attributes, sess.start_ns,
+                                   time.time_ns()), now=True)
 
     def _command(self, sess: ShellSession, *, seq: str, span: str, start: str, end: str,
                  status: str, pipestatus: str, cwd: str, flags: str, text: str) -> None:
@@ -404,17 +400,13 @@ class Agent:
         except ValueError:
             seq_n = sess.command_count
         pipes = [int(p) for p in pipestatus.split() if p.lstrip("-").isdigit()]
-        attrs = {sc.SESSION_ID: sess.sid, sc.COMMAND_LINE: text, sc.COMMAND_NAME: name,
-                 sc.CWD: cwd, sc.COMMAND_SEQ: seq_n, sc.EXIT_CODE: code,
-                 sc.COMMAND_REDACTED: redacted}
-        if pipes:
-            attrs[sc.COMMAND_PIPESTATUS] = pipes
-        if code != 0:
+        if spans.command_failed(code):
             sess.failed_count += 1
         sess.cwd = cwd or sess.cwd
-        self.emit(SpanData(sess.trace_id, span_id, sc.SPAN_COMMAND, start_ns,
-                           max(end_ns, start_ns), sess.root, attrs,
-                           status_code=STATUS_ERROR if code != 0 else 0))
+        self.emit(spans.command_span(
+            sess.trace_id, sess.root, span_id, seq=seq_n, text=text, name=name, cwd=cwd,
+            start_ns=start_ns, end_ns=end_ns, exit_code=code, redacted=redacted,
+            extra={sc.COMMAND_PIPESTATUS: pipes} if pipes else None))
 
     def close(self, sess: ShellSession, reason: str, code: int | None, end_ns: int) -> None:
         if sess.pending is not None:  # zsh: the command that was running when the shell died
@@ -422,14 +414,10 @@ class Agent:
             self._command(sess, seq=p["seq"], span=p["span"], start=p["start"],
                           end=str(end_ns // 1000), status=str(code if code is not None else -1),
                           pipestatus="", cwd=p["cwd"], flags=p["flags"], text=p["text"])
-        attrs = dict(sess.attributes)
-        attrs.update({sc.EXIT_REASON: reason, sc.COMMAND_COUNT: sess.command_count,
-                      "shell.cwd.last": sess.cwd,
-                      "shell.command.failed_count": sess.failed_count})
-        if code is not None:
-            attrs[sc.EXIT_CODE] = code
-        self.emit(SpanData(sess.trace_id, sess.root, sc.SPAN_SESSION, sess.start_ns,
-                           max(end_ns, sess.start_ns), b"", attrs, links=sess.links), now=True)
+        self.emit(spans.session_span(
+            sess.trace_id, sess.root, sess.attributes, start_ns=sess.start_ns, end_ns=end_ns,
+            reason=reason, exit_code=code, command_count=sess.command_count,
+            failed_count=sess.failed_count, last_cwd=sess.cwd, links=sess.links), now=True)
         if self.config.debug:
             self.log(f"closing session {sess.sid} ({reason}, {code})")
         self.sessions.pop(sess.sid, None)
@@ -490,11 +478,9 @@ class Agent:
                 continue
             if now >= sess.next_heartbeat:
                 sess.next_heartbeat = now + self.heartbeat_s
-                t = time.time_ns()
-                self.emit(SpanData(sess.trace_id, new_span_id(), sc.SPAN_HEARTBEAT, t, t,
-                                   sess.root, {sc.SESSION_ID: sess.sid, sc.SHELL_TYPE: sess.shell,
-                                               sc.CWD: sess.cwd,
-                                               sc.COMMAND_COUNT: sess.command_count}))
+                self.emit(spans.heartbeat_span(sess.trace_id, sess.root, shell_type=sess.shell,
+                                               cwd=sess.cwd, command_count=sess.command_count,
+                                               now_ns=time.time_ns()))
 
     # --- state file --------------------------------------------------------------------------
 

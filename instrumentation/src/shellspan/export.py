@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from shellspan import __version__
+from shellspan import semconv as sc
 from shellspan.config import Config
 from shellspan.otlp import AttrValue, SpanData, encode_request
 from shellspan.spool import Spool
@@ -149,18 +150,18 @@ class CircuitBreaker:
 
 def default_resource(config: Config) -> dict[str, AttrValue]:
     res: dict[str, AttrValue] = {
-        "service.name": config.service_name,
-        "telemetry.sdk.name": "shellspan",
-        "telemetry.sdk.language": "python",
-        "telemetry.sdk.version": __version__,
-        "host.name": os.uname().nodename,
+        sc.SERVICE_NAME: config.service_name,
+        sc.TELEMETRY_SDK_NAME: "shellspan",
+        sc.TELEMETRY_SDK_LANGUAGE: "python",
+        sc.TELEMETRY_SDK_VERSION: __version__,
+        sc.HOST_NAME: os.uname().nodename,
     }
     if config.resource_attributes_raw:
         from shellspan.config import parse_kv_list
 
         extra = parse_kv_list(config.resource_attributes_raw)
-        if "service.name" in extra and os.environ.get("OTEL_SERVICE_NAME"):
-            extra.pop("service.name")  # OTEL_SERVICE_NAME wins, as in the SDKs
+        if sc.SERVICE_NAME in extra and os.environ.get("OTEL_SERVICE_NAME"):
+            extra.pop(sc.SERVICE_NAME)  # OTEL_SERVICE_NAME wins, as in the SDKs
         res.update(extra)
     return res
 

@@ -1,8 +1,10 @@
-"""Span names and attribute keys shared by the shell side and the sink (DESIGN.md §3).
+"""Span names and attribute keys shared by the shell side and the sink: the span contract.
 
 OpenTelemetry semantic-convention names are used where one exists; everything shellspan adds
 lives under ``shell.``. The sink derives its session and command tables from exactly these keys,
-so they are a contract: change one and the stored history stops matching.
+so they are a contract: change one and the stored history stops matching. Every name a span
+carries is defined here and nowhere else (``shellspan.spans`` builds the spans from them).
+This module imports nothing, so the sink can share it without the shell side's dependencies.
 """
 
 # Span names.
@@ -27,6 +29,11 @@ COMPONENT_ADAPTERS = "shell.component.adapters"
 EXIT_REASON = "shell.exit.reason"
 EXIT_CODE = "process.exit.code"
 COMMAND_COUNT = "shell.command.count"
+COMMAND_FAILED_COUNT = "shell.command.failed_count"  # root span: commands that failed
+CWD_LAST = "shell.cwd.last"  # root span: the directory the session ended in
+SHELL_VERSION = "shell.version"  # bash/zsh: $BASH_VERSION, $ZSH_VERSION
+SESSION_ADOPTED = "shell.session.adopted"  # the agent learnt of the session after it started
+METADATA_ERROR = "shell.metadata.error"  # an admin shell's metadata provider raised
 
 # Per command (and the session's current directory).
 CWD = "shell.cwd"
@@ -39,6 +46,19 @@ COMMAND_PIPESTATUS = "shell.command.pipestatus"  # exit status of every pipeline
 # Nested shells (bash, zsh): the level and the session of the shell that started this one.
 SHELL_LEVEL = "shell.level"
 PARENT_SESSION_ID = "shell.parent.session.id"
+PARENT_SPAN_ID = "shell.parent.span_id"  # the parent session's command that started this one
+
+# A command that raised (Python shells): OpenTelemetry's exception attribute.
+EXCEPTION_TYPE = "exception.type"
+
+# Resource attributes of every export request.
+SERVICE_NAME = "service.name"
+TELEMETRY_SDK_NAME = "telemetry.sdk.name"
+TELEMETRY_SDK_LANGUAGE = "telemetry.sdk.language"
+TELEMETRY_SDK_VERSION = "telemetry.sdk.version"
+
+# Baggage entry children of a session inherit (W3C BAGGAGE): the session's id.
+BAGGAGE_SESSION_ID = SESSION_ID
 
 # Identity established by the sink from a verified token (never trusted from the client).
 ENDUSER_ID = "enduser.id"

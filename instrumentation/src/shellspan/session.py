@@ -1,4 +1,4 @@
-"""Shell sessions as traces: the public API (DESIGN.md §3).
+"""Shell sessions as traces: the public API.
 
     import shellspan
 
@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable, Mapping
 
 from shellspan import semconv as sc
+from shellspan import spans
 from shellspan.config import Config
 from shellspan.otlp import (
-    STATUS_ERROR,
     AttrValue,
     Link,
     SpanData,
@@ -95,6 +95,7 @@ class Command:
         self.name = name if name is not None else command_name(self.text)
         self.cwd = cwd if cwd is not None else session.cwd
         self.start_ns = time.time_ns()
+        self.end_ns = 0  # set for a command that already ran (``Session.record_command``)
         self.attributes: dict[str, AttrValue] = {}
         self.finished = False
         session._set_env_parent(self.span_id)
@@ -104,34 +105,26 @@ class Command:
     def set_attribute(self, key: str, value: AttrValue) -> None:
         self.attributes[key] = value
 
-    def finish(self, exit_code: int = 0, error: BaseException | str | None = None) -> None:
+    def finish(self, exit_code: int | None = 0, error: BaseException | str | None = None) -> None:
+        """End the command; ``exit_code`` None when how it ended is unknown (cut short)."""
         if self.finished:
             return
         self.finished = True
         s = self.session
         end_ns = time.time_ns()
         s.cwd = _cwd()
-        attrs: dict[str, AttrValue] = {
-            sc.SESSION_ID: s.session_id,
-            sc.COMMAND_LINE: self.text,
-            sc.COMMAND_NAME: self.name,
-            sc.CWD: self.cwd,
-            sc.COMMAND_SEQ: self.seq,
-            sc.EXIT_CODE: int(exit_code),
-            sc.COMMAND_REDACTED: self.redacted,
-            **self.attributes,
-        }
-        failed = exit_code != 0 or error is not None
-        message = ""
-        if error is not None:
-            message = error if isinstance(error, str) else f"{type(error).__name__}"
-            if not isinstance(error, str):
-                attrs["exception.type"] = type(error).__name__
-        if failed:
+        error_type, message = "", ""
+        if isinstance(error, str):
+            message = error
+        elif error is not None:
+            error_type = message = type(error).__name__
+        if spans.command_failed(exit_code, error_type, message):
             s.failed_count += 1
-        s._emit(SpanData(s.trace_id, self.span_id, sc.SPAN_COMMAND, self.start_ns, end_ns,
-                         s.root_span_id, attrs, status_code=STATUS_ERROR if failed else 0,
-                         status_message=message))
+        s._emit(spans.command_span(
+            s.trace_id, s.root_span_id, self.span_id, seq=self.seq, text=self.text,
+            name=self.name, cwd=self.cwd, start_ns=self.start_ns, end_ns=self.end_ns or end_ns,
+            exit_code=exit_code, redacted=self.redacted, error_type=error_type, message=message,
+            extra=self.attributes))
         s._set_env_parent(s.root_span_id)
         if s._signal_watch is not None:
             s._signal_watch.rearm()
@@ -180,22 +173,16 @@ class Session:
         self._signal_watch: _SignalWatch | None = None
         self._links: list[Link] = []
         env = os.environ
-        self.attributes: dict[str, AttrValue] = {
-            sc.SESSION_ID: self.session_id,
-            sc.SHELL_TYPE: shell_type,
-            sc.USER_NAME: _user_name(),
-            sc.HOST_NAME: os.uname().nodename,
-            sc.PROCESS_PID: os.getpid(),
-            sc.PROCESS_PARENT_PID: os.getppid(),
-            sc.TTY: _tty(),
-            sc.CLIENT_ADDRESS: _client_address(env),
-            sc.CWD: self.cwd,
-        }
+        self.attributes: dict[str, AttrValue] = spans.identity(
+            session_id=self.session_id, shell_type=shell_type, user=_user_name(),
+            host=os.uname().nodename, pid=os.getpid(), parent_pid=os.getppid(), tty=_tty(),
+            client_address=_client_address(env), cwd=self.cwd)
         if metadata:
             self.attributes.update({k: v for k, v in metadata.items() if v is not None})
         parent = parse_traceparent(env.get("TRACEPARENT", ""))
         if parent:  # started from an instrumented process: link to it, keep our own trace
-            self._links.append(Link(parent[0], parent[1], env.get("TRACESTATE", "")))
+            spans.parent_link(self.attributes, self._links, parent[0], parent[1],
+                              env.get("TRACESTATE", ""))
         self._inherited_tracestate = env.get("TRACESTATE", "")
         self._inherited_baggage = env.get("BAGGAGE", "")
 
@@ -238,8 +225,8 @@ class Session:
                   if e.strip() and not e.strip().startswith("shellspan=")]
         env["TRACESTATE"] = ",".join([state, *others[:31]])
         bag = [e for e in self._inherited_baggage.split(",")
-               if e.strip() and not e.strip().startswith("shell.session.id=")]
-        env["BAGGAGE"] = ",".join([f"shell.session.id={self.session_id}", *bag])
+               if e.strip() and not e.strip().startswith(sc.BAGGAGE_SESSION_ID + "=")]
+        env["BAGGAGE"] = ",".join([f"{sc.BAGGAGE_SESSION_ID}={self.session_id}", *bag])
 
     def set_attribute(self, key: str, value: AttrValue) -> None:
         """Add session metadata (goes on the root span; before ``start`` also on the start span)."""
@@ -260,8 +247,8 @@ class Session:
         if self.disabled:
             return self
         self._awaiting_ready = defer_export
-        self._emit(SpanData(self.trace_id, new_span_id(), sc.SPAN_SESSION_START, self.start_ns,
-                            time.time_ns(), self.root_span_id, dict(self.attributes)))
+        self._emit(spans.start_span(self.trace_id, self.root_span_id, self.attributes,
+                                    self.start_ns, time.time_ns()))
         exp = self.exporter
         exp.add_periodic(self.config.heartbeat_s, self._heartbeat)
         exp.start(wait_for_ready=defer_export)
@@ -282,11 +269,9 @@ class Session:
     def _heartbeat(self) -> SpanData | None:
         if self._ended or not self._started:
             return None
-        now = time.time_ns()
-        return SpanData(self.trace_id, new_span_id(), sc.SPAN_HEARTBEAT, now, now,
-                        self.root_span_id,
-                        {sc.SESSION_ID: self.session_id, sc.SHELL_TYPE: self.shell_type,
-                         sc.CWD: self.cwd, sc.COMMAND_COUNT: self.command_count})
+        return spans.heartbeat_span(self.trace_id, self.root_span_id, shell_type=self.shell_type,
+                                    cwd=self.cwd, command_count=self.command_count,
+                                    now_ns=time.time_ns())
 
     def command(self, text: str, name: str | None = None, cwd: str | None = None) -> Command:
         """Start a command span; finish it with ``finish()`` or use it as a context manager."""
@@ -298,9 +283,8 @@ class Session:
         """Record a command that already ran (for shells that only learn of it afterwards)."""
         cmd = Command(self, text, name, cwd)
         cmd.start_ns = start_ns
+        cmd.end_ns = end_ns or 0
         cmd.finish(exit_code, error)
-        if end_ns is not None:  # pragma: no cover - cosmetic
-            pass
 
     def end(self, reason: str = "exit", exit_code: int = 0, *,
             budget_s: float | None = None) -> None:
@@ -323,14 +307,11 @@ class Session:
         self.end_ns = time.time_ns()
         if self.disabled:
             return
-        attrs = dict(self.attributes)
-        attrs.update({sc.EXIT_REASON: reason, sc.EXIT_CODE: int(exit_code),
-                      sc.COMMAND_COUNT: self.command_count, sc.CWD: self.attributes.get(sc.CWD, ""),
-                      "shell.cwd.last": self.cwd, "shell.command.failed_count": self.failed_count})
-        status = STATUS_ERROR if reason == "crash" else 0
-        self._emit(SpanData(self.trace_id, self.root_span_id, sc.SPAN_SESSION, self.start_ns,
-                            self.end_ns, b"", attrs, status_code=status,
-                            status_message=reason if status else "", links=self._links))
+        self._emit(spans.session_span(
+            self.trace_id, self.root_span_id, self.attributes, start_ns=self.start_ns,
+            end_ns=self.end_ns, reason=reason, exit_code=exit_code,
+            command_count=self.command_count, failed_count=self.failed_count,
+            last_cwd=self.cwd, links=self._links))
         exp = self._exporter
         if exp is not None:
             exp.clear_periodic()

@@ -35,6 +35,7 @@ STATUS_CODES = ("Unset", "Ok", "Error")
 SINK_OWNED_ATTRIBUTES = (semconv.ENDUSER_ID, semconv.AUTH_VERIFIED)
 
 _U64 = struct.Struct("<Q")
+_SERVICE_NAME = semconv.SERVICE_NAME.encode()
 
 
 def format_double(value: float) -> str:
@@ -184,7 +185,7 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
     for resource_spans in request.resource_spans:
         resource = attribute_pairs(resource_spans.resource.attributes, max_attributes,
                                    max_attribute_length, SINK_OWNED_ATTRIBUTES)
-        service = resource.get(b"service.name", b"")
+        service = resource.get(_SERVICE_NAME, b"")
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name.encode()
             scope_version = scope_spans.scope.version.encode()

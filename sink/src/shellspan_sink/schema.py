@@ -9,7 +9,7 @@ sink can share it. Two departures, both for exactly-once query results:
 * the derived tables are filled by materialized views from the raw table, never by the sink
   directly, so every ingestion path (sink or contrib exporter) yields the same sessions.
 
-Session id = trace id (one trace per shell session, DESIGN.md §3).
+Session id = trace id (one trace per shell session).
 
 Cluster mode writes ``*_local`` replicated tables on every node plus ``Distributed`` tables under
 the canonical names, all ``ON CLUSTER``; queries use the canonical names in both modes. Rows are
