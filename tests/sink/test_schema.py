@@ -115,7 +115,7 @@ def test_identifiers_are_validated(bad):
 
 
 def test_store_password_never_reaches_output(tmp_path):
-    from sinkproc import free_port
+    from shellspan_testing.sinkproc import free_port
 
     dsn = f"http://shellspan:hunter2-secret@127.0.0.1:{free_port()}/audit"
     proc = SinkProcess(tmp_path, store=dsn)
