@@ -1,14 +1,26 @@
-"""Schema: contrib-compatible raw table, idempotent migrations, cluster DDL."""
+"""Schema: contrib-compatible raw table, idempotent migrations, every statement parsed by the
+engine in both modes, cluster DDL."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
+import chdb
 import pytest
 
+from shellspan_sink import schema, tables
 from shellspan_sink.schema import MIGRATIONS, SchemaOptions
-from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
+from shellspan_testing.sinkproc import REPO, SINK_BIN, SinkProcess
+
+HERE = Path(__file__).resolve().parent
+MODES = {
+    "single node": SchemaOptions(),
+    "single node with TTL": SchemaOptions(database="audit", ttl_days=30),
+    "cluster": SchemaOptions(database="audit", cluster="shells"),
+    "cluster with TTL": SchemaOptions(database="audit", cluster="shells", ttl_days=30),
+}
 
 # Column names and types of the contrib ClickHouse exporter's traces table
 # (exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql).
@@ -52,30 +64,82 @@ def test_migrate_is_idempotent(tmp_path):
     assert second.returncode == 0 and "schema is up to date" in second.stdout
 
 
-def test_raw_table_matches_contrib_columns(tmp_path):
-    sink = SinkProcess(tmp_path).start()
-    try:
-        described = sink.sql("DESCRIBE TABLE shellspan.otel_traces")
-    finally:
-        sink.stop()
+def test_raw_table_matches_contrib_columns(module_sink):
+    described = module_sink.sql("DESCRIBE TABLE shellspan.otel_traces")
     columns = {row[0]: row[1] for row in described["rows"]}
     assert columns == CONTRIB_OTEL_TRACES
 
 
-def test_second_sink_on_same_path_fails_clearly(tmp_path):
-    first = SinkProcess(tmp_path / "a", store=f"chdb://{tmp_path / 'shared'}").start()
-    try:
-        second = SinkProcess(tmp_path / "b", store=f"chdb://{tmp_path / 'shared'}")
-        with pytest.raises(RuntimeError) as err:
-            second.start(timeout=60)
-        assert "cannot" in str(err.value).lower()
-        assert first.get("/health")["status"] == "ok"
-    finally:
-        first.stop()
+def test_second_sink_on_same_path_fails_clearly(module_sink, tmp_path):
+    second = SinkProcess(tmp_path / "second", store=module_sink.store)
+    with pytest.raises(RuntimeError) as err:
+        second.start(timeout=60)
+    assert "cannot" in str(err.value).lower()
+    assert module_sink.get("/health")["status"] == "ok"
 
 
 def all_statements(options: SchemaOptions) -> list[str]:
     return [s for m in MIGRATIONS for s in m.statements(options)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_statement_parses(mode):
+    """No ClickHouse server runs here: the embedded engine (the same ClickHouse version) parses
+    each statement of both modes with EXPLAIN AST."""
+    statements = schema.all_statements(MODES[mode])
+    assert len(statements) >= 10
+    for statement in statements:
+        try:
+            ast = chdb.query(f"EXPLAIN AST {statement}", "TSVRaw").bytes().decode()
+        except Exception as exc:  # chdb raises its own error types
+            pytest.fail(f"ClickHouse cannot parse:\n{statement}\n{exc}")
+        assert ast.startswith("CreateQuery"), ast[:200]
+        if MODES[mode].ttl_days:
+            assert "TTL" not in statement or "toIntervalDay(30)" in statement
+
+
+def _words(sql: str) -> list[str]:
+    return re.sub(r"\s+", " ", sql).strip().rstrip(";").split(" ")
+
+
+@pytest.mark.parametrize("options,golden", [
+    (SchemaOptions(), "single.sql"),
+    (SchemaOptions(database="audit", cluster="shells"), "cluster-audit-shells.sql"),
+])
+def test_migration_1_is_the_schema_stores_already_have(options, golden):
+    """Stores record version 1 as applied, so its statements never change (a schema change is a
+    new migration). schema_v1/ holds what `migrate --print` printed when version 1 shipped."""
+    released = [_words(s) for s in (HERE / "schema_v1" / golden).read_text().split(";\n\n")]
+    assert [_words(s) for s in schema.all_statements(options)] == released
+
+
+def test_every_template_is_used_and_every_table_created():
+    templates = {p.name for p in (REPO / "sink/src/shellspan_sink/sql").glob("*.sql")}
+    steps = [step for m in MIGRATIONS for step in m.steps]
+    used = {step.template for step in steps} | {"distributed.sql", f"{tables.MIGRATIONS}.sql"}
+    assert templates == used
+    assert {step.creates for step in steps if step.creates} | {tables.MIGRATIONS} == set(tables.ALL)
+
+
+@pytest.mark.parametrize("text,error", [
+    ("CREATE TABLE {{ table no_such_table }} (x UInt8)", "not a table of the shellspan schema"),
+    ("SELECT {{ semconv NO_SUCH_NAME }}", "semconv has no name"),
+    ("SELECT {{ drop_everything }}", "unknown placeholder"),
+    ("ENGINE = {{ engine Memory }}", "MergeTree"),
+    ("ENGINE = {{ engine ReplicatedMergeTree }}", "MergeTree"),
+    ("SELECT {{ table otel_traces; DROP }}", "malformed placeholder"),
+])
+def test_renderer_refuses_what_it_does_not_know(text, error):
+    with pytest.raises(ValueError, match=error):
+        schema.render_text(text, SchemaOptions(), tables.OTEL_TRACES, name="test")
+
+
+def test_docs_show_the_cluster_ddl_that_migrate_prints():
+    printed = subprocess.run([str(SINK_BIN), "migrate", "--print", "--cluster", "shells"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    docs = (REPO / "docs/schema.md").read_text()
+    block = docs.split("shellspan-sink migrate --print --cluster shells\n```\n\n```sql\n", 1)[1]
+    assert block.split("\n```", 1)[0].strip() == printed.strip()
 
 
 def test_single_node_ddl_has_no_cluster_parts():

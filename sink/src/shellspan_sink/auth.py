@@ -1,8 +1,8 @@
 """Who sent this: JWT verification for OTLP in, and read access for the API.
 
-Keys: an HS256 shared secret (``SHELLSPAN_AUTH_SECRET``, the one the shell side mints with),
-RS256/ES256 public keys in PEM files (``SHELLSPAN_AUTH_PUBLIC_KEYS``, comma-separated) and a JWKS
-file (``SHELLSPAN_AUTH_JWKS``). Only the algorithms of configured keys are accepted, so
+Keys (``config`` reads the variables): an HS256 shared secret (``SHELLSPAN_AUTH_SECRET``, the one
+the shell side mints with), RS256/ES256 public keys in PEM files (``SHELLSPAN_AUTH_PUBLIC_KEYS``,
+comma-separated) and a JWKS file (``SHELLSPAN_AUTH_JWKS``). Only the algorithms of configured keys are accepted, so
 ``alg: none`` and algorithm confusion fail. ``exp``, ``nbf``, ``iat``, ``aud`` and (if set)
 ``iss`` are checked with a small leeway.
 
@@ -14,7 +14,6 @@ tokens. The default is ``optional`` when a key is configured, else ``off``.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,18 +39,6 @@ class AuthConfig:
     audience: str | None = "shellspan"
     issuer: str | None = None
     leeway: float = 30.0
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> AuthConfig:
-        env = os.environ if environ is None else environ
-        files = [p.strip() for p in env.get("SHELLSPAN_AUTH_PUBLIC_KEYS", "").split(",") if p.strip()]
-        return cls(mode=env.get("SHELLSPAN_AUTH_MODE") or None,
-                   secret=env.get("SHELLSPAN_AUTH_SECRET") or None,
-                   public_key_files=files,
-                   jwks_file=env.get("SHELLSPAN_AUTH_JWKS") or None,
-                   audience=env.get("SHELLSPAN_AUTH_AUDIENCE", "shellspan") or None,
-                   issuer=env.get("SHELLSPAN_AUTH_ISSUER") or None,
-                   leeway=float(env.get("SHELLSPAN_AUTH_LEEWAY", "30")))
 
 
 class Verifier:

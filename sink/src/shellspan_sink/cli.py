@@ -13,11 +13,10 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from .ingest import IngestLimits
+from . import config
 from .queries import QueryError, SessionFilter, SessionQueries
-from .schema import MIGRATIONS, SchemaOptions, migrations_table_ddl
-from .server import SinkConfig, serve
-from .store import Store, StoreError, default_store_dsn
+from .schema import all_statements
+from .store import Store, StoreError
 
 LIST_COLUMNS = ("session_id", "state", "shell_type", "user_name", "host_name", "component_name",
                 "start_time", "duration_s", "command_count", "failed_count", "exit_reason")
@@ -31,12 +30,12 @@ class Backend:
         self.api = args.api.rstrip("/")
         self.token = args.token
         self.queries = None
-        if args.store:
-            if args.store.startswith("chdb:"):
+        cfg = config.load(args, scope=config.STORE)
+        if cfg.store:
+            if cfg.store.startswith("chdb:"):
                 raise SystemExit("shellspan-sink: the embedded store is owned by the running sink; "
                                  "query it through --api (drop --store)")
-            self.queries = SessionQueries(Store(args.store, SchemaOptions(args.database)),
-                                          args.abandon_after)
+            self.queries = SessionQueries(Store(cfg.store, cfg.schema), cfg.abandon_after)
 
     def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
@@ -169,30 +168,20 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def _schema(args: argparse.Namespace) -> SchemaOptions:
-    return SchemaOptions(database=args.database, cluster=args.cluster or None)
-
-
 def cmd_migrate(args: argparse.Namespace) -> int:
-    options = _schema(args)
+    cfg = config.load(args, scope=config.STORE)
     if args.print_sql:
-        statements = migrations_table_ddl(options)
-        for migration in MIGRATIONS:
-            statements += migration.statements(options)
-        print(";\n\n".join(s.strip() for s in statements) + ";")
+        print(";\n\n".join(all_statements(cfg.schema)) + ";")
         return 0
-    applied = Store(args.store or default_store_dsn(), options).migrate()
+    applied = Store(cfg.store_dsn, cfg.schema).migrate()
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    limits = IngestLimits(max_body_bytes=args.max_body_bytes)
-    cfg = SinkConfig(store=args.store or default_store_dsn(), schema=_schema(args),
-                     otlp_http=args.otlp_http, otlp_grpc=args.otlp_grpc, api=args.api_listen,
-                     abandon_after=args.abandon_after, limits=limits,
-                     wal_dir=args.wal, max_spool_bytes=args.max_spool_bytes)
-    return serve(cfg)
+    from .server import serve  # the listeners' libraries load only for `serve`
+
+    return serve(config.load(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,37 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shellspan-sink", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def store_args(p: argparse.ArgumentParser, default_store: str | None) -> None:
-        p.add_argument("--store", default=env("SHELLSPAN_STORE", default_store),
-                       help="chdb:///path (embedded) or http(s)://user:pass@host:port/db")
-        p.add_argument("--database", default=env("SHELLSPAN_DATABASE", "shellspan"))
-        p.add_argument("--cluster", default=env("SHELLSPAN_CLUSTER"),
-                       help="ClickHouse cluster name: replicated + distributed tables, ON CLUSTER DDL")
-        p.add_argument("--abandon-after", type=float,
-                       default=float(env("SHELLSPAN_ABANDON_AFTER", "300")),
-                       help="seconds without a heartbeat after which an open session is abandoned")
-
     p = sub.add_parser("serve", help="run the sink (OTLP in, API out)")
-    store_args(p, None)
-    p.add_argument("--otlp-http", default=env("SHELLSPAN_OTLP_HTTP", "127.0.0.1:4318"))
-    p.add_argument("--otlp-grpc", default=env("SHELLSPAN_OTLP_GRPC", "127.0.0.1:4317"))
-    p.add_argument("--api", dest="api_listen", default=env("SHELLSPAN_API_LISTEN", "127.0.0.1:8678"))
-    p.add_argument("--max-body-bytes", type=int, default=int(env("SHELLSPAN_MAX_BODY_BYTES", 16 << 20)))
-    p.add_argument("--wal", default=env("SHELLSPAN_WAL"),
-                   help="write-ahead spool directory (default: beside an embedded store)")
-    p.add_argument("--max-spool-bytes", type=int,
-                   default=int(env("SHELLSPAN_MAX_SPOOL_BYTES", str(1 << 30))),
-                   help="above this many bytes waiting for the store, answer 503 Retry-After")
+    config.add_arguments(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("migrate", help="create or upgrade the schema (idempotent)")
-    store_args(p, None)
+    config.add_arguments(p, config.STORE)
     p.add_argument("--print", dest="print_sql", action="store_true",
                    help="print the DDL instead of applying it")
     p.set_defaults(func=cmd_migrate)
 
     def query_args(p: argparse.ArgumentParser, formats=("table", "json", "csv")) -> None:
-        store_args(p, None)
+        config.add_arguments(p, config.STORE)
         p.add_argument("--api", default=env("SHELLSPAN_API", "http://127.0.0.1:8678"),
                        help="the running sink's API (default http://127.0.0.1:8678)")
         p.add_argument("--token", default=env("SHELLSPAN_READ_TOKEN"),

@@ -12,11 +12,9 @@ from concurrent import futures
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from .auth import AuthError, Verifier
+from .auth import Verifier
 from .ingest import Ingest
-from .otlp import RequestError
-from .store import StoreError
-from .wal import Overloaded
+from .outcomes import REFUSALS, grpc_trailers, refusal
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +26,13 @@ def export_handler(ingest: Ingest, verifier: Verifier, ack_timeout: float):
         metadata = dict(context.invocation_metadata())
         try:
             identity = verifier.identity(metadata.get("authorization"))
-            ingest.spool.check_room()
-        except AuthError as exc:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        except Overloaded as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        try:
+            ingest.wal.check_room()
             accepted = ingest.accept(body, identity)
             accepted.durable.result(ack_timeout)
-        except RequestError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-        except Overloaded as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except (StoreError, futures.TimeoutError) as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {exc}")
+        except REFUSALS as exc:
+            refused = refusal(exc)
+            context.set_trailing_metadata(grpc_trailers(refused))
+            context.abort(refused.outcome.answer.grpc_code, refused.message)
         response = ExportTraceServiceResponse()
         if accepted.rejected:
             response.partial_success.rejected_spans = accepted.rejected

@@ -6,33 +6,28 @@ import asyncio
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from aiohttp import web
 
 from . import otlp, ui_routes
 from .auth import AuthError, Verifier
-from .ingest import ENCODER, Ingest
+from .ingest import Ingest
+from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
 from .queries import QueryError, SessionFilter, SessionQueries
 from .store import Store, StoreError
-from .wal import Overloaded, WriteAheadLog
+from .wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_SECONDS = "2"
-GRPC_INVALID_ARGUMENT, GRPC_UNAVAILABLE, GRPC_RESOURCE_EXHAUSTED, GRPC_UNAUTHENTICATED = 3, 14, 8, 16
 
-
-def _otlp_error(content_type: str, status: int, message: str) -> web.Response:
+def _refusal_response(content_type: str, refused: Refused) -> web.Response:
     reply_type = content_type if content_type in otlp.CONTENT_TYPES else otlp.JSON
-    code = {413: GRPC_RESOURCE_EXHAUSTED, 503: GRPC_UNAVAILABLE, 429: GRPC_UNAVAILABLE,
-            401: GRPC_UNAUTHENTICATED}.get(status, GRPC_INVALID_ARGUMENT)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (429, 503) else None
-    if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="shellspan"'}
-    return web.Response(status=status, body=otlp.encode_status(reply_type, code, message),
-                        content_type=reply_type, headers=headers)
+    answer = refused.outcome.answer
+    return web.Response(status=answer.http_status, content_type=reply_type,
+                        body=otlp.encode_status(reply_type, answer.grpc_code.value[0],
+                                                refused.message),
+                        headers=http_headers(refused.outcome))
 
 
 def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.Application:
@@ -43,34 +38,25 @@ def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.A
 
     async def export(request: web.Request) -> web.Response:
         content_type = otlp.media_type(request.content_type)
-        if content_type not in otlp.CONTENT_TYPES:
-            return _otlp_error(content_type, 415, f"unsupported Content-Type {content_type!r}: "
-                               f"use {otlp.PROTOBUF} or {otlp.JSON}")
-        if request.content_length is not None and request.content_length > max_body:
-            return _otlp_error(content_type, 413, f"body exceeds {max_body} bytes")
         try:
+            if content_type not in otlp.CONTENT_TYPES:
+                raise Refused(Outcome.UNSUPPORTED_MEDIA_TYPE,
+                              f"unsupported Content-Type {content_type!r}: "
+                              f"use {otlp.PROTOBUF} or {otlp.JSON}")
+            if request.content_length is not None and request.content_length > max_body:
+                raise Refused(Outcome.TOO_LARGE, f"body exceeds {max_body} bytes")
             identity = verifier.identity(request.headers.get("Authorization"))
-            ingest.spool.check_room()
-        except AuthError as exc:
-            return _otlp_error(content_type, 401, str(exc))
-        except Overloaded as exc:
-            return _otlp_error(content_type, 503, str(exc))
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _otlp_error(content_type, 413, f"body exceeds {max_body} bytes")
-        loop = asyncio.get_running_loop()
-        try:
-            accepted = await loop.run_in_executor(
+            ingest.wal.check_room()
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise Refused(Outcome.TOO_LARGE, f"body exceeds {max_body} bytes") from None
+            accepted = await asyncio.get_running_loop().run_in_executor(
                 encoder, _decode_and_accept, ingest, body, content_type,
                 request.headers.get("Content-Encoding"), max_body * 8, identity)
             await asyncio.wait_for(asyncio.wrap_future(accepted.durable), ack_timeout)
-        except otlp.RequestError as exc:
-            return _otlp_error(content_type, exc.status, exc.message)
-        except Overloaded as exc:
-            return _otlp_error(content_type, 503, str(exc))
-        except (StoreError, FutureTimeout, asyncio.TimeoutError) as exc:
-            return _otlp_error(content_type, 503, f"store unavailable, retry later: {exc}")
+        except REFUSALS as exc:
+            return _refusal_response(content_type, refusal(exc))
         return web.Response(body=otlp.encode_response(content_type, accepted.rejected, accepted.message),
                             content_type=content_type)
 
@@ -90,7 +76,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
-def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest: Ingest,
+def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: Ingest,
             verifier: Verifier) -> web.Application:
     # The store serializes calls anyway; one thread keeps queries off the event loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
@@ -119,8 +105,8 @@ def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest:
         body = {
             "status": "ok" if store_state["ok"] else "degraded",
             "store": store_state,
-            "spool": spool.state(),
-            "encoder": ENCODER,
+            "wal": wal.state(),
+            "encoder": ingest.encoder,
             "auth_mode": verifier.mode,
             "received_spans": ingest.received_spans,
             "rejected_spans": ingest.rejected_spans,

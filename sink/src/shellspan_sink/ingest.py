@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from . import rowbinary
-from .otlp import RequestError
+from .config import ENCODERS
+from .outcomes import Outcome, Refused
 from .wal import RowBatch, WriteAheadLog
 
-_accelerated = None
-if os.environ.get("SHELLSPAN_ENCODER", "auto") != "python":
-    try:  # the optional compiled encoder: byte-identical output, about ten times faster
-        from shellspan_sink_accel import encode_request as _accelerated
-    except ImportError:  # the machine could not build it: the reference encoder serves
-        pass
+Encoder = Callable[..., tuple[bytes, int, int]]  # (body, identity, max attrs, max length)
 
-ENCODER = "compiled" if _accelerated else "python"
-encode_request = _accelerated or rowbinary.encode_request
+
+def select_encoder(choice: str = "auto") -> tuple[str, Encoder]:
+    """("compiled" or "python", the encode function) for an `ENCODERS` choice.
+
+    The compiled encoder (``sink-accel/``) writes the same bytes as the reference one, many times
+    faster (see docs/benchmarks.md); "auto" uses it when it is installed.
+    """
+    if choice not in ENCODERS:
+        raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {choice!r}")
+    if choice != "python":
+        try:
+            from shellspan_sink_accel import encode_request
+        except ImportError as exc:  # the machine could not build it: the reference encoder serves
+            if choice == "compiled":
+                raise ValueError(f"the compiled encoder is not installed ({exc})") from exc
+        else:
+            return "compiled", encode_request
+    return "python", rowbinary.encode_request
 
 
 @dataclass
 class Accepted:
-    """A request's valid spans are spooled; `durable` resolves once they are on disk."""
+    """A request's valid spans are in the WAL; `durable` resolves once they are on disk."""
 
     durable: Future
     spans: int
@@ -38,33 +50,34 @@ class Accepted:
 
 @dataclass(frozen=True)
 class IngestLimits:
-    max_body_bytes: int = 16 * 1024 * 1024
+    max_body_bytes: int  # config.SinkConfig has the default
     max_spans_per_request: int = 100_000
     max_attributes: int = 128
     max_attribute_length: int = 16 * 1024
 
 
 class Ingest:
-    def __init__(self, spool: WriteAheadLog, limits: IngestLimits = IngestLimits()) -> None:
-        self.spool = spool
+    def __init__(self, wal: WriteAheadLog, limits: IngestLimits, encoder: str = "auto") -> None:
+        self.wal = wal
         self.limits = limits
+        self.encoder, self._encode = select_encoder(encoder)
         self.received_spans = 0
         self.rejected_spans = 0
 
     def accept(self, body: bytes, identity: dict[str, str] | None = None) -> Accepted:
         """Take a serialized ExportTraceServiceRequest.
 
-        Raises RequestError (400 undecodable, 413 too many spans) or wal.Overloaded.
+        Raises Refused (bad request: undecodable; too large: too many spans) or wal.Overloaded.
         """
         try:
-            rows, count, rejected = encode_request(body, identity, self.limits.max_attributes,
-                                                   self.limits.max_attribute_length)
+            rows, count, rejected = self._encode(body, identity, self.limits.max_attributes,
+                                                 self.limits.max_attribute_length)
         except ValueError as exc:
-            raise RequestError(400, str(exc)) from exc
+            raise Refused(Outcome.BAD_REQUEST, str(exc)) from exc
         if count + rejected > self.limits.max_spans_per_request:
-            raise RequestError(413, f"{count + rejected} spans in one request; the limit is "
-                                    f"{self.limits.max_spans_per_request}")
-        durable = self.spool.submit(RowBatch(rows, count))
+            raise Refused(Outcome.TOO_LARGE, f"{count + rejected} spans in one request; the limit "
+                                             f"is {self.limits.max_spans_per_request}")
+        durable = self.wal.submit(RowBatch(rows, count))
         self.received_spans += count
         self.rejected_spans += rejected
         return Accepted(durable, count, rejected)

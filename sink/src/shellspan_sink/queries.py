@@ -13,6 +13,7 @@ from typing import Any
 
 from shellspan import semconv
 
+from . import tables
 from .store import Store
 
 STATES = ("active", "ended", "abandoned")
@@ -129,6 +130,10 @@ SESSION_KEYS = """
     max(host_name) AS host_name,
     max(component_name) AS component_name"""
 
+# A session's duration in seconds, over the columns of SESSION_KEYS: to its end once ended, else
+# to its last activity.
+SESSION_DURATION_S = "(if(is_ended = 1 AND end_ns > 0, end_ns, last_seen_ns) - start_ns) / 1e9"
+
 # Everything a session row shows; the uniqExact merges are the costly part.
 _SESSION_COLUMNS = SESSION_KEYS + """,
     max(service_name) AS service_name,
@@ -174,7 +179,7 @@ class SessionQueries:
         """
         having, params = flt.clauses(self.abandon_after)
         params["limit"] = flt.limit + 1  # one more tells whether there is a next page
-        table = self.db("shell_sessions")
+        table = self.db(tables.SESSIONS)
         page = (f"SELECT session_id FROM (SELECT {SESSION_KEYS} FROM {table} GROUP BY session_id "
                 f"HAVING {having} ORDER BY start_ns DESC, session_id LIMIT {{limit:UInt32}})")
         rows = self.store.query(
@@ -193,7 +198,7 @@ class SessionQueries:
             raise QueryError("a session id is 32 hexadecimal characters")
         params = {"id": session_id, "abandon_ns": int(self.abandon_after * 1e9)}
         rows = self.store.query(
-            f"SELECT {_SESSION_COLUMNS} FROM {self.db('shell_sessions')} "
+            f"SELECT {_SESSION_COLUMNS} FROM {self.db(tables.SESSIONS)} "
             "WHERE session_id = {id:String} GROUP BY session_id", params).dicts()
         if not rows:
             return None
@@ -201,7 +206,7 @@ class SessionQueries:
         # No FINAL: a re-delivered copy carries the same attributes, merged below anyway.
         spans = self.store.query(
             "SELECT SpanName, ResourceAttributes, SpanAttributes "
-            f"FROM {self.db('otel_traces')} "
+            f"FROM {self.db(tables.OTEL_TRACES)} "
             "WHERE TraceId = {id:String} AND SpanName IN "
             f"('{semconv.SPAN_SESSION_START}', '{semconv.SPAN_SESSION}') "
             "ORDER BY SpanName = {root:String}", {**params, "root": semconv.SPAN_SESSION}).rows
@@ -213,7 +218,7 @@ class SessionQueries:
         commands = self.store.query(
             "SELECT span_id, seq, toUnixTimestamp64Nano(start_time) AS start_ns, duration_ns, "
             "command, command_name, cwd, exit_code, status, redacted "
-            f"FROM {self.db('shell_commands')} FINAL WHERE session_id = {{id:String}} "
+            f"FROM {self.db(tables.COMMANDS)} FINAL WHERE session_id = {{id:String}} "
             "ORDER BY seq, start_ns, span_id", params).dicts()
         for c in commands:
             c["start_time"] = iso(c.pop("start_ns"))
@@ -225,9 +230,9 @@ class SessionQueries:
         """Counts, duration percentiles, busiest hours, top commands and failure rates."""
         having, params = flt.clauses(self.abandon_after)
         params["top"] = top
-        base = (f"SELECT {_SESSION_COLUMNS} FROM {self.db('shell_sessions')} "
+        base = (f"SELECT {_SESSION_COLUMNS} FROM {self.db(tables.SESSIONS)} "
                 f"GROUP BY session_id HAVING {having}")
-        duration = "(if(is_ended = 1 AND end_ns > 0, end_ns, last_seen_ns) - start_ns) / 1e9"
+        duration = SESSION_DURATION_S
 
         def grouped(key: str) -> list[dict[str, Any]]:
             return self.store.query(f"""
@@ -258,7 +263,7 @@ class SessionQueries:
             SELECT command_name, count() AS runs, countIf(status = 'Error') AS failures,
                    round(failures / runs, 4) AS failure_rate,
                    round(quantile(0.5)(duration_ns) / 1e6, 3) AS duration_p50_ms
-            FROM {self.db('shell_commands')} FINAL
+            FROM {self.db(tables.COMMANDS)} FINAL
             WHERE session_id IN (SELECT session_id FROM ({base})) AND command_name != ''
             GROUP BY command_name ORDER BY runs DESC, command_name LIMIT {{top:UInt32}}""",
             params).dicts()

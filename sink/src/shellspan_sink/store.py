@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
-
+from . import tables
 from .schema import MIGRATIONS, SchemaOptions, migrations_table_ddl
 
 
@@ -32,6 +31,15 @@ def state_dir() -> Path:
 
 def default_store_dsn() -> str:
     return f"chdb://{state_dir() / 'store'}"
+
+
+def check_dsn(dsn: str) -> str:
+    """`dsn` if the store can open it (chdb://, http://, https://), else ValueError."""
+    scheme = urllib.parse.urlsplit(dsn).scheme
+    if scheme not in ("chdb", "http", "https"):
+        raise ValueError(f"unsupported store DSN scheme {scheme!r} in {redact_dsn(dsn)!r}: "
+                         "use chdb:///path, http:// or https://")
+    return dsn
 
 
 def redact_dsn(dsn: str) -> str:
@@ -56,10 +64,8 @@ class Store:
     """Owns the ClickHouse client. Thread-safe; every call is serialized."""
 
     def __init__(self, dsn: str, options: SchemaOptions | None = None) -> None:
-        self.dsn = dsn
+        self.dsn = check_dsn(dsn)
         self.kind = urllib.parse.urlsplit(dsn).scheme
-        if self.kind not in ("chdb", "http", "https"):
-            raise ValueError(f"unsupported store DSN scheme {self.kind!r}: use chdb://, http:// or https://")
         self.options = options or SchemaOptions()
         self._password = urllib.parse.urlsplit(dsn).password
         self._lock = threading.Lock()
@@ -71,6 +77,8 @@ class Store:
 
     def _connect(self):
         if self._client is None:
+            import clickhouse_connect  # here, so the query commands start without it
+
             try:
                 if self.embedded:
                     path = urllib.parse.urlsplit(self.dsn).path
@@ -111,7 +119,7 @@ class Store:
         collapse rows in background merges instead of per insert. Queries never rely on either
         (they read with FINAL or merge uniqExact states), so results are the same.
         """
-        qualified = f"`{self.options.database}`.`{table}`"
+        qualified = self.options.name(table)
         with self._lock:
             try:
                 self._connect().raw_insert(qualified, list(column_names), insert_block=data,
@@ -148,9 +156,7 @@ class Store:
     def applied_versions(self) -> set[int]:
         for stmt in migrations_table_ddl(self.options):
             self.command(stmt)
-        rows = self.query(
-            f"SELECT version FROM `{self.options.database}`.`shellspan_migrations` FINAL"
-        ).rows
+        rows = self.query(f"SELECT version FROM {self.options.name(tables.MIGRATIONS)} FINAL").rows
         return {int(r[0]) for r in rows}
 
     def migrate(self) -> list[int]:
@@ -163,7 +169,7 @@ class Store:
             for stmt in migration.statements(self.options):
                 self.command(stmt)
             self.command(
-                f"INSERT INTO `{self.options.database}`.`shellspan_migrations` (version, name) "
+                f"INSERT INTO {self.options.name(tables.MIGRATIONS)} (version, name) "
                 "VALUES ({v:UInt32}, {n:String})",
                 parameters={"v": migration.version, "n": migration.name},
             )

@@ -1,12 +1,11 @@
 """The web UI (static files served by the sink) and the API routes only the UI needs.
 
 The UI is plain HTML, CSS and JavaScript modules under ``ui/``; it needs no build step and no
-network beyond the sink itself. It reads the same API as the CLI (``/api/sessions/{id}``,
-``/api/stats``) plus three read-only routes registered here:
+network beyond the sink itself. It reads the same API as the CLI (``/api/sessions``, paged with
+its keyset ``cursor``, ``/api/sessions/{id}``, ``/api/stats``) plus two read-only routes
+registered here:
 
-* ``GET /api/session-page``: ``/api/sessions`` filters, ``limit`` and a keyset ``cursor``;
-  answers ``{"sessions": [...], "count": n, "next_cursor": "..." | null}``.
-* ``GET /api/durations``: the same filters; a session-duration histogram.
+* ``GET /api/durations``: the ``/api/sessions`` filters; a session-duration histogram.
 * ``GET /api/hosts-now``: the same filters; active sessions grouped by host (who is where now).
 
 With sink authentication on, the static files stay readable (they hold no data) and every

@@ -55,6 +55,11 @@ class SinkProcess:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self, timeout: float = 60.0) -> SinkProcess:
+        """Launch the sink and wait until /health says ok."""
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> SinkProcess:
+        """Start the process without waiting for it (see `start_all`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [str(SINK_BIN), "serve", "--store", self.store,
                "--otlp-http", f"127.0.0.1:{self.http_port}",
@@ -63,17 +68,29 @@ class SinkProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child's lifetime
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                      start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0, status: tuple[str, ...] = ("ok",)) -> SinkProcess:
+        """Wait until /health answers with one of `status` (the sink process must be running)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sink exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if self.get("/health").get("status") == "ok":
+                if self.health()[1].get("status") in status:
                     return self
             except (OSError, ValueError):
                 pass
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise TimeoutError(f"sink did not become healthy:\n{self.log()}")
+
+    def health(self) -> tuple[int, dict]:
+        """(HTTP status, body) of /health, whatever the status."""
+        try:
+            with urllib.request.urlopen(f"{self.api_url}/health", timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -102,7 +119,8 @@ class SinkProcess:
     def session(self, session_id: str) -> dict:
         return self.get(f"/api/sessions/{session_id}")
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0,
+                 interval: float = 0.05) -> Any:
         """Poll `predicate` until it returns something truthy; return that value."""
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
@@ -113,7 +131,7 @@ class SinkProcess:
                     return value
             except (urllib.error.URLError, KeyError, OSError) as exc:
                 last_error = exc
-            time.sleep(0.2)
+            time.sleep(interval)
         raise TimeoutError(f"condition not met in {timeout}s (last error: {last_error})")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
@@ -130,9 +148,18 @@ class SinkProcess:
         self.stop(signal.SIGKILL)
 
 
+def start_all(*sinks: SinkProcess, timeout: float = 60.0) -> tuple[SinkProcess, ...]:
+    """Start several sinks at once (their start-ups overlap) and wait until all are healthy."""
+    for sink in sinks:
+        sink.launch()
+    for sink in sinks:
+        sink.wait_ready(timeout)
+    return sinks
+
+
 def drained(sink: SinkProcess, timeout: float = 300) -> None:
-    """Wait until the sink's spool is empty: every acknowledged span is in ClickHouse."""
-    sink.wait_for(lambda: sink.get("/health")["spool"]["spooled_bytes"] == 0, timeout=timeout)
+    """Wait until the sink's WAL is empty: every acknowledged span is in ClickHouse."""
+    sink.wait_for(lambda: sink.get("/health")["wal"]["pending_bytes"] == 0, timeout=timeout)
 
 
 def send_all(port: int, bodies: list[bytes], clients: int) -> float:
