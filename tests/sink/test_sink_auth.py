@@ -27,7 +27,7 @@ from shellspan_testing.otlp_builders import (
     request_for,
     session_spans,
 )
-from shellspan_testing.sinkproc import SinkProcess
+from shellspan_testing.sinkproc import SinkProcess, start_all
 
 SECRET = "s3cret-for-tests-only-0123456789abcdef"
 
@@ -47,14 +47,52 @@ def send(sink: SinkProcess, spec: SessionSpec, headers: dict[str, str] | None = 
     return post(sink.otlp_http_endpoint, body, headers=headers)
 
 
+def _pem(private) -> bytes:
+    return private.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+class Keys:
+    """An RSA and an EC key pair given to the sink as PEM files, and an RSA key in a JWKS file."""
+
+    def __init__(self, directory) -> None:
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        self.jwks = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (directory / "rsa.pem").write_bytes(_pem(self.rsa))
+        (directory / "ec.pem").write_bytes(_pem(self.ec))
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.jwks.public_key()))
+        (directory / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
+        self.env = {"SHELLSPAN_AUTH_PUBLIC_KEYS": f"{directory / 'rsa.pem'},{directory / 'ec.pem'}",
+                    "SHELLSPAN_AUTH_JWKS": str(directory / "jwks.json"),
+                    "SHELLSPAN_AUTH_MODE": "required"}
+
+
 @pytest.fixture(scope="module")
-def sink(tmp_path_factory):
-    proc = SinkProcess(tmp_path_factory.mktemp("auth"),
-                       env={"SHELLSPAN_AUTH_SECRET": SECRET, "SHELLSPAN_AUTH_MODE": "required"})
-    proc.read_token = token("reader", scope="sessions:read")
-    proc.start()
-    yield proc
-    proc.stop()
+def sinks(tmp_path_factory):
+    """The module's three sinks, started together: HS256 required, HS256 optional, and PEM/JWKS
+    keys required."""
+    root = tmp_path_factory.mktemp("auth")
+    keys = Keys(root)
+    required = SinkProcess(root / "required", env={"SHELLSPAN_AUTH_SECRET": SECRET,
+                                                   "SHELLSPAN_AUTH_MODE": "required"})
+    required.read_token = token("reader", scope="sessions:read")
+    optional = SinkProcess(root / "optional", env={"SHELLSPAN_AUTH_SECRET": SECRET,
+                                                   "SHELLSPAN_AUTH_MODE": "optional"})
+    optional.read_token = token("reader", scope="sessions:read")
+    with_keys = SinkProcess(root / "keys", env=keys.env)
+    with_keys.read_token = token("reader", key=keys.rsa, alg="RS256", scope="sessions:read")
+    with_keys.keys = keys
+    try:
+        yield start_all(required, optional, with_keys)
+    finally:
+        for proc in (required, optional, with_keys):
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def sink(sinks):
+    return sinks[0]
 
 
 def test_verified_subject_wins_over_claimed_user(sink):
@@ -90,10 +128,12 @@ def _none_token() -> str:
 ])
 def test_bad_tokens_are_rejected_with_401(sink, name, header):
     spec = SessionSpec(user=f"rejected-{name}")
+    received = sink.get("/health")["received_spans"]
     reply = send(sink, spec, header)
     assert reply.status == 401, name
     assert reply.headers.get("WWW-Authenticate", "").startswith("Bearer")
-    time.sleep(0.6)  # one spool segment age: anything accepted would be stored by now
+    # The sink counts spans when it takes them into its WAL, before it answers: none were taken.
+    assert sink.get("/health")["received_spans"] == received
     assert sink.sessions(user=f"rejected-{name}") == []
 
 
@@ -154,10 +194,8 @@ provider.shutdown()
     assert sink.sessions(user="sdk-refused") == []
 
 
-def test_optional_mode_accepts_anonymous_but_not_forged(sink_factory):
-    sink = sink_factory("optional", env={"SHELLSPAN_AUTH_SECRET": SECRET,
-                                         "SHELLSPAN_AUTH_MODE": "optional"})
-    sink.read_token = token("reader", scope="sessions:read")
+def test_optional_mode_accepts_anonymous_but_not_forged(sinks):
+    sink = sinks[1]
     anonymous = SessionSpec(user="anon")
     assert send(sink, anonymous).status == 200
     assert send(sink, SessionSpec(user="forged"), bearer(token(key="x" * 32))).status == 401
@@ -168,26 +206,12 @@ def test_optional_mode_accepts_anonymous_but_not_forged(sink_factory):
     assert by_user == {"anon": ("", False), "signed": ("dave", True)}
 
 
-def _pem(private) -> bytes:
-    return private.public_key().public_bytes(serialization.Encoding.PEM,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def test_rs256_es256_pem_keys_and_jwks(sink_factory, tmp_path):
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ec_key = ec.generate_private_key(ec.SECP256R1())
-    jwks_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (tmp_path / "rsa.pem").write_bytes(_pem(rsa_key))
-    (tmp_path / "ec.pem").write_bytes(_pem(ec_key))
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(jwks_key.public_key()))
-    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
-    sink = sink_factory("keys", env={
-        "SHELLSPAN_AUTH_PUBLIC_KEYS": f"{tmp_path / 'rsa.pem'},{tmp_path / 'ec.pem'}",
-        "SHELLSPAN_AUTH_JWKS": str(tmp_path / "jwks.json"), "SHELLSPAN_AUTH_MODE": "required"})
-    sink.read_token = token("reader", key=rsa_key, alg="RS256", scope="sessions:read")
-    cases = {"rs": token("rs-user", key=rsa_key, alg="RS256"),
-             "es": token("es-user", key=ec_key, alg="ES256"),
-             "jwks": token("jwks-user", key=jwks_key, alg="RS256", headers={"kid": "k1"})}
+def test_rs256_es256_pem_keys_and_jwks(sinks):
+    sink = sinks[2]
+    keys = sink.keys
+    cases = {"rs": token("rs-user", key=keys.rsa, alg="RS256"),
+             "es": token("es-user", key=keys.ec, alg="ES256"),
+             "jwks": token("jwks-user", key=keys.jwks, alg="RS256", headers={"kid": "k1"})}
     for name, tok in cases.items():
         assert send(sink, SessionSpec(user=name), bearer(tok)).status == 200, name
     # HS256 with the RSA public key as the secret (algorithm confusion) must fail.
