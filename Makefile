@@ -35,7 +35,9 @@ run: setup
 	$(VENV)/bin/shellspan-sink serve
 
 lint: setup
+	bash scripts/install-test-deps.sh lint
 	$(VENV)/bin/ruff check .
+	bash scripts/lint-hooks.sh
 
 test: setup lint
 	bash scripts/install-test-deps.sh

@@ -75,16 +75,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return ipython_main(rest)
     if cmd == "init":
-        from shellspan.posix import main_init
+        from shellspan.posix.hooks import main as init_main
 
-        return main_init(rest)
+        return init_main(rest)
     if cmd == "agent":
-        from shellspan.agent import main as agent_main
+        from shellspan.posix.agent import main as agent_main
 
         return agent_main(rest)
     if cmd in ("status", "doctor"):
         rc = _status()
-        from shellspan.agent import print_status
+        from shellspan.posix.status import print_status
 
         return print_status(doctor=cmd == "doctor") or rc
     if cmd == "spool" and rest[:1] == ["flush"]:

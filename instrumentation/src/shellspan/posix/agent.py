@@ -1,0 +1,287 @@
+"""The per-user agent of bash and zsh sessions (``shellspan agent``): the FIFO reader and loop.
+
+The hooks write records into the FIFO ``events`` of the runtime directory; this process reads
+them (``records``), turns them into spans (``sessions``) and hands the spans to the shared
+exporter (OTLP/HTTP, circuit breaker, on-disk spool). Twice a second it checks every shell's
+pid: a shell that disappeared without its exit record is closed as ``hangup`` (its terminal
+is gone too) or ``orphaned``. Files of the runtime directory: ``events`` (FIFO),
+``agent.pid``, ``agent.lock``, ``state.json``, ``agent.log``, ``h.PID`` (a bash shell's
+scratch file) and ``q.PID`` (records a shell left behind when it exited with no agent up).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import sys
+import time
+from typing import Any
+
+from shellspan.config import Config, _env_float
+from shellspan.export import Exporter
+from shellspan.otlp import SpanData
+from shellspan.posix import daemon
+from shellspan.posix import state as state_file
+from shellspan.posix.records import Record, RecordReader
+from shellspan.posix.runtime import path, runtime_dir
+from shellspan.posix.sessions import SessionTracker, ShellSession
+from shellspan.redact import default_redactor
+
+FIFO = "events"
+PIPE_SIZE = 1024 * 1024  # room for bursts between the agent's reads (Linux; default 64 KiB)
+MAX_BATCH = 200
+
+
+def _login_name() -> str:
+    from shellspan.session import _user_name
+
+    return _user_name()
+
+
+def export_status(exporter: Exporter) -> dict[str, Any]:
+    """What ``shellspan status`` shows about the export side."""
+    n, size = exporter.spool.size()
+    return {"spooled_entries": n, "spooled_bytes": size,
+            "last_export_ok": exporter.last_success, "last_error": exporter.last_error,
+            "breaker_open": bool(exporter.breaker.is_open), "stats": dict(exporter.stats)}
+
+
+class Agent:
+    def __init__(self, env: dict[str, str] | None = None,
+                 exporter: Exporter | None = None) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self.config = Config(self.env)
+        self.dir = runtime_dir(self.env)
+        self.fifo = path(FIFO, self.dir)
+        self.fd = -1
+        self.exporter = exporter
+        self.reader = RecordReader(on_error=self._bad_record)
+        self.tracker = SessionTracker(
+            self.emit, host=os.uname().nodename, redactor=default_redactor(),
+            heartbeat_s=self.config.heartbeat_s,
+            ignorespace=self.env.get("SHELLSPAN_IGNORESPACE", "redact").lower(),
+            user_name=_login_name, on_close=self._closed, log=self.log)
+        self.watch_s = max(_env_float(self.env, "SHELLSPAN_AGENT_WATCH_INTERVAL", 0.5), 0.05)
+        self.idle_exit_s = _env_float(self.env, "SHELLSPAN_AGENT_IDLE_EXIT", 900.0)
+        # Command and heartbeat spans are handed to the exporter in batches (start and end
+        # spans at once), so a burst of commands costs one request, not one per command.
+        self.batch_s = max(_env_float(self.env, "SHELLSPAN_AGENT_BATCH_MS", 1000.0) / 1000.0, 0.0)
+        self.batch: list[SpanData] = []
+        self.batch_due = 0.0
+        self.read_pause = max(_env_float(self.env, "SHELLSPAN_AGENT_READ_PAUSE_MS", 20.0), 0.0) / 1e3
+        self.lock = daemon.AgentLock(self.dir)
+        self.started = time.time()
+        self.records = 0
+        self.dirty = True
+        self._stop = False
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def prepare(self) -> bool:
+        """Create the directory and FIFO and take the lock; False if another agent holds it."""
+        import fcntl
+
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        st = os.stat(self.dir)
+        if st.st_uid != os.getuid():
+            raise RuntimeError(f"{self.dir} is not owned by this user")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(self.dir, 0o700)
+        if not self.lock.acquire():
+            return False
+        try:
+            if not stat.S_ISFIFO(os.lstat(self.fifo).st_mode):
+                os.unlink(self.fifo)
+                raise FileNotFoundError
+        except FileNotFoundError:
+            os.mkfifo(self.fifo, 0o600)
+        self.fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            fcntl.fcntl(self.fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+        except OSError:
+            pass
+        if self.exporter is None:
+            self.exporter = Exporter(self.config, subject=_login_name())
+            self.exporter.start()
+        for sess in state_file.sessions(state_file.read(self.dir)):
+            self.tracker.register(sess)  # take over what a previous agent was watching
+        daemon.write_pid_file(self.dir)
+        return True
+
+    # --- records -----------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        for record in self.reader.feed(data):
+            self.records += 1
+            self.dirty = True
+            if self.config.debug:
+                self.log(f"record {record!r:.200}")
+            try:
+                self.handle(record)
+            except Exception as exc:  # noqa: BLE001 - one bad record must not stop the agent
+                self.log(f"cannot handle {record!r:.80}: {exc!r}")
+
+    def handle(self, record: Record) -> None:
+        self.tracker.handle(record)
+
+    def _bad_record(self, raw: bytes, why: str) -> None:
+        self.log(f"bad record {raw[:80]!r}: {why}")
+
+    def _closed(self, sess: ShellSession) -> None:
+        if self.config.debug:
+            self.log(f"closed session {sess.sid}")
+        self.reader.forget(sess.pid)
+        try:
+            os.unlink(path(f"h.{sess.pid}", self.dir))
+        except OSError:
+            pass
+        self.dirty = True
+
+    def emit(self, span: SpanData, now: bool = False) -> None:
+        if not self.batch:
+            self.batch_due = time.monotonic() + self.batch_s
+        self.batch.append(span)
+        if now or self.batch_s <= 0 or len(self.batch) >= MAX_BATCH:
+            self.flush_batch()
+
+    def flush_batch(self) -> None:
+        batch, self.batch = self.batch, []
+        if self.exporter is not None:
+            for span in batch:
+                self.exporter.submit(span)
+
+    def read_spilled(self) -> None:
+        """Records a shell left in ``q.PID`` because it exited before the agent was up."""
+        try:
+            names = [n for n in os.listdir(self.dir) if n.startswith("q.")]
+        except OSError:
+            return
+        for name in names:
+            spilled = path(name, self.dir)
+            try:
+                with open(spilled, "rb") as f:
+                    data = f.read()
+                os.unlink(spilled)
+            except OSError:
+                continue
+            self.feed(data)
+
+    def drain(self) -> None:
+        """Read and handle every record waiting in the FIFO."""
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            if not data:
+                return
+            self.feed(data)
+
+    # --- state file --------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "pid": os.getpid(), "started": self.started, "endpoint": self.config.endpoint,
+            "spool_dir": self.config.spool_dir, "records": self.records,
+            "sessions": [state_file.session_entry(s) for s in self.tracker.sessions.values()]}
+        if self.exporter is not None:
+            out.update(export_status(self.exporter))
+        return out
+
+    def save_state(self) -> None:
+        try:
+            state_file.write(self.dir, self.state())
+        except OSError as exc:
+            self.log(f"cannot write state: {exc!r}")
+        self.dirty = False
+
+    # --- main loop ---------------------------------------------------------------------------
+
+    def log(self, msg: str) -> None:
+        sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} shellspan-agent: {msg}\n")
+        sys.stderr.flush()
+
+    def stop(self, *_args: object) -> None:
+        self._stop = True
+
+    def run(self) -> int:
+        import select
+
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        next_watch = 0.0
+        next_save = 0.0
+        idle_since = time.monotonic()
+        self.log(f"started (pid {os.getpid()}, dir {self.dir}, endpoint {self.config.endpoint})")
+        while not self._stop:
+            now = time.monotonic()
+            due = self.batch_due if self.batch else next_watch
+            timeout = max(min(next_watch, next_save, due) - now, 0.0)
+            try:
+                events = poller.poll(timeout * 1000)
+            except InterruptedError:
+                events = []
+            if events:
+                self.drain()
+                # Read at most every read_pause seconds: the pipe holds what comes meanwhile,
+                # and the shells do not pay for the agent waking up at every record.
+                time.sleep(self.read_pause)
+            now = time.monotonic()
+            if self.batch and now >= self.batch_due:
+                self.flush_batch()
+            if now >= next_watch:
+                next_watch = now + self.watch_s
+                self.read_spilled()
+                self.drain()  # a shell's exit record comes before its pid is found gone
+                self.tracker.watch()
+                if self.tracker.sessions:
+                    idle_since = now
+                elif self.idle_exit_s > 0 and now - idle_since > self.idle_exit_s:
+                    self.log("no sessions left; exiting")
+                    break
+            if now >= next_save or (self.dirty and now >= next_save - 4.0):
+                next_save = now + 5.0
+                self.save_state()
+        self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        self.flush_batch()
+        self.save_state()
+        daemon.remove_pid_file(self.dir)
+        if self.exporter is not None:
+            self.exporter.flush(2.0)
+        self.log("stopped")
+
+
+def main(args: list[str]) -> int:
+    """``shellspan agent [--daemon]``: run the agent (in the foreground unless --daemon);
+    ``shellspan agent stop``: stop the running agent."""
+    d = runtime_dir()
+    if args[:1] == ["stop"]:
+        return daemon.stop_agent(d)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    st = os.lstat(d)
+    if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode):
+        sys.stderr.write(f"shellspan agent: {d} is not a directory owned by this user\n")
+        return 1
+    if "--daemon" in args:
+        daemon.detach(path(daemon.LOG_FILE, d))
+    try:  # a background helper: never compete with the interactive shells for the CPU
+        os.nice(int(_env_float(os.environ, "SHELLSPAN_AGENT_NICE", 10)))
+    except (OSError, AttributeError):
+        pass
+    agent = Agent()
+    try:
+        if not agent.prepare():
+            return 0  # another agent serves this user
+    except Exception as exc:  # noqa: BLE001
+        agent.log(f"cannot start: {exc!r}")
+        return 1
+    return agent.run()

@@ -1,0 +1,105 @@
+"""Running the agent as a per-user daemon: detaching from the shell that started it, the lock
+that keeps it to one per user, and the pid file the hooks read to find it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from shellspan.posix import procfs
+from shellspan.posix.runtime import path
+
+PID_FILE = "agent.pid"
+LOCK_FILE = "agent.lock"
+LOG_FILE = "agent.log"
+LOG_ROTATE_BYTES = 1024 * 1024
+
+
+def detach(log_path: str) -> None:
+    """Detach from the shell that started us: new session, no terminal, output to the log."""
+    # Ignored first: if our parent leads the terminal's session and exits (or the terminal
+    # closes) before setsid() below, the kernel sends SIGHUP to this process group.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    try:
+        if os.path.getsize(log_path) > LOG_ROTATE_BYTES:
+            os.replace(log_path, log_path + ".1")
+    except OSError:
+        pass
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+
+
+class AgentLock:
+    """An exclusive ``flock`` on ``agent.lock``: one agent per user (per runtime directory)."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = path(LOCK_FILE, directory)
+        self.fd = -1
+
+    def acquire(self) -> bool:
+        """Take the lock; False if another agent holds it."""
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+
+def write_pid_file(directory: str) -> None:
+    """Publish this process as the agent (written aside and renamed: never seen half-written)."""
+    tmp = path(f".{PID_FILE}.{os.getpid()}", directory)
+    with open(tmp, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.rename(tmp, path(PID_FILE, directory))
+
+
+def remove_pid_file(directory: str) -> None:
+    """Remove the pid file if it still names this process."""
+    pidfile = path(PID_FILE, directory)
+    try:
+        with open(pidfile) as f:
+            if f.read().strip() == str(os.getpid()):
+                os.unlink(pidfile)
+    except OSError:
+        pass
+
+
+def read_pid(directory: str) -> int | None:
+    """The running agent's pid, or None if there is none."""
+    try:
+        with open(path(PID_FILE, directory)) as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if procfs.alive(pid) else None
+
+
+def stop_agent(directory: str, timeout: float = 5.0) -> int:
+    """``shellspan agent stop``: SIGTERM to the running agent, wait until it is gone."""
+    pid = read_pid(directory)
+    if pid is None:
+        print("agent: not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and procfs.alive(pid):
+        time.sleep(0.05)
+    print(f"agent: stopped (pid {pid})")
+    return 0

@@ -1,0 +1,273 @@
+"""The records the bash/zsh hooks write to the agent, parsed into typed values.
+
+This module and the hook scripts are the only places that know the format. A record is a kind
+letter and fields separated by ``\\x1f`` (US), terminated by NUL; free text is always the last
+field, so it may contain the separator. Times are microseconds since the epoch, ids are hex.
+
+====  ====================================================================================
+S     pid sid start_us shell root_span ppid shlvl parent_traceparent user ssh version cwd
+C     pid sid seq span start_us end_us status pipestatus cwd flags text   (bash: one per command)
+B     pid sid seq span start_us cwd flags text                            (zsh: command starts)
+E     pid sid seq end_us status pipestatus                                (zsh: command ends)
+X     pid sid time_us status reason                                       (exit hook)
+T     pid piece        (a piece of a record longer than ``PIECE`` characters; every write stays
+                        below PIPE_BUF, so it is atomic even with many shells writing)
+L     pid piece        (the last piece: the pieces joined are the record)
+====  ====================================================================================
+
+``flags`` of C and B: ``h`` the text is ``fc -l`` output (``N<TAB> text`` entries), ``u`` the
+text is unknown (the command did not enter the history), ``d`` a duplicate of the previous
+command, ``s`` typed with a leading space. Every record carries the session id, so an agent
+started later can adopt a session it never saw start.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+SEP = "\x1f"
+END = b"\0"
+PIECE = 900  # the hooks cut records longer than this into T/L pieces
+
+FLAG_HISTORY = "h"
+FLAG_UNKNOWN = "u"
+FLAG_DUPLICATE = "d"
+FLAG_SPACE = "s"
+
+_SESSION_ID = re.compile(r"[0-9a-f]{32}")
+_FC_ENTRY = re.compile(r"(?m)^\d+\t ")
+
+
+class RecordError(ValueError):
+    """A record that cannot be parsed (it is dropped; the agent logs why)."""
+
+
+class Start(NamedTuple):
+    """S: a shell started (its hooks were sourced)."""
+
+    pid: int
+    session_id: str
+    start_us: int | None
+    shell: str
+    root_span: bytes | None
+    ppid: int | None
+    shlvl: int | None
+    parent_traceparent: str
+    user: str
+    ssh: str
+    version: str
+    cwd: str
+
+
+class Command(NamedTuple):
+    """C: a command that ran, written when the prompt came back (bash)."""
+
+    pid: int
+    session_id: str
+    seq: int | None
+    span: bytes | None
+    start_us: int | None
+    end_us: int | None
+    status: int | None
+    pipestatus: tuple[int, ...]
+    cwd: str
+    flags: str
+    text: str
+
+
+class Begin(NamedTuple):
+    """B: a command starts (zsh preexec)."""
+
+    pid: int
+    session_id: str
+    seq: int | None
+    span: bytes | None
+    start_us: int | None
+    cwd: str
+    flags: str
+    text: str
+
+
+class End(NamedTuple):
+    """E: the command that began with the same ``seq`` ended (zsh precmd)."""
+
+    pid: int
+    session_id: str
+    seq: int | None
+    end_us: int | None
+    status: int | None
+    pipestatus: tuple[int, ...]
+
+
+class Exit(NamedTuple):
+    """X: the shell is exiting (exit hook or trap)."""
+
+    pid: int
+    session_id: str
+    time_us: int | None
+    status: int | None
+    reason: str
+
+
+Record = Start | Command | Begin | End | Exit
+
+
+# --- field converters --------------------------------------------------------------------------
+
+def _pid(s: str) -> int:
+    try:
+        pid = int(s)
+    except ValueError:
+        raise RecordError(f"bad pid {s!r}") from None
+    if pid <= 0:
+        raise RecordError(f"bad pid {s!r}")
+    return pid
+
+
+def _sid(s: str) -> str:
+    if not _SESSION_ID.fullmatch(s):
+        raise RecordError(f"bad session id {s!r}")
+    return s
+
+
+def _int(s: str) -> int | None:
+    try:
+        return int(s)
+    except ValueError:
+        return None
+
+
+def _time(s: str) -> int | None:
+    """Microseconds; 0 or empty means "not known"."""
+    value = _int(s)
+    return value or None
+
+
+def _span(s: str) -> bytes | None:
+    if len(s) != 16:
+        return None
+    try:
+        return bytes.fromhex(s)
+    except ValueError:
+        return None
+
+
+def _pipes(s: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in s.split() if p.lstrip("-").isdigit())
+
+
+def _text(s: str) -> str:
+    return s
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+_GRAMMAR: dict[str, tuple[type, tuple[Callable[[str], object], ...]]] = {
+    "S": (Start, (_pid, _sid, _time, _text, _span, _int, _int, _text, _text, _text, _text,
+                  _text)),
+    "C": (Command, (_pid, _sid, _int, _span, _time, _time, _int, _pipes, _text, _text, _text)),
+    "B": (Begin, (_pid, _sid, _int, _span, _time, _text, _text, _text)),
+    "E": (End, (_pid, _sid, _int, _time, _int, _pipes)),
+    "X": (Exit, (_pid, _sid, _time, _int, _text)),
+}
+_KIND = {cls: kind for kind, (cls, _) in _GRAMMAR.items()}
+
+
+def parse(record: str) -> Record:
+    """One whole record (without its NUL) → its typed value; RecordError if malformed."""
+    kind = record[:1]
+    grammar = _GRAMMAR.get(kind)
+    if grammar is None:
+        raise RecordError(f"unknown record kind {kind!r}")
+    cls, converters = grammar
+    fields = record.split(SEP, len(converters))
+    if len(fields) != len(converters) + 1:
+        raise RecordError(f"{kind} record with {len(fields) - 1} fields, "
+                          f"expected {len(converters)}")
+    return cls(*(conv(value) for conv, value in zip(converters, fields[1:])))
+
+
+def encode(record: Record) -> bytes:
+    """The wire form of a record, as the hooks write it (for tests and tools)."""
+    fields = [_KIND[type(record)], *(_fmt(v) for v in record)]
+    return SEP.join(fields).encode() + END
+
+
+def pieces(record: bytes, pid: int, size: int = PIECE) -> bytes:
+    """A long record cut into T/L pieces of ``size`` characters, as the hooks cut it."""
+    text = record.rstrip(END).decode()
+    out = []
+    while len(text) > size:
+        out.append(f"T{SEP}{pid}{SEP}{text[:size]}".encode() + END)
+        text = text[size:]
+    out.append(f"L{SEP}{pid}{SEP}{text}".encode() + END)
+    return b"".join(out)
+
+
+def history_text(raw: str) -> str:
+    """The command text from ``fc -l`` output (one or more ``N<TAB> text`` entries)."""
+    parts = _FC_ENTRY.split(raw)
+    entries = [p.rstrip("\n") for p in parts[1:]] if len(parts) > 1 else [raw.rstrip("\n")]
+    return "\n".join(entries)
+
+
+class RecordReader:
+    """Splits the FIFO's byte stream into records and joins the pieces of long records.
+
+    Pieces are kept per pid until their last piece arrives (each shell writes its pieces in
+    order; pieces of different shells may interleave)."""
+
+    def __init__(self, on_error: Callable[[bytes, str], None] | None = None) -> None:
+        self._buffer = bytearray()
+        self._partial: dict[int, str] = {}
+        self._on_error = on_error
+
+    def feed(self, data: bytes) -> list[Record]:
+        """The records completed by ``data`` (an incomplete tail waits for the next call)."""
+        buffer = self._buffer
+        buffer.extend(data)
+        out: list[Record] = []
+        start = 0
+        while True:
+            i = buffer.find(END, start)
+            if i < 0:
+                break
+            record = self._whole(bytes(buffer[start:i]))
+            start = i + 1
+            if record is not None:
+                out.append(record)
+        del buffer[:start]
+        return out
+
+    def forget(self, pid: int) -> None:
+        """Drop an unfinished long record of a shell that is gone."""
+        self._partial.pop(pid, None)
+
+    def _whole(self, raw: bytes) -> Record | None:
+        text = raw.decode("utf-8", "replace")
+        try:
+            kind = text[:1]
+            if kind in ("T", "L"):
+                _, pid_s, piece = (text.split(SEP, 2) + ["", ""])[:3]
+                pid = _pid(pid_s)
+                if kind == "T":
+                    self._partial[pid] = self._partial.get(pid, "") + piece
+                    return None
+                text = self._partial.pop(pid, "") + piece
+                if text[:1] in ("T", "L"):
+                    raise RecordError("a piece inside a piece")
+            return parse(text)
+        except RecordError as exc:
+            if self._on_error is not None:
+                self._on_error(raw, str(exc))
+            return None

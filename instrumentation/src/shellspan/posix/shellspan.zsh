@@ -1,0 +1,125 @@
+# shellspan zsh hooks -- printed by `shellspan init zsh`; static, safe to source.
+# Needs zsh >= 5.1 with the zsh/system and zsh/datetime modules (standard in zsh builds).
+if [[ -o interactive && -z ${__shellspan_on-} && ${SHELLSPAN_DISABLED-} != 1 ]] \
+   && zmodload zsh/system zsh/datetime 2>/dev/null; then
+typeset -g __shellspan_on=1
+typeset -g __shellspan_bin=${SHELLSPAN_BIN:-@BIN@}
+typeset -g __shellspan_dir
+if [[ -n ${SHELLSPAN_RUNTIME_DIR-} ]]; then __shellspan_dir=$SHELLSPAN_RUNTIME_DIR
+elif [[ -n ${XDG_RUNTIME_DIR-} && -d $XDG_RUNTIME_DIR ]]; then
+  __shellspan_dir=$XDG_RUNTIME_DIR/shellspan
+else __shellspan_dir=/tmp/shellspan-$UID; fi
+typeset -gi __shellspan_fd=-1 __shellspan_seq=0 __shellspan_t0=0 __shellspan_done=0
+typeset -gi __shellspan_retry=0 __shellspan_starting=0
+typeset -g __shellspan_r= __shellspan_sid= __shellspan_root= __shellspan_span=
+typeset -ga __shellspan_q=()
+
+__shellspan_id() {
+  printf -v __shellspan_r '%04x%04x%04x%04x' $(( RANDOM ^ (${EPOCHREALTIME#*.} & 0x7fff) )) \
+    $RANDOM $(( RANDOM ^ ($$ & 0x7fff) )) $(( RANDOM | 1 ))
+}
+__shellspan_now() { __shellspan_r=${EPOCHREALTIME/[.,]/}; __shellspan_r=${__shellspan_r[1,16]}; }
+# The FIFO is opened read-write and non-blocking: opening never blocks, a write never raises
+# SIGPIPE, and when the agent is down and the pipe is full a write fails at once (EAGAIN).
+__shellspan_connect() {
+  (( __shellspan_fd >= 0 )) && return 0
+  (( SECONDS >= __shellspan_retry )) || return 1
+  # At most one attempt a second (records queue meanwhile), except while an agent this shell
+  # started is coming up: then at every prompt, so the first commands are not held back.
+  (( SECONDS < __shellspan_starting )) || __shellspan_retry=$(( SECONDS + 1 ))
+  [[ -O $__shellspan_dir && -p $__shellspan_dir/events && -O $__shellspan_dir/events ]] || return 1
+  local fd
+  sysopen -rw -o nonblock -o cloexec -u fd $__shellspan_dir/events 2>/dev/null || return 1
+  __shellspan_fd=$fd
+}
+__shellspan_write() {
+  local r=$1
+  if (( ${#r} <= 900 )); then syswrite -o $__shellspan_fd "$r"$'\0' 2>/dev/null; return; fi
+  while (( ${#r} > 900 )); do
+    syswrite -o $__shellspan_fd "T"$'\037'"$$"$'\037'"${r[1,900]}"$'\0' 2>/dev/null
+    r=${r[901,-1]}
+  done
+  syswrite -o $__shellspan_fd "L"$'\037'"$$"$'\037'"$r"$'\0' 2>/dev/null
+}
+__shellspan_send() {
+  if (( __shellspan_fd >= 0 )) || __shellspan_connect; then
+    if (( ${#__shellspan_q} )); then
+      local q; for q in "${__shellspan_q[@]}"; do __shellspan_write "$q"; done
+      __shellspan_q=()
+    fi
+    __shellspan_write "$1"
+  elif (( ${#__shellspan_q} < 100 )); then
+    __shellspan_q+=("$1")
+  fi
+}
+# The two hooks inline their work (a zsh function call costs more than the work itself).
+__shellspan_preexec() {
+  # No agent for a while and the queue is full: do nothing until the next attempt.
+  (( __shellspan_fd < 0 && ${#__shellspan_q} >= 100 && SECONDS < __shellspan_retry )) && return
+  local flags= text=$1 r
+  (( __shellspan_t0 = epochtime[1] * 1000000 + epochtime[2] / 1000 ))
+  printf -v __shellspan_span '%04x%04x%04x%04x' $RANDOM $RANDOM $RANDOM $(( RANDOM | 1 ))
+  export TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
+  if [[ $text == [[:space:]]* && ( -o histignorespace || ${SHELLSPAN_IGNORESPACE-} == always ) ]]
+  then flags=s text=
+  fi
+  (( ++__shellspan_seq ))
+  r="B"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_seq"$'\037'"$__shellspan_span"$'\037'"$__shellspan_t0"$'\037'"$PWD"$'\037'"$flags"$'\037'"$text"
+  if (( __shellspan_fd >= 0 && ! ${#__shellspan_q} && ${#r} <= 900 )); then
+    syswrite -o $__shellspan_fd "$r"$'\0' 2>/dev/null
+  else
+    __shellspan_send "$r"
+  fi
+}
+__shellspan_end() {  # $1 status, $2 pipeline statuses
+  __shellspan_t0=0
+  __shellspan_send "E"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_seq"$'\037'"$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))"$'\037'"$1"$'\037'"$2"
+  export TRACEPARENT=00-$__shellspan_sid-$__shellspan_root-01
+}
+__shellspan_precmd() {
+  local st=$? ps="${pipestatus[*]}"
+  if (( __shellspan_t0 )); then
+    __shellspan_t0=0
+    if (( __shellspan_fd >= 0 && ! ${#__shellspan_q} )); then
+      syswrite -o $__shellspan_fd "E"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_seq"$'\037'"$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))"$'\037'"$st"$'\037'"$ps"$'\0' 2>/dev/null
+    else
+      __shellspan_send "E"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_seq"$'\037'"$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))"$'\037'"$st"$'\037'"$ps"
+    fi
+    export TRACEPARENT=00-$__shellspan_sid-$__shellspan_root-01
+  fi
+  return $st
+}
+__shellspan_finish() {  # $1 status, $2 reason
+  (( __shellspan_done || sysparams[pid] != $$ )) && return  # not in subshells
+  __shellspan_done=1
+  local reason=$2
+  if (( __shellspan_t0 )); then __shellspan_end $1 $1; [[ -n $reason ]] || reason=exit; fi
+  __shellspan_now
+  __shellspan_retry=0
+  __shellspan_send "X"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"$1"$'\037'"${reason:-eof}"
+  if (( ${#__shellspan_q[@]} )) && [[ -O $__shellspan_dir ]]; then  # leave them to the agent
+    { printf '%s\0' "${__shellspan_q[@]}" >> "$__shellspan_dir/q.$$"; } 2>/dev/null
+  fi
+}
+__shellspan_zshexit() { local st=$?; __shellspan_finish $st ""; return $st; }
+__shellspan_hup() { __shellspan_finish 129 hangup; trap - HUP; kill -HUP $$; }
+
+__shellspan_id; __shellspan_sid=$__shellspan_r; __shellspan_id; __shellspan_sid+=$__shellspan_r
+__shellspan_id; __shellspan_root=$__shellspan_r
+__shellspan_now
+__shellspan_q=("S"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"zsh"$'\037'"$__shellspan_root"$'\037'"$PPID"$'\037'"${SHLVL-}"$'\037'"${TRACEPARENT-}"$'\037'"${USER-}"$'\037'"${SSH_CONNECTION:-${SSH_CLIENT-}}"$'\037'"$ZSH_VERSION"$'\037'"$PWD")
+export SHELLSPAN_SESSION_ID=$__shellspan_sid
+export TRACEPARENT=00-$__shellspan_sid-$__shellspan_root-01
+if ! __shellspan_connect && [[ ${SHELLSPAN_AGENT_AUTOSTART-1} != 0 ]]; then
+  ( "$__shellspan_bin" agent --daemon </dev/null >/dev/null 2>&1 & )
+  __shellspan_starting=$(( SECONDS + 5 ))
+fi
+__shellspan_retry=0
+autoload -Uz add-zsh-hook
+add-zsh-hook preexec __shellspan_preexec
+add-zsh-hook precmd __shellspan_precmd
+add-zsh-hook zshexit __shellspan_zshexit
+# First among the precmd hooks, so it sees the command's $? and $pipestatus.
+precmd_functions=(__shellspan_precmd ${precmd_functions:#__shellspan_precmd})
+(( ${+functions[TRAPHUP]} )) || trap __shellspan_hup HUP
+fi

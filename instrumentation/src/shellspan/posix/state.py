@@ -1,0 +1,68 @@
+"""The agent's state file (``state.json`` in the runtime directory).
+
+Written by the agent whenever its sessions change (and every few seconds): the live sessions
+and the export status. ``shellspan status`` reads it, and an agent that starts after another
+one stopped or crashed takes over the sessions listed in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from shellspan.posix.runtime import path
+from shellspan.posix.sessions import ShellSession
+
+STATE_FILE = "state.json"
+
+
+def session_entry(s: ShellSession) -> dict[str, Any]:
+    return {"session_id": s.sid, "pid": s.pid, "shell": s.shell, "start_ns": s.start_ns,
+            "root": s.root.hex(), "proc_start": s.proc_start, "commands": s.command_count,
+            "failed": s.failed_count, "cwd": s.cwd, "tty": s.tty, "attributes": s.attributes,
+            "last_seen": s.last_seen}
+
+
+def session_from_entry(entry: dict[str, Any]) -> ShellSession | None:
+    try:
+        sess = ShellSession(entry["session_id"], int(entry["pid"]), entry["shell"],
+                            int(entry["start_ns"]), bytes.fromhex(entry["root"]))
+        sess.proc_start = entry.get("proc_start")
+        sess.command_count = int(entry.get("commands", 0))
+        sess.failed_count = int(entry.get("failed", 0))
+    except (KeyError, ValueError, TypeError):
+        return None
+    sess.cwd, sess.tty = entry.get("cwd", ""), entry.get("tty", "")
+    sess.attributes = entry.get("attributes", {})
+    return sess
+
+
+def write(directory: str, state: dict[str, Any]) -> None:
+    """Replace the state file (written aside and renamed; raises OSError)."""
+    target = path(STATE_FILE, directory)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(dict(state, updated=time.time()), f)
+    os.rename(tmp, target)
+
+
+def read(directory: str) -> dict[str, Any]:
+    """The last state written, {} if there is none or it cannot be read."""
+    try:
+        with open(path(STATE_FILE, directory)) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def sessions(state: dict[str, Any]) -> list[ShellSession]:
+    """The live sessions a state lists."""
+    out = []
+    for entry in state.get("sessions", []):
+        sess = session_from_entry(entry) if isinstance(entry, dict) else None
+        if sess is not None:
+            out.append(sess)
+    return out
