@@ -16,6 +16,7 @@ from typing import Any
 from . import config
 from .queries import QueryError, SessionFilter, SessionQueries
 from .schema import all_statements
+from .sqlgate import SqlGate
 from .store import Store, StoreError
 
 LIST_COLUMNS = ("session_id", "state", "shell_type", "user_name", "host_name", "component_name",
@@ -30,12 +31,14 @@ class Backend:
         self.api = args.api.rstrip("/")
         self.token = args.token
         self.queries = None
+        self.sql_gate = None
         cfg = config.load(args, scope=config.STORE)
         if cfg.store:
             if cfg.store.startswith("chdb:"):
                 raise SystemExit("shellspan-sink: the embedded store is owned by the running sink; "
                                  "query it through --api (drop --store)")
             self.queries = SessionQueries(Store(cfg.store, cfg.schema), cfg.abandon_after)
+            self.sql_gate = SqlGate(cfg.sql_store or cfg.store, cfg.schema, cfg.sql_limits)
 
     def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
@@ -75,8 +78,8 @@ class Backend:
         return self._get("/api/stats", {**vars(flt), "top": top})
 
     def sql(self, statement: str) -> dict:
-        if self.queries:
-            return self.queries.sql(statement)
+        if self.sql_gate:
+            return self.sql_gate.run(statement)
         return self._get("/api/sql", body=statement.encode())
 
 
@@ -204,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--api", default=env("SHELLSPAN_API", "http://127.0.0.1:8678"),
                        help="the running sink's API (default http://127.0.0.1:8678)")
         p.add_argument("--token", default=env("SHELLSPAN_READ_TOKEN"),
-                       help="bearer token with the sessions:read scope, when the sink requires one")
+                       help="bearer token with the sessions:read scope (and sessions:sql for "
+                            "`sql`), when the sink requires one")
         p.add_argument("--format", choices=formats, default="table")
         p.add_argument("--output", help="write to this file instead of standard output")
 
@@ -234,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(func=cmd_sessions_stats)
 
-    p = sub.add_parser("sql", help="run a read-only SQL query against the store")
+    p = sub.add_parser("sql", help="run one read-only SELECT over the shellspan database "
+                                   "(bounded; see docs/security.md)")
     query_args(p)
     p.add_argument("statement")
     p.set_defaults(func=cmd_sql)

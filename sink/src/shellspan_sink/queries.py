@@ -276,10 +276,3 @@ class SessionQueries:
             "busiest_hours": hours,
             "top_commands": top_commands,
         }
-
-    def sql(self, statement: str, max_rows: int = 10_000) -> dict[str, Any]:
-        """Read-only SQL for `shellspan-sink sql` (ClickHouse enforces readonly=2)."""
-        result = self.store.query(statement, settings={"readonly": 2, "max_result_rows": max_rows,
-                                                       "result_overflow_mode": "break"})
-        return {"columns": result.columns, "rows": [list(r) for r in result.rows]}
-

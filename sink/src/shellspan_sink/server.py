@@ -16,6 +16,7 @@ from .grpc_receiver import start_grpc
 from .http_apps import api_app, otlp_app
 from .ingest import Ingest
 from .queries import SessionQueries
+from .sqlgate import SqlGate
 from .store import Store, StoreError, redact_dsn
 from .wal import WriteAheadLog
 
@@ -57,11 +58,12 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
                         segment_age=cfg.wal_segment_age, max_bytes=cfg.max_wal_bytes).start()
     ingest = Ingest(wal, cfg.limits, cfg.encoder)
     queries = SessionQueries(store, cfg.abandon_after)
+    sql_gate = SqlGate(cfg.sql_store or cfg.store_dsn, cfg.schema, cfg.sql_limits)
 
     runners: list[web.AppRunner] = []
     # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
     for app, address, inflate in ((otlp_app(ingest, verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
-                                  (api_app(store, queries, wal, ingest, verifier), cfg.api, True)):
+                                  (api_app(store, queries, wal, ingest, verifier, sql_gate), cfg.api, True)):
         runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)
@@ -84,6 +86,7 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     for runner in runners:
         await runner.cleanup()
     await asyncio.to_thread(wal.stop)
+    sql_gate.close()
     store.close()
 
 
