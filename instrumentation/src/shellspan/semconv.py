@@ -63,5 +63,8 @@ BAGGAGE_SESSION_ID = SESSION_ID
 # Identity established by the sink from a verified token (never trusted from the client).
 ENDUSER_ID = "enduser.id"
 AUTH_VERIFIED = "shell.auth.verified"
+AUTH_HOST = "shell.auth.host"  # the host named by the token (the one whose broker vouched)
+# Attributes only the sink writes: a client's own values for them are dropped on ingest.
+SINK_OWNED = (ENDUSER_ID, AUTH_VERIFIED, AUTH_HOST)
 
 EXIT_REASONS = ("exit", "eof", "signal", "hangup", "crash", "orphaned")
