@@ -31,12 +31,14 @@ def shell_env(tmp_path: Path, endpoint: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_session(env: dict[str, str], commands: list[str],
-                cwd: str | None = None) -> tuple[float, str, int | None]:
-    """Run `commands` at the prompt, then Ctrl-D: (seconds from Ctrl-D to exit, output, status)."""
+def run_session(env: dict[str, str], commands: list[str], cwd: str | None = None,
+                argv: list[str] | None = None) -> tuple[float, str, int | None]:
+    """Run `commands` at the prompt, then Ctrl-D: (seconds from Ctrl-D to exit, output, status).
+    ``argv`` replaces `shellspan python -q` (e.g. the same run as another user)."""
     import pexpect
 
-    child = pexpect.spawn(SHELLSPAN, ["python", "-q"], env=env, encoding="utf-8", timeout=20,
+    argv = argv or [SHELLSPAN, "python", "-q"]
+    child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8", timeout=20,
                           cwd=cwd, dimensions=(24, 200))
     try:
         child.expect_exact(PROMPT)
