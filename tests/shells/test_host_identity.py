@@ -7,6 +7,7 @@ another uid, inherit nothing that mints tokens."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -41,6 +42,7 @@ class World:
         self.base.chmod(0o755)  # the users' homes, hooks and rc files live here
         self.view = view
         self.broker = BrokerProcess(ttl_s=TTL_S).start()
+        self.broker_kid = json.loads(self.broker.jwks.read_text())["keys"][0]["kid"]
         self.users: list[UnixUser] = []
         self.users = [UnixUser(self.base, self.view), UnixUser(self.base, self.view)]
         reader = ec.generate_private_key(ec.SECP256R1())
@@ -153,6 +155,7 @@ def test_each_users_python_and_bash_sessions_are_stored_under_their_own_name(wor
             assert (s["user_name"], s["enduser_id"], s["verified"]) == (user.name, user.name, True)
             attrs = world.sink.session(s["session_id"])["session"]["attributes"]
             assert attrs[semconv.AUTH_HOST] == HOST  # the host whose broker vouched
+            assert attrs[semconv.AUTH_KEY_ID] == world.broker_kid  # with this key
     assert world.broker.tokens_for(world.users[0].name) and world.broker.tokens_for(world.users[1].name)
     assert all(s["verified"] for s in world.all_sessions(since))
 
@@ -253,8 +256,9 @@ def root_bash(world: World, tmp_path: Path, commands: list[str]) -> list[str]:
     shell = Shell([*world.view.prefix(), "bash", "--noprofile", "--rcfile", str(rc), "-i"], env)
     try:
         shell.run("true")  # the first prompt starts the agent; the hooks connect once it is up
-        shell.run(f"while ! [ -s {runtime / 'agent.pid'} ]; do sleep 0.05; done")
-        shell.run("true")
+        deadline = time.monotonic() + 30
+        while "events" not in shell.run("ls -l /proc/$$/fd"):  # each prompt may connect
+            assert time.monotonic() < deadline, "the hooks never connected to the agent"
         outputs = [shell.run(line) for line in commands]
         shell.child.sendline("exit")
         shell.exit_status()
@@ -282,7 +286,7 @@ def test_runuser_children_of_a_root_shell_get_no_secret(world, since, tmp_path):
     assert fds and not [line for line in fds if "secret" in line or "socket:" in line], fds
     assert SECRET not in read and "Permission denied" in read and "rc=1" in read
     assert f'"sub": "{bob.name}"' in token and '"sub": "root"' not in token
-    s = world.stored(since, "bash", "root", 7)  # root's own session: verified by the secret
+    s = world.stored(since, "bash", "root", 6)  # root's own session: verified by the secret
     assert s["verified"] and world.sink.session(s["session_id"])["session"]["attributes"][
         semconv.AUTH_HOST] == HOST
 

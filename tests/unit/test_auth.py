@@ -220,7 +220,8 @@ def test_the_host_claim_is_stamped_beside_the_subject():
     assert v.identity(raw_token(claims(host="web-1", uid=1001))) == {
         semconv.ENDUSER_ID: "alice", semconv.AUTH_VERIFIED: "true", semconv.AUTH_HOST: "web-1"}
     assert semconv.AUTH_HOST not in v.identity(raw_token(claims()))
-    assert semconv.AUTH_HOST in semconv.SINK_OWNED  # a client's own value is dropped
+    assert semconv.AUTH_KEY_ID not in v.identity(raw_token(claims()))  # a shared secret: no key id
+    assert {semconv.AUTH_HOST, semconv.AUTH_KEY_ID} <= set(semconv.SINK_OWNED)  # clients' dropped
 
 
 def test_scopes_are_separate():
@@ -245,7 +246,8 @@ def test_broker_tokens_verify_with_its_published_public_key(tmp_path):
     jwks.write_text(json.dumps(key.jwks()))
     token = "Bearer " + key.sign(claims(host="h1"))
     for cfg in (AuthConfig(public_key_files=[str(pem)]), AuthConfig(jwks_file=str(jwks))):
-        assert Verifier(cfg).identity(token)[semconv.AUTH_HOST] == "h1"
+        stamped = Verifier(cfg).identity(token)
+        assert stamped[semconv.AUTH_HOST] == "h1" and stamped[semconv.AUTH_KEY_ID] == key.kid
     other = ec.generate_private_key(ec.SECP256R1())
     forged = "Bearer " + jwt.encode(claims(), other, algorithm="ES256", headers={"kid": key.kid})
     with pytest.raises(AuthError, match="invalid token"):

@@ -143,16 +143,28 @@ def _b64url(data: bytes) -> str:
 
 
 def _public_jwk(public_key, algorithm: str) -> dict:
-    """The JWK of a public key, with ``kid`` = its RFC 7638 SHA-256 thumbprint."""
+    """The JWK of a public key, with ``kid`` = its RFC 7638 thumbprint."""
+    jwk = _jwk_members(public_key)
+    jwk.update(kid=key_thumbprint(public_key), alg=algorithm, use="sig")
+    return jwk
+
+
+def _jwk_members(public_key) -> dict:
     from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-    if algorithm == "ES256":
-        jwk, members = ECAlgorithm.to_jwk(public_key, as_dict=True), ("crv", "kty", "x", "y")
-    else:
-        jwk, members = RSAAlgorithm.to_jwk(public_key, as_dict=True), ("e", "kty", "n")
+    _, ec, _ = _crypto()
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return ECAlgorithm.to_jwk(public_key, as_dict=True)
+    return RSAAlgorithm.to_jwk(public_key, as_dict=True)
+
+
+def key_thumbprint(public_key) -> str:
+    """The RFC 7638 SHA-256 thumbprint of an EC or RSA public key (base64url): the broker's
+    ``kid``, and the key id the sink stamps on what a key verified."""
+    jwk = _jwk_members(public_key)
+    members = ("crv", "kty", "x", "y") if jwk["kty"] == "EC" else ("e", "kty", "n")
     canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
-    jwk.update(kid=_b64url(hashlib.sha256(canonical.encode()).digest()), alg=algorithm, use="sig")
-    return jwk
+    return _b64url(hashlib.sha256(canonical.encode()).digest())
 
 
 def _write_file(path: Path, data: bytes, mode: int) -> None:

@@ -13,6 +13,10 @@ Modes (``SHELLSPAN_AUTH_MODE``): ``required`` rejects a missing or bad token; ``
 a missing token (the session is stored unverified) but still rejects a bad one; ``off`` ignores
 tokens. The default is ``optional`` when a key is configured, else ``off``.
 
+On an accepted request's spans the sink stamps the subject (``enduser.id``), that it was verified,
+the host the token names (its ``host`` claim, set by a host's broker) and the RFC 7638 thumbprint
+of the public key that verified it: root on a host can name any host, not sign with another's key.
+
 Scopes (the ``scope`` claim, a space-separated string or a list): ``sessions:read`` for the API
 and UI, ``sessions:sql`` for SQL (not implied by ``sessions:read``), ``sessions:annotate`` for
 annotations. A shell's token carries none of them.
@@ -32,6 +36,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from shellspan import semconv
 from shellspan.auth import CLAIM_HOST, CLAIM_UID, TokenError, read_secret_file
+from shellspan.broker import key_thumbprint
 
 MODES = ("required", "optional", "off")
 READ_SCOPE = "sessions:read"
@@ -97,6 +102,9 @@ class Verifier:
             self._keys.append(_pem_key(Path(path)))
         if config.jwks_file:
             self._keys.extend(_jwks_keys(Path(config.jwks_file)))
+        # Which public key vouched, by thumbprint (never by a kid the token or JWKS names).
+        self._key_ids = {id(key): key_thumbprint(key) for algs, key, _ in self._keys
+                         if algs != ["HS256"]}
         mode = config.mode or ("optional" if self._keys else "off")
         if mode not in MODES:
             raise ValueError(f"SHELLSPAN_AUTH_MODE must be one of {', '.join(MODES)}, not {mode!r}")
@@ -112,6 +120,11 @@ class Verifier:
     def claims(self, authorization: str | None) -> dict | None:
         """The verified claims, or None when there is no token. Raises AuthError for anything
         else, whatever the token holds."""
+        verified = self._verify(authorization)
+        return verified[0] if verified else None
+
+    def _verify(self, authorization: str | None) -> tuple[dict, object] | None:
+        """(claims, the key that verified them), or None when there is no token."""
         if not authorization:
             return None
         scheme, _, token = authorization.strip().partition(" ")
@@ -145,7 +158,7 @@ class Verifier:
             except (jwt.PyJWTError, ValueError, TypeError) as exc:
                 raise AuthError(f"invalid token: {exc}") from exc
             self._check_lifetime(claims)
-            return claims
+            return claims, key
         raise AuthError(f"invalid token: {error}")
 
     def _check_lifetime(self, claims: dict) -> None:
@@ -163,14 +176,17 @@ class Verifier:
         """Attributes the sink stamps on every span of the request (None: nothing to stamp)."""
         if not self.enabled:
             return None
-        claims = self.claims(authorization)
-        if claims is None:
+        verified = self._verify(authorization)
+        if verified is None:
             if self.mode == "required":
                 raise AuthError("a bearer token is required")
             return None  # optional: accepted, stored unverified
+        claims, key = verified
         stamped = {semconv.ENDUSER_ID: claims["sub"], semconv.AUTH_VERIFIED: "true"}
         if claims.get(CLAIM_HOST):
             stamped[semconv.AUTH_HOST] = claims[CLAIM_HOST]
+        if key_id := self._key_ids.get(id(key)):
+            stamped[semconv.AUTH_KEY_ID] = key_id
         return stamped
 
     def check_scope(self, authorization: str | None, scope: str) -> None:
