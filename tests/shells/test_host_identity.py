@@ -85,14 +85,22 @@ class World:
         assert status == 0, out
         return out
 
-    def bash(self, user: UnixUser, commands: list[str], **extra: str) -> list[str]:
-        """An instrumented interactive bash as ``user``; returns each command's output."""
-        env = self.shell_env(user, **extra)
-        rc = self.base / f"bashrc-{user.name}"
+    def rc_file(self) -> Path:
+        """The rc file of every test bash: a plain prompt and the hooks (readable by all)."""
+        rc = self.base / "bashrc"
         rc.write_text(f"PS1='{PROMPT}'\nHISTFILE=/dev/null\nsource {hook_file(self.base, 'bash')}\n")
         rc.chmod(0o644)
-        shell = Shell(user.argv(["bash", "--noprofile", "--rcfile", str(rc), "-i"], env),
-                      {"PATH": os.environ["PATH"], "TERM": "xterm"})
+        return rc
+
+    def spawn_bash(self, user: UnixUser, **extra: str) -> Shell:
+        """An instrumented interactive bash as ``user``, at its first prompt."""
+        argv = ["bash", "--noprofile", "--rcfile", str(self.rc_file()), "-i"]
+        return Shell(user.argv(argv, self.shell_env(user, **extra)),
+                     {"PATH": os.environ["PATH"], "TERM": "xterm"})
+
+    def bash(self, user: UnixUser, commands: list[str], **extra: str) -> list[str]:
+        """An instrumented interactive bash as ``user``; returns each command's output."""
+        shell = self.spawn_bash(user, **extra)
         try:
             outputs = [shell.run(line) for line in commands]
             shell.child.sendline("exit")
@@ -251,9 +259,8 @@ def root_bash(world: World, tmp_path: Path, commands: list[str]) -> list[str]:
            "OTEL_EXPORTER_OTLP_ENDPOINT": world.sink.otlp_http_endpoint,
            "SHELLSPAN_BROKER_SOCKET": "off", "SHELLSPAN_AUTH_SECRET_FILE": str(world.root_secret),
            "SHELLSPAN_RUNTIME_DIR": str(runtime), "SHELLSPAN_AGENT_IDLE_EXIT": "60"}
-    rc = tmp_path / "bashrc"
-    rc.write_text(f"PS1='{PROMPT}'\nHISTFILE=/dev/null\nsource {hook_file(world.base, 'bash')}\n")
-    shell = Shell([*world.view.prefix(), "bash", "--noprofile", "--rcfile", str(rc), "-i"], env)
+    shell = Shell([*world.view.prefix(), "bash", "--noprofile", "--rcfile", str(world.rc_file()),
+                   "-i"], env)
     try:
         shell.run("true")  # the first prompt starts the agent; the hooks connect once it is up
         deadline = time.monotonic() + 30
@@ -323,12 +330,7 @@ def test_shared_secret_mode_keeps_the_secret_out_of_every_environment(world, sin
         "print('leaked' if secret in open('/proc/self/environ').read() else 'not in environ')"],
         **extra)
     assert "not in environ" in out and "leaked" not in out.replace("'leaked'", "")
-    env = world.shell_env(alice, **extra)
-    rc = world.base / f"bashrc-secret-{alice.name}"
-    rc.write_text(f"PS1='{PROMPT}'\nHISTFILE=/dev/null\nsource {hook_file(world.base, 'bash')}\n")
-    rc.chmod(0o644)
-    shell = Shell(alice.argv(["bash", "--noprofile", "--rcfile", str(rc), "-i"], env),
-                  {"PATH": os.environ["PATH"], "TERM": "xterm"})
+    shell = world.spawn_bash(alice, **extra)
     try:
         shell.run("true")
         world.sink.wait_for(lambda: (alice.home / "rt" / "agent.pid").exists(), 30)

@@ -59,6 +59,12 @@ class UserView:
                   if any(b != other and other in b.parents for other in self.blocked)]
         self.problem = (f"nested unsearchable directories {nested}: cannot give the test users "
                         "a view of the interpreter") if nested else ""
+        if self.blocked and not self.problem:
+            probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "true"],
+                                   capture_output=True, text=True, timeout=30)
+            if probe.returncode != 0:
+                self.problem = (f"{sorted(map(str, self.blocked))} cannot be searched by other "
+                                f"users and no mount namespace can be made: {probe.stderr.strip()}")
         self.stage = Path(tempfile.mkdtemp(prefix="ssp-view-")) if self.blocked else None
 
     def prefix(self) -> list[str]:
