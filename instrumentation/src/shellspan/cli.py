@@ -15,6 +15,7 @@ commands:
   ipython [ARGS...]      IPython with the shellspan extension loaded
   init bash|zsh          print the hook script for ~/.bashrc or ~/.zshrc
   agent [--daemon|stop]  the per-user agent of bash/zsh sessions
+  broker [COMMAND]       the host's token broker (root service; keygen, public-key, token)
   status | doctor        configuration, agent, spool contents and endpoint reachability
   spool flush            resend spooled sessions now
   spool send FILE...     send these spool entries (used by a shell's exit)
@@ -32,8 +33,9 @@ def _status() -> int:
     n, size = spool.size()
     print(f"endpoint:   {cfg.endpoint} ({cfg.protocol})")
     print(f"disabled:   {cfg.disabled}")
-    auth = "token" if cfg.auth_token else ("minted from secret" if cfg.auth_secret else "none")
-    print(f"auth:       {auth}")
+    from shellspan.auth import TokenSource
+
+    print(f"auth:       {TokenSource.from_config(cfg).describe()}")
     print(f"spool:      {cfg.spool_dir} ({n} entries, {size} bytes)")
     from shellspan.export import RETRYABLE, HttpSender
     from shellspan.otlp import encode_request
@@ -82,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         from shellspan.posix.agent import main as agent_main
 
         return agent_main(rest)
+    if cmd == "broker":
+        from shellspan.broker import main as broker_main
+
+        return broker_main(rest)
     if cmd in ("status", "doctor"):
         rc = _status()
         from shellspan.posix.status import print_status
