@@ -114,6 +114,9 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
             "auth_mode": verifier.mode,
             "received_spans": ingest.received_spans,
             "rejected_spans": ingest.rejected_spans,
+            # spans refused because their session belongs to another identity (logged each)
+            "foreign_spans": ingest.foreign_spans,
+            "foreign_requests": ingest.foreign_requests,
         }
         return _json(body, 200 if store_state["ok"] else 503)
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from shellspan import semconv
+
 from . import rowbinary
 from .config import ENCODERS
 from .outcomes import Outcome, Refused
+from .owners import SessionOwners
 from .wal import RowBatch, WriteAheadLog
 
-Encoder = Callable[..., tuple[bytes, int, int]]  # (body, identity, max attrs, max length)
+log = logging.getLogger(__name__)
+
+# (body, identity, max attrs, max length, skip) -> (rows, written, invalid, {trace id: spans})
+Encoder = Callable[..., tuple[bytes, int, int, dict[str, int]]]
 
 
 def select_encoder(choice: str = "auto") -> tuple[str, Encoder]:
@@ -39,13 +46,22 @@ class Accepted:
 
     durable: Future
     spans: int
-    rejected: int
+    invalid: int  # spans with an invalid trace id or span id
+    foreign: int = 0  # spans of sessions owned by another identity
+
+    @property
+    def rejected(self) -> int:
+        return self.invalid + self.foreign
 
     @property
     def message(self) -> str:
-        if not self.rejected:
-            return ""
-        return f"{self.rejected} span(s) rejected: invalid trace id or span id"
+        parts = []
+        if self.invalid:
+            parts.append(f"{self.invalid} span(s) rejected: invalid trace id or span id")
+        if self.foreign:
+            parts.append(f"{self.foreign} span(s) refused: their session belongs to another "
+                         "identity")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -57,27 +73,57 @@ class IngestLimits:
 
 
 class Ingest:
-    def __init__(self, wal: WriteAheadLog, limits: IngestLimits, encoder: str = "auto") -> None:
+    """`owners` (None: no checks, auth is off) refuses spans of sessions another identity owns."""
+
+    def __init__(self, wal: WriteAheadLog, limits: IngestLimits, encoder: str = "auto",
+                 owners: SessionOwners | None = None) -> None:
         self.wal = wal
         self.limits = limits
+        self.owners = owners
         self.encoder, self._encode = select_encoder(encoder)
         self.received_spans = 0
         self.rejected_spans = 0
+        self.foreign_spans = 0
+        self.foreign_requests = 0
 
     def accept(self, body: bytes, identity: dict[str, str] | None = None) -> Accepted:
         """Take a serialized ExportTraceServiceRequest.
 
-        Raises Refused (bad request: undecodable; too large: too many spans) or wal.Overloaded.
+        Raises Refused (bad request: undecodable; too large: too many spans; forbidden: every
+        span belongs to sessions of another identity), wal.Overloaded, or StoreError when the
+        owner of a session cannot be looked up.
         """
-        try:
-            rows, count, rejected = self._encode(body, identity, self.limits.max_attributes,
-                                                 self.limits.max_attribute_length)
-        except ValueError as exc:
-            raise Refused(Outcome.BAD_REQUEST, str(exc)) from exc
-        if count + rejected > self.limits.max_spans_per_request:
-            raise Refused(Outcome.TOO_LARGE, f"{count + rejected} spans in one request; the limit "
+        rows, count, invalid, traces = self._run_encoder(body, identity)
+        if count + invalid > self.limits.max_spans_per_request:
+            raise Refused(Outcome.TOO_LARGE, f"{count + invalid} spans in one request; the limit "
                                              f"is {self.limits.max_spans_per_request}")
+        foreign = self.owners.foreign(traces, identity) if self.owners and traces else set()
+        refused = sum(traces[t] for t in foreign)
+        if foreign:
+            self.foreign_spans += refused
+            self.foreign_requests += 1
+            log.warning("refused %d span(s) from %s: session(s) %s belong to another identity",
+                        refused, _who(identity), ", ".join(sorted(foreign)[:10]))
+            if refused == count:
+                raise Refused(Outcome.FORBIDDEN,
+                              f"session(s) {', '.join(sorted(foreign)[:10])} belong to another "
+                              "identity: spans refused")
+            rows, count, invalid, _ = self._run_encoder(body, identity, foreign)
         durable = self.wal.submit(RowBatch(rows, count))
         self.received_spans += count
-        self.rejected_spans += rejected
-        return Accepted(durable, count, rejected)
+        self.rejected_spans += invalid + refused
+        return Accepted(durable, count, invalid, refused)
+
+    def _run_encoder(self, body: bytes, identity: dict[str, str] | None,
+                     skip: set[str] | None = None) -> tuple[bytes, int, int, dict[str, int]]:
+        try:
+            return self._encode(body, identity, self.limits.max_attributes,
+                                self.limits.max_attribute_length, skip)
+        except ValueError as exc:
+            raise Refused(Outcome.BAD_REQUEST, str(exc)) from exc
+
+
+def _who(identity: dict[str, str] | None) -> str:
+    if not identity:
+        return "an unverified sender"
+    return f"{identity.get(semconv.ENDUSER_ID)!r} (key {identity.get(semconv.AUTH_KEY_ID) or '-'})"

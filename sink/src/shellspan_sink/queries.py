@@ -14,7 +14,7 @@ from typing import Any
 from shellspan import semconv
 
 from . import tables
-from .store import Store
+from .store import Store, tuple_values
 
 STATES = ("active", "ended", "abandoned")
 MAX_LIMIT = 10_000
@@ -115,7 +115,8 @@ class SessionFilter:
         return (" AND ".join(conditions) or "1"), params
 
 
-# What filters, ordering and liveness need: cheap to aggregate over every session.
+# What filters, ordering and liveness need: cheap to aggregate over every session. A session's
+# identity is one tuple taken from one of its own spans (see sql/shell_sessions_rows.sql).
 SESSION_KEYS = """
     session_id,
     toUnixTimestamp64Nano(min(start_time)) AS start_ns,
@@ -125,10 +126,11 @@ SESSION_KEYS = """
     multiIf(is_ended = 1, 'ended',
             last_seen_ns >= toUnixTimestamp64Nano(now64(9)) - {abandon_ns:Int64}, 'active',
             'abandoned') AS state,
-    max(shell_type) AS shell_type,
-    max(user_name) AS user_name,
-    max(host_name) AS host_name,
-    max(component_name) AS component_name"""
+    argMinMerge(identity) AS ident,
+    tupleElement(ident, 'shell_type') AS shell_type,
+    tupleElement(ident, 'user_name') AS user_name,
+    tupleElement(ident, 'host_name') AS host_name,
+    tupleElement(ident, 'component_name') AS component_name"""
 
 # A session's duration in seconds, over the columns of SESSION_KEYS: to its end once ended, else
 # to its last activity.
@@ -136,32 +138,51 @@ SESSION_DURATION_S = "(if(is_ended = 1 AND end_ns > 0, end_ns, last_seen_ns) - s
 
 # Everything a session row shows; the uniqExact merges are the costly part.
 _SESSION_COLUMNS = SESSION_KEYS + """,
-    max(service_name) AS service_name,
-    max(component_version) AS component_version,
-    max(tty) AS tty,
-    max(client_address) AS client_address,
-    max(pid) AS pid,
+    tupleElement(ident, 'service_name') AS service_name,
+    tupleElement(ident, 'component_version') AS component_version,
+    tupleElement(ident, 'tty') AS tty,
+    tupleElement(ident, 'client_address') AS client_address,
+    tupleElement(ident, 'pid') AS pid,
     max(exit_reason) AS exit_reason,
     max(exit_code) AS exit_code,
-    max(enduser_id) AS enduser_id,
-    max(verified) AS verified,
+    tupleElement(ident, 'enduser_id') AS enduser_id,
+    tupleElement(ident, 'verified') AS verified,
+    tupleElement(ident, 'auth_host') AS auth_host,
+    tupleElement(ident, 'parent_session_id') AS parent_session_id,
+    tupleElement(ident, 'parent_span_id') AS parent_span_id,
+    argMinMerge(owner) AS owner_identity,
     uniqExactMerge(command_ids) AS command_count,
     uniqExactMerge(failed_ids) AS failed_count"""
 
 
 def _session_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A session row for the API. The verified identity (`enduser_id`, `verified`) is what the
+    sink established; `user_name` is what the client claimed, and `user_mismatch` says when a
+    verified session claims another user name."""
     start, last, end = row.pop("start_ns"), row.pop("last_seen_ns"), row.pop("end_ns")
     ended = bool(row.pop("is_ended"))
+    row.pop("ident", None)
+    owner = row.pop("owner_identity", None)
+    owner = tuple_values(owner) if owner is not None else None
     stop = end if ended and end else last
     exit_code = row.get("exit_code")
+    verified = bool(row.get("verified"))
     row.update(
         start_time=iso(start), last_seen=iso(last), end_time=iso(end) if ended else None,
         duration_s=round(max(stop - start, 0) / 1e9, 3),
         exit_code=int(exit_code) if exit_code not in (None, "") and exit_code.lstrip("-").isdigit() else None,
-        verified=bool(row["verified"]),
+        verified=verified,
+        user_mismatch=verified and row.get("user_name", "") != row.get("enduser_id", ""),
         command_count=int(row["command_count"]), failed_count=int(row["failed_count"]),
     )
+    if owner is not None:
+        row["owner"] = {"enduser_id": owner[0], "key_id": owner[1]} if owner[0] else None
     return row
+
+
+def _identity_of(span_attributes: dict[str, str]) -> tuple[str, bool]:
+    return (span_attributes.get(semconv.ENDUSER_ID, ""),
+            span_attributes.get(semconv.AUTH_VERIFIED) == "true")
 
 
 class SessionQueries:
@@ -203,7 +224,9 @@ class SessionQueries:
         if not rows:
             return None
         session = _session_dict(rows[0])
-        # No FINAL: a re-delivered copy carries the same attributes, merged below anyway.
+        # No FINAL: a re-delivered copy carries the same attributes, merged below anyway. Only
+        # spans of the identity the session shows contribute (one sent by another path under
+        # another identity does not).
         spans = self.store.query(
             "SELECT SpanName, ResourceAttributes, SpanAttributes "
             f"FROM {self.db(tables.OTEL_TRACES)} "
@@ -212,19 +235,67 @@ class SessionQueries:
             "ORDER BY SpanName = {root:String}", {**params, "root": semconv.SPAN_SESSION}).rows
         attributes: dict[str, str] = {}
         for _name, resource, span_attrs in spans:  # start span first, then the root overrides
-            attributes.update(resource)
-            attributes.update(span_attrs)
+            if _identity_of(span_attrs) == (session["enduser_id"], session["verified"]):
+                attributes.update(resource)
+                attributes.update(span_attrs)
         session["attributes"] = attributes
         commands = self.store.query(
             "SELECT span_id, seq, toUnixTimestamp64Nano(start_time) AS start_ns, duration_ns, "
-            "command, command_name, cwd, exit_code, status, redacted "
-            f"FROM {self.db(tables.COMMANDS)} FINAL WHERE session_id = {{id:String}} "
+            "command, command_name, cwd, exit_code, status, redacted, enduser_id, auth_key_id, "
+            f"verified FROM {self.db(tables.COMMANDS)} FINAL WHERE session_id = {{id:String}} "
             "ORDER BY seq, start_ns, span_id", params).dicts()
+        owned, foreign = [], []
         for c in commands:
             c["start_time"] = iso(c.pop("start_ns"))
             c["duration_ms"] = round(c.pop("duration_ns") / 1e6, 3)
             c["redacted"] = bool(c["redacted"])
-        return {"session": session, "commands": commands}
+            sender = (c.pop("enduser_id"), c.pop("auth_key_id"), bool(c.pop("verified")))
+            owner = session.get("owner")
+            mine = owner is None or sender == (owner["enduser_id"], owner["key_id"], True)
+            if not mine:
+                c["enduser_id"], c["verified"] = sender[0], sender[2]
+            (owned if mine else foreign).append(c)
+        found = {"session": session, "commands": owned, "parent": self._parent(session),
+                 "children": self._children(session_id)}
+        if foreign:  # sent under another identity by a path that does not check owners
+            found["foreign_commands"] = foreign
+        return found
+
+    def _parent(self, session: dict[str, Any]) -> dict[str, Any] | None:
+        """The session that started this one (as the child claims it), with its command."""
+        parent_id = session.get("parent_session_id") or ""
+        if not _SESSION_ID.match(parent_id):
+            return None
+        rows = self.store.query(
+            f"SELECT seq, command FROM {self.db(tables.COMMANDS)} FINAL "
+            "WHERE session_id = {parent:String} AND span_id = {span:String} LIMIT 1",
+            {"parent": parent_id, "span": session.get("parent_span_id") or ""}).rows
+        seq, command = rows[0] if rows else (None, None)
+        return {"session_id": parent_id, "span_id": session.get("parent_span_id") or None,
+                "command_seq": seq, "command": command}
+
+    def _children(self, session_id: str) -> list[dict[str, Any]]:
+        """Sessions whose start or root span names this one as their parent, with the command
+        of this session that started each, oldest first."""
+        key = semconv.PARENT_SESSION_ID
+        rows = self.store.query(
+            "SELECT TraceId AS session_id, toUnixTimestamp64Nano(min(Timestamp)) AS started, "
+            f"any(if(SpanAttributes['{semconv.PARENT_SPAN_ID}'] != '', "
+            f"SpanAttributes['{semconv.PARENT_SPAN_ID}'], "
+            f"ResourceAttributes['{semconv.PARENT_SPAN_ID}'])) AS span_id "
+            f"FROM {self.db(tables.OTEL_TRACES)} "
+            f"WHERE SpanName IN ('{semconv.SPAN_SESSION_START}', '{semconv.SPAN_SESSION}') "
+            f"AND (SpanAttributes['{key}'] = {{id:String}} OR ResourceAttributes['{key}'] = {{id:String}}) "
+            "GROUP BY TraceId ORDER BY started, session_id LIMIT 1000", {"id": session_id}).dicts()
+        if not rows:
+            return []
+        commands = dict(self.store.query(
+            f"SELECT span_id, seq FROM {self.db(tables.COMMANDS)} FINAL "
+            "WHERE session_id = {id:String} AND span_id IN {spans:Array(String)}",
+            {"id": session_id, "spans": [r["span_id"] for r in rows]}).rows)
+        return [{"session_id": r["session_id"], "start_time": iso(r["started"]),
+                 "span_id": r["span_id"] or None, "command_seq": commands.get(r["span_id"])}
+                for r in rows]
 
     def stats(self, flt: SessionFilter, top: int = 10) -> dict[str, Any]:
         """Counts, duration percentiles, busiest hours, top commands and failure rates."""

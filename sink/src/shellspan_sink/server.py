@@ -15,6 +15,7 @@ from .config import SinkConfig, split_address
 from .grpc_receiver import start_grpc
 from .http_apps import api_app, otlp_app
 from .ingest import Ingest
+from .owners import SessionOwners
 from .queries import SessionQueries
 from .sqlgate import SqlGate
 from .store import Store, StoreError, redact_dsn
@@ -56,7 +57,9 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
         log.info("applied schema migrations %s", applied)
     wal = WriteAheadLog(cfg.wal_path, store, segment_spans=cfg.wal_segment_spans,
                         segment_age=cfg.wal_segment_age, max_bytes=cfg.max_wal_bytes).start()
-    ingest = Ingest(wal, cfg.limits, cfg.encoder)
+    # With auth off nothing is verified, so no session has an owner to protect.
+    owners = SessionOwners(store) if verifier.enabled else None
+    ingest = Ingest(wal, cfg.limits, cfg.encoder, owners)
     queries = SessionQueries(store, cfg.abandon_after)
     sql_gate = SqlGate(cfg.sql_store or cfg.store_dsn, cfg.schema, cfg.sql_limits)
 

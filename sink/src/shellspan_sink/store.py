@@ -51,6 +51,11 @@ def redact_dsn(dsn: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def tuple_values(value: Any) -> tuple:
+    """A tuple column's value as a plain tuple (the client returns a named tuple as a dict)."""
+    return tuple(value.values()) if isinstance(value, dict) else tuple(value)
+
+
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[str]
