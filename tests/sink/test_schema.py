@@ -195,3 +195,45 @@ def test_store_password_never_reaches_output(tmp_path):
     output = str(err.value)
     assert "cannot start" in output and "127.0.0.1" in output
     assert "hunter2-secret" not in output
+
+
+def test_a_version_1_store_upgrades_and_its_sessions_show_their_own_identity(tmp_path):
+    """A store made by version 1, where max() over all spans let a later span of another
+    identity (sorting after the owner's) take over a session, upgrades on the sink's start: the
+    session shows the identity of its own first span, its owner's commands, and the other
+    identity's command apart."""
+    from shellspan import semconv
+    from shellspan_sink import rowbinary
+    from shellspan_sink.store import Store
+    from shellspan_testing.otlp_builders import Command, SessionSpec, request_for, session_spans
+
+    dsn = f"chdb://{tmp_path / 'store'}"
+    store = Store(dsn)
+    for statement in (HERE / "schema_v1" / "single.sql").read_text().split(";\n\n"):
+        store.command(statement.strip().rstrip(";"))
+    store.command("INSERT INTO shellspan.shellspan_migrations (version, name) VALUES (1, 'initial schema')")
+    owner = SessionSpec(user="victim-v1", commands=[Command("ls"), Command("make")])
+    intruder = SessionSpec(user="zed-v1", trace_id=owner.trace_id, ended=False,
+                           start_ns=owner.start_ns + 10**9, commands=[Command("rm -rf /srv")])
+    for spec, sub in ((owner, "alice"), (intruder, "zed")):
+        body = request_for(session_spans(spec)).SerializeToString()
+        rows = rowbinary.encode_request(body, {semconv.ENDUSER_ID: sub, semconv.AUTH_VERIFIED: "true"},
+                                        128, 16384)[0]
+        store.insert_rowbinary("otel_traces", rowbinary.COLUMNS, rows)
+    flipped = store.query("SELECT max(user_name), max(enduser_id) FROM shellspan.shell_sessions "
+                          "GROUP BY session_id").rows
+    assert flipped == [("zed-v1", "zed")], "version 1 showed the later identity"
+    store.close()
+
+    sink = SinkProcess(tmp_path / "sink", store=dsn).start()
+    try:
+        assert "applied schema migrations [2]" in sink.log()
+        found = sink.session(owner.session_id)
+        s = found["session"]
+        assert (s["user_name"], s["enduser_id"], s["verified"]) == ("victim-v1", "alice", True)
+        assert s["owner"]["enduser_id"] == "alice"
+        assert [c["command"] for c in found["commands"]] == ["ls", "make"]
+        assert [c["command"] for c in found["foreign_commands"]] == ["rm -rf /srv"]
+        assert [x["session_id"] for x in sink.sessions(user="victim-v1")] == [owner.session_id]
+    finally:
+        sink.stop()
