@@ -6,11 +6,11 @@ import asyncio
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from aiohttp import web
 
 from . import otlp, ui_routes
+from .answers import json_response as _json
 from .auth import READ_SCOPE, SQL_SCOPE, AuthError, Verifier
 from .ingest import Ingest
 from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
@@ -70,11 +70,6 @@ def _decode_and_accept(ingest: Ingest, body: bytes, content_type: str, encoding:
                        max_inflated: int, identity: dict[str, str] | None):
     raw = otlp.decompress(body, encoding, max_inflated)
     return ingest.accept(otlp.to_protobuf(raw, content_type), identity)
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data, default=str), status=status,
-                        content_type="application/json")
 
 
 def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: Ingest,

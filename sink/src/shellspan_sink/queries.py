@@ -5,6 +5,7 @@ The same functions serve the HTTP API and, against a server DSN, the CLI directl
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, fields
@@ -51,6 +52,18 @@ def parse_time(value: str | None, now: float | None = None) -> int | None:
     if not -(2**63) < ns < 2**63:  # also refuses nan and inf
         raise QueryError(f"time {value[:40]!r} is out of range")
     return int(ns)
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None (JSON has no such numbers; an
+    aggregate over nothing, such as a quantile, gives NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def iso(ns: int | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from .ingest import Ingest
 from .owners import SessionOwners
 from .queries import SessionQueries
 from .sqlgate import SqlGate
-from .store import Store, StoreError, redact_dsn
+from .store import Store, StoreError, private_dir, redact_dsn
 from .wal import WriteAheadLog
 
 log = logging.getLogger("shellspan_sink")
@@ -55,6 +56,7 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     applied = await asyncio.to_thread(store.migrate)
     if applied:
         log.info("applied schema migrations %s", applied)
+    private_dir(cfg.wal_path)
     wal = WriteAheadLog(cfg.wal_path, store, segment_spans=cfg.wal_segment_spans,
                         segment_age=cfg.wal_segment_age, max_bytes=cfg.max_wal_bytes).start()
     # With auth off nothing is verified, so no session has an owner to protect.
@@ -94,6 +96,9 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
 
 
 def serve(cfg: SinkConfig) -> int:
+    # Whatever the sink and its embedded engine create (the store's parts, the WAL) is its own:
+    # chDB would otherwise write 0644 files in 0755 directories.
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

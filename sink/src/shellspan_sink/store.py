@@ -29,6 +29,14 @@ def state_dir() -> Path:
     return Path(state) / "shellspan"
 
 
+def private_dir(path: Path | str) -> Path:
+    """`path` as a directory only its owner can enter (created 0700, or tightened to 0700)."""
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def default_store_dsn() -> str:
     return f"chdb://{state_dir() / 'store'}"
 
@@ -98,7 +106,7 @@ class Store:
                     self._client = self._read_only_client(clickhouse_connect)
                 elif self.embedded:
                     path = urllib.parse.urlsplit(self.dsn).path
-                    Path(path).mkdir(parents=True, exist_ok=True)
+                    private_dir(path)
                     self._client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
                 else:
                     self._client = clickhouse_connect.get_client(dsn=self.dsn)
