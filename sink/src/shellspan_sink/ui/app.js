@@ -132,7 +132,7 @@ async function route() {
 
 function mount(gen, ...nodes) {
   if (gen !== generation) return false;
-  $("#app").replaceChildren(...nodes);
+  $("#app").replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
   return true;
 }
 
