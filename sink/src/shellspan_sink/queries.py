@@ -128,9 +128,25 @@ class SessionFilter:
         return (" AND ".join(conditions) or "1"), params
 
 
-# What filters, ordering and liveness need: cheap to aggregate over every session. A session's
-# identity is one tuple taken from one of its own spans (see sql/shell_sessions_rows.sql).
-SESSION_KEYS = """
+def _identity(*fields: str) -> str:
+    """Columns from the session's identity tuple (`ident`), under the field's own name."""
+    return ",\n".join(f"    tupleElement(ident, '{name}') AS {name}" for name in fields)
+
+
+def _first(*fields: str) -> str:
+    """Identity fields lists filter on, from their own small columns (the same span's values as
+    the identity tuple, cheaper to aggregate over every session)."""
+    return ",\n".join(f"    tupleElement(min(first_{name}), 5) AS {name}" for name in fields)
+
+
+_FILTERED = ("shell_type", "user_name", "host_name", "component_name")
+
+
+def session_keys(*identity_fields: str) -> str:
+    """What filters, ordering and liveness need, cheap to aggregate over every session: times,
+    state, and the identity fields named (from their own small columns; who a session is comes
+    from one of its own spans, see sql/shell_sessions_rows.sql)."""
+    keys = """
     session_id,
     toUnixTimestamp64Nano(min(start_time)) AS start_ns,
     toUnixTimestamp64Nano(max(last_seen)) AS last_seen_ns,
@@ -138,34 +154,30 @@ SESSION_KEYS = """
     max(ended) AS is_ended,
     multiIf(is_ended = 1, 'ended',
             last_seen_ns >= toUnixTimestamp64Nano(now64(9)) - {abandon_ns:Int64}, 'active',
-            'abandoned') AS state,
-    argMinMerge(identity) AS ident,
-    tupleElement(ident, 'shell_type') AS shell_type,
-    tupleElement(ident, 'user_name') AS user_name,
-    tupleElement(ident, 'host_name') AS host_name,
-    tupleElement(ident, 'component_name') AS component_name"""
+            'abandoned') AS state"""
+    return keys + (",\n" + _first(*identity_fields) if identity_fields else "")
+
+
+SESSION_KEYS = session_keys(*_FILTERED)
 
 # A session's duration in seconds, over the columns of SESSION_KEYS: to its end once ended, else
 # to its last activity.
 SESSION_DURATION_S = "(if(is_ended = 1 AND end_ns > 0, end_ns, last_seen_ns) - start_ns) / 1e9"
 
-# Everything a session row shows; the uniqExact merges are the costly part.
-_SESSION_COLUMNS = SESSION_KEYS + """,
-    tupleElement(ident, 'service_name') AS service_name,
-    tupleElement(ident, 'component_version') AS component_version,
-    tupleElement(ident, 'tty') AS tty,
-    tupleElement(ident, 'client_address') AS client_address,
-    tupleElement(ident, 'pid') AS pid,
-    max(exit_reason) AS exit_reason,
-    max(exit_code) AS exit_code,
-    tupleElement(ident, 'enduser_id') AS enduser_id,
-    tupleElement(ident, 'verified') AS verified,
-    tupleElement(ident, 'auth_host') AS auth_host,
-    tupleElement(ident, 'parent_session_id') AS parent_session_id,
-    tupleElement(ident, 'parent_span_id') AS parent_span_id,
-    argMinMerge(owner) AS owner_identity,
+# Command counts: uniqExact merges, the costly part of a row.
+_SESSION_COUNTS = """
     uniqExactMerge(command_ids) AS command_count,
     uniqExactMerge(failed_ids) AS failed_count"""
+
+# Everything a session row shows (read for a page of sessions, by primary key).
+_SESSION_COLUMNS = SESSION_KEYS + """,
+    argMinMerge(identity) AS ident,
+""" + _identity("service_name", "component_version", "tty", "client_address", "pid",
+                "enduser_id", "verified", "auth_host", "parent_session_id",
+                "parent_span_id") + """,
+    max(exit_reason) AS exit_reason,
+    max(exit_code) AS exit_code,
+    argMinMerge(owner) AS owner_identity,""" + _SESSION_COUNTS
 
 
 def _session_dict(row: dict[str, Any]) -> dict[str, Any]:
@@ -214,7 +226,8 @@ class SessionQueries:
         having, params = flt.clauses(self.abandon_after)
         params["limit"] = flt.limit + 1  # one more tells whether there is a next page
         table = self.db(tables.SESSIONS)
-        page = (f"SELECT session_id FROM (SELECT {SESSION_KEYS} FROM {table} GROUP BY session_id "
+        keys = session_keys(*(f for f in _FILTERED if f in params))
+        page = (f"SELECT session_id FROM (SELECT {keys} FROM {table} GROUP BY session_id "
                 f"HAVING {having} ORDER BY start_ns DESC, session_id LIMIT {{limit:UInt32}})")
         rows = self.store.query(
             f"SELECT {_SESSION_COLUMNS} FROM {table} WHERE session_id IN ({page}) "
@@ -293,12 +306,11 @@ class SessionQueries:
         key = semconv.PARENT_SESSION_ID
         rows = self.store.query(
             "SELECT TraceId AS session_id, toUnixTimestamp64Nano(min(Timestamp)) AS started, "
-            f"any(if(SpanAttributes['{semconv.PARENT_SPAN_ID}'] != '', "
-            f"SpanAttributes['{semconv.PARENT_SPAN_ID}'], "
-            f"ResourceAttributes['{semconv.PARENT_SPAN_ID}'])) AS span_id "
+            f"any(SpanAttributes['{semconv.PARENT_SPAN_ID}']) AS span_id "
             f"FROM {self.db(tables.OTEL_TRACES)} "
             f"WHERE SpanName IN ('{semconv.SPAN_SESSION_START}', '{semconv.SPAN_SESSION}') "
-            f"AND (SpanAttributes['{key}'] = {{id:String}} OR ResourceAttributes['{key}'] = {{id:String}}) "
+            # has(mapValues(...)) lets the table's bloom filter skip most granules
+            f"AND has(mapValues(SpanAttributes), {{id:String}}) AND SpanAttributes['{key}'] = {{id:String}} "
             "GROUP BY TraceId ORDER BY started, session_id LIMIT 1000", {"id": session_id}).dicts()
         if not rows:
             return []
@@ -314,7 +326,7 @@ class SessionQueries:
         """Counts, duration percentiles, busiest hours, top commands and failure rates."""
         having, params = flt.clauses(self.abandon_after)
         params["top"] = top
-        base = (f"SELECT {_SESSION_COLUMNS} FROM {self.db(tables.SESSIONS)} "
+        base = (f"SELECT {SESSION_KEYS}, {_SESSION_COUNTS} FROM {self.db(tables.SESSIONS)} "
                 f"GROUP BY session_id HAVING {having}")
         duration = SESSION_DURATION_S
 

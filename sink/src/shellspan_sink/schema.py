@@ -35,6 +35,12 @@ Templates are plain SQL with placeholders, ``{{ name }}`` or ``{{ name ARG }}``:
 ``identity_type``, ``owner_type``
                     the named tuple types of a session's identity and owner (``IDENTITY``,
                     ``OWNER``)
+``first_key``, ``first_key_type``
+                    the order a session's identity is chosen in (verified first, then first
+                    stored, start before root before heartbeat, earliest start), and its type
+``first NAME``, ``first_type``
+                    the attribute ``semconv.NAME`` of the span first in that order, as a
+                    ``min`` over (order, value) tuples (a command span never comes first)
 
 Table names must be in ``tables.ALL``; database and cluster names are checked identifiers. Nothing
 a client sends ever reaches a template. An applied migration never changes: a schema change is a
@@ -102,8 +108,28 @@ IDENTITY = (("service_name", "String"), ("shell_type", "String"), ("user_name", 
 OWNER = (("enduser_id", "String"), ("key_id", "String"))
 
 
+FIRST_KEY_TYPE = "Tuple(UInt8, DateTime64(9), UInt8, DateTime64(9))"
+
+
 def _tuple_type(fields: tuple[tuple[str, str], ...]) -> str:
     return "Tuple(" + ", ".join(f"{name} {kind}" for name, kind in fields) + ")"
+
+
+def _first_key() -> str:
+    """(0 verified / 1 not, stored at, 0 start / 1 root / 2 other, span start)."""
+    return (f"tuple(SpanAttributes[{_literal(semconv.AUTH_VERIFIED)}] != 'true', now64(9), "
+            f"multiIf(SpanName = {_literal(semconv.SPAN_SESSION_START)}, 0, "
+            f"SpanName = {_literal(semconv.SPAN_SESSION)}, 1, 2), Timestamp)")
+
+
+# Sorts after every real key (whose first element is 0 or 1): what a command span, and a row
+# stored before the column existed, hold, so they never name the session.
+_NO_FIRST = "tuple(2, toDateTime64(0, 9), 0, toDateTime64(0, 9), '')"
+
+
+def _first(context: _Context, name: str | None) -> str:
+    return (f"min(if(SpanName != {_literal(semconv.SPAN_COMMAND)}, "
+            f"tupleConcat({_first_key()}, tuple({context.attr(name)})), {_NO_FIRST}))")
 
 
 @dataclass(frozen=True)
@@ -177,6 +203,11 @@ _PLACEHOLDERS: dict[str, Callable[[_Context, str | None], str]] = {
     "include": lambda c, arg: _render_in(template(f"{arg}.sql"), c, arg or "?"),
     "identity_type": lambda c, _: _tuple_type(IDENTITY),
     "owner_type": lambda c, _: _tuple_type(OWNER),
+    "first_key": lambda c, _: _first_key(),
+    "first_key_type": lambda c, _: FIRST_KEY_TYPE,
+    "first": _first,
+    "first_type": lambda c, _: ("SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9), UInt8, "
+                                f"DateTime64(9), String)) DEFAULT {_NO_FIRST}"),
 }
 
 

@@ -1,8 +1,10 @@
 -- The columns of shell_sessions from session spans (shell_sessions_mv and the migration's
 -- backfill select them). Identity comes from one span: the first stored start, root or
 -- heartbeat span, a verified one before any unverified (argMin over that order, never max()
--- over every span), so a later span cannot change who a session shows. The owner is the first
--- verified identity stored for the session. The max() columns are kept for existing queries.
+-- over every span), so a later span cannot change who a session shows; the fields lists filter
+-- on are also kept alone (first_*: min over (that order, value), cheap to scan). The owner is
+-- the first verified identity stored for the session. The max() columns are kept for existing
+-- queries. The columns are in the table's order: the backfill inserts them by position.
     TraceId AS session_id,
     min(Timestamp) AS start_time,
     max(Timestamp + toIntervalNanosecond(Duration)) AS last_seen,
@@ -31,12 +33,14 @@
                    SpanAttributes[{{ semconv AUTH_HOST }}], SpanAttributes[{{ semconv AUTH_KEY_ID }}],
                    {{ attr PARENT_SESSION_ID }}, {{ attr PARENT_SPAN_ID }}),
              '{{ identity_type }}'),
-        tuple(SpanAttributes[{{ semconv AUTH_VERIFIED }}] != 'true', now64(9),
-              multiIf(SpanName = {{ semconv SPAN_SESSION_START }}, 0, SpanName = {{ semconv SPAN_SESSION }}, 1, 2),
-              Timestamp),
+        {{ first_key }},
         SpanName != {{ semconv SPAN_COMMAND }}) AS identity,
     argMinStateIf(
         CAST(tuple(SpanAttributes[{{ semconv ENDUSER_ID }}], SpanAttributes[{{ semconv AUTH_KEY_ID }}]),
              '{{ owner_type }}'),
         tuple(now64(9), Timestamp),
-        SpanAttributes[{{ semconv AUTH_VERIFIED }}] = 'true') AS owner
+        SpanAttributes[{{ semconv AUTH_VERIFIED }}] = 'true') AS owner,
+    {{ first SHELL_TYPE }} AS first_shell_type,
+    {{ first USER_NAME }} AS first_user_name,
+    {{ first HOST_NAME }} AS first_host_name,
+    {{ first COMPONENT_NAME }} AS first_component_name
