@@ -1,0 +1,263 @@
+"""Terminal recordings read back: asciicast export (streamed), the screen at the end of a
+command, and a plain-text excerpt of a command's output. All values are bound parameters.
+
+Records are read from ``shell_recordings`` in pages by primary key (session, seq), each page its
+own query, so a long recording starts streaming at once and never holds the store for long (the
+WAL's inserts go on between pages). A re-delivered record may be stored twice until a merge;
+pages are read in seq order and a repeated seq is skipped, so every record counts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import asciicast, tables
+from .asciicast import CommandMark, Timeline
+from .queries import _SESSION_ID, QueryError, iso, parse_time
+from .store import Store
+from .terminal import Terminal, parse_size
+
+FIRST_PAGE_ROWS = 200  # small: the first bytes of a long recording go out at once
+PAGE_ROWS = 2000
+DEFAULT_SIZE = (80, 24)
+
+
+class NotFound(LookupError):
+    """No such session, recording or command (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    seq: int
+    time_ns: int
+    span_id: str
+    event: str
+    data: str
+
+
+def _session_id(text: str) -> str:
+    session_id = text.lower()
+    if not _SESSION_ID.match(session_id):
+        raise QueryError("a session id is 32 hexadecimal characters")
+    return session_id
+
+
+class AsciicastStream:
+    """One asciicast file, produced a page at a time: `head` first, then `next_chunk` until it
+    returns None. Each call is one short query."""
+
+    def __init__(self, queries: RecordingQueries, session_id: str, head: str, start_seq: int,
+                 t0_ns: int, marks: list[CommandMark]) -> None:
+        self.queries, self.session_id, self.head = queries, session_id, head
+        self.after = start_seq - 1
+        self.timeline = Timeline(t0_ns, marks)
+        self.page_rows = FIRST_PAGE_ROWS
+        self.done = False
+
+    def next_chunk(self) -> str | None:
+        if self.done:
+            return None
+        page = self.queries.page(self.session_id, self.after, self.page_rows)
+        self.page_rows = PAGE_ROWS
+        lines: list[str] = []
+        for chunk in page:
+            lines += self.timeline.record(chunk.seq, chunk.time_ns, chunk.event, chunk.data)
+            self.after = chunk.seq
+        if not page:
+            self.done = True
+            lines += self.timeline.finish()
+            if not lines:
+                return None
+        return "".join(lines)
+
+    def __iter__(self) -> Iterator[str]:
+        yield self.head
+        while (chunk := self.next_chunk()) is not None:
+            yield chunk
+
+
+class RecordingQueries:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.options.name
+
+    # --- reading records ------------------------------------------------------------------------
+
+    def page(self, session_id: str, after_seq: int, limit: int,
+             until_seq: int | None = None) -> list[Chunk]:
+        """Up to `limit` records after `after_seq` (through `until_seq`), each seq once."""
+        until = "AND seq <= {until:UInt64}" if until_seq is not None else ""
+        rows = self.store.query(
+            "SELECT seq, toUnixTimestamp64Nano(time), span_id, event, data "
+            f"FROM {self.db(tables.RECORDINGS)} WHERE session_id = {{id:String}} "
+            f"AND seq > {{after:UInt64}} {until} ORDER BY seq LIMIT {{limit:UInt32}}",
+            {"id": session_id, "after": after_seq, "until": until_seq or 0, "limit": limit}).rows
+        out: list[Chunk] = []
+        for seq, time_ns, span_id, event, data in rows:
+            if out and out[-1].seq == seq:
+                continue
+            out.append(Chunk(int(seq), int(time_ns), span_id, event, data))
+        return out
+
+    def chunks(self, session_id: str, after_seq: int, until_seq: int) -> Iterator[Chunk]:
+        while True:
+            page = self.page(session_id, after_seq, PAGE_ROWS, until_seq)
+            if not page:
+                return
+            yield from page
+            after_seq = page[-1].seq
+
+    def _one(self, sql: str, params: dict[str, Any]) -> tuple | None:
+        rows = self.store.query(sql, params).rows
+        return rows[0] if rows else None
+
+    def first(self, session_id: str) -> tuple[int, int, str, str, str] | None:
+        """(seq, time, event, term, command) of the recording's first record, None if none."""
+        return self._one(
+            "SELECT seq, toUnixTimestamp64Nano(time), event, term, command "
+            f"FROM {self.db(tables.RECORDINGS)} WHERE session_id = {{id:String}} "
+            "ORDER BY seq LIMIT 1", {"id": session_id})
+
+    def size_at(self, session_id: str, seq: int) -> tuple[int, int]:
+        """The terminal size in force at record `seq`: the last resize at or before it."""
+        row = self._one(
+            f"SELECT data FROM {self.db(tables.RECORDINGS)} WHERE session_id = {{id:String}} "
+            "AND event = 'r' AND seq <= {seq:UInt64} ORDER BY seq DESC LIMIT 1",
+            {"id": session_id, "seq": seq})
+        return (row and parse_size(row[0])) or DEFAULT_SIZE
+
+    def seq_at(self, session_id: str, time_ns: int) -> int | None:
+        """The first record at or after `time_ns`."""
+        row = self._one(
+            f"SELECT min(seq) FROM {self.db(tables.RECORDINGS)} WHERE session_id = {{id:String}} "
+            "AND toUnixTimestamp64Nano(time) >= {t:Int64} HAVING count() > 0",
+            {"id": session_id, "t": time_ns})
+        return int(row[0]) if row else None
+
+    def marks(self, session_id: str) -> list[CommandMark]:
+        """The session's commands in order, each with the first record it printed."""
+        commands = self.store.query(
+            "SELECT seq, span_id, toUnixTimestamp64Nano(start_time), duration_ns, command, "
+            f"exit_code FROM {self.db(tables.COMMANDS)} FINAL WHERE session_id = {{id:String}} "
+            "ORDER BY seq, start_time, span_id", {"id": session_id}).rows
+        firsts = dict(self.store.query(
+            f"SELECT span_id, min(seq) FROM {self.db(tables.RECORDINGS)} "
+            "WHERE session_id = {id:String} GROUP BY span_id", {"id": session_id}).rows)
+        return [CommandMark(int(seq), span_id, int(start), int(start) + int(duration), command,
+                            exit_code, int(firsts[span_id]) if span_id in firsts else None)
+                for seq, span_id, start, duration, command, exit_code in commands]
+
+    def _title(self, session_id: str) -> str:
+        row = self._one(
+            "SELECT max(user_name), max(host_name), max(shell_type) "
+            f"FROM {self.db(tables.SESSIONS)} WHERE session_id = {{id:String}} "
+            "GROUP BY session_id", {"id": session_id})
+        user, host, shell = row or ("", "", "")
+        who = f"{user}@{host}" if user or host else ""
+        return " ".join(p for p in (who, shell, "session", session_id) if p)
+
+    def _command(self, marks: list[CommandMark], seq: int) -> CommandMark:
+        for mark in marks:
+            if mark.seq == seq:
+                return mark
+        raise NotFound(f"no command #{seq} in this session")
+
+    def _start_of(self, session_id: str, mark: CommandMark) -> int | None:
+        return mark.anchor_seq if mark.anchor_seq is not None else self.seq_at(session_id,
+                                                                               mark.start_ns)
+
+    def _end_of(self, session_id: str, mark: CommandMark) -> int | None:
+        """The last record that belongs to the command: its own, or any before it ended."""
+        row = self._one(
+            f"SELECT max(seq) FROM {self.db(tables.RECORDINGS)} WHERE session_id = {{id:String}} "
+            "AND (span_id = {span:String} OR toUnixTimestamp64Nano(time) <= {end:Int64}) "
+            "HAVING count() > 0", {"id": session_id, "span": mark.span_id, "end": mark.end_ns})
+        return int(row[0]) if row else None
+
+    # --- asciicast ------------------------------------------------------------------------------
+
+    def asciicast(self, session_id: str, from_seq: int | None = None,
+                  from_time: str | None = None,
+                  idle_time_limit: float | None = None) -> AsciicastStream:
+        """The recording as an asciicast v2 stream, whole or from command `from_seq` (or the
+        time `from_time`: ISO 8601, Unix seconds or an age), with a fresh header there.
+        Raises NotFound."""
+        session_id = _session_id(session_id)
+        first = self.first(session_id)
+        if first is None:
+            raise NotFound("this session has no recording")
+        seq1, t0_ns, _event, term, shell = first
+        marks = self.marks(session_id)
+        start_seq = int(seq1)
+        if from_seq is not None:
+            mark = self._command(marks, from_seq)
+            start = self._start_of(session_id, mark)
+            if start is None:
+                raise NotFound(f"command #{from_seq} has nothing recorded after its start")
+            start_seq = start
+            anchor = self.page(session_id, start - 1, 1)
+            t0_ns = min(mark.start_ns, anchor[0].time_ns) if anchor else mark.start_ns
+            marks = [m for m in marks if m.seq >= from_seq]
+        elif from_time is not None:
+            at = parse_time(from_time)
+            start = self.seq_at(session_id, at)
+            if start is None:
+                raise NotFound("nothing was recorded after that time")
+            start_seq, t0_ns = start, at
+            marks = [m for m in marks if m.start_ns >= at]
+        width, height = self.size_at(session_id, start_seq)
+        head = asciicast.header(width, height, int(t0_ns // 10**9), term=term, shell=shell,
+                                title=self._title(session_id), idle_time_limit=idle_time_limit)
+        return AsciicastStream(self, session_id, head, start_seq, int(t0_ns), marks)
+
+    # --- the screen and excerpts ----------------------------------------------------------------
+
+    def screen(self, session_id: str, seq: int, cells: bool = False) -> dict[str, Any]:
+        """The terminal as it was when command `seq` ended: every record up to then replayed
+        through a VT emulator. Raises NotFound."""
+        session_id = _session_id(session_id)
+        mark = self._command(self.marks(session_id), seq)
+        end = self._end_of(session_id, mark)
+        if end is None:
+            raise NotFound("nothing was recorded by the end of that command")
+        terminal = Terminal(*self.size_at(session_id, 1))
+        for chunk in self.chunks(session_id, 0, end):
+            terminal.feed(chunk.event, chunk.data)
+        columns, lines = terminal.size
+        out = {"session_id": session_id, "seq": seq, "command": mark.command,
+               "exit_code": mark.exit_code, "end_time": iso(mark.end_ns), "through_record": end,
+               "columns": columns, "lines": lines, "cursor": terminal.cursor(),
+               "text": terminal.lines()}
+        if cells:
+            out["cells"] = terminal.cells()
+        return out
+
+    def excerpt(self, session_id: str, seq: int, max_lines: int = 200,
+                max_chars: int = 16_000) -> dict[str, Any]:
+        """What command `seq` printed, as plain text (escape sequences interpreted by a VT
+        emulator), at most the last `max_lines` lines and `max_chars` characters. Raises
+        NotFound."""
+        if not 1 <= max_lines <= 10_000 or not 1 <= max_chars <= 1_000_000:
+            raise QueryError("max_lines must be 1..10000 and max_chars 1..1000000")
+        session_id = _session_id(session_id)
+        mark = self._command(self.marks(session_id), seq)
+        start, end = self._start_of(session_id, mark), self._end_of(session_id, mark)
+        lines: list[str] = []
+        truncated = False
+        if start is not None and end is not None and start <= end:
+            terminal = Terminal(*self.size_at(session_id, start), history=max_lines)
+            for chunk in self.chunks(session_id, start - 1, end):
+                terminal.feed(chunk.event, chunk.data)
+            lines = terminal.history_lines()
+            while lines and not lines[-1]:
+                lines.pop()
+            truncated = len(lines) > max_lines
+            lines = lines[-max_lines:]
+        text = "\n".join(lines)
+        if len(text) > max_chars:
+            text, truncated = text[-max_chars:], True
+        return {"session_id": session_id, "seq": seq, "command": mark.command,
+                "exit_code": mark.exit_code, "start_time": iso(mark.start_ns),
+                "end_time": iso(mark.end_ns), "text": text, "truncated": truncated}
