@@ -1,4 +1,5 @@
-"""The `shellspan-sink` command: serve, migrate, sessions list/show/stats, sql."""
+"""The `shellspan-sink` command: serve, migrate, sessions list/show/stats/export/replay/screen,
+sql."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from . import config
+from . import config, recording_cli
 from .queries import QueryError, SessionFilter, SessionQueries
 from .schema import all_statements
 from .store import Store, StoreError
@@ -58,6 +59,30 @@ class Backend:
         except (urllib.error.URLError, OSError) as exc:
             raise SystemExit(f"shellspan-sink: cannot reach the sink at {self.api} ({exc}); "
                              "is `shellspan-sink serve` running? (or pass --api URL)") from exc
+
+    def get(self, path: str, params: dict[str, Any] | None = None):
+        """A JSON answer of the API (None for 404)."""
+        return self._get(path, params)
+
+    def stream(self, path: str, params: dict[str, Any] | None = None):
+        """The API's answer line by line, as it arrives (SystemExit on an error answer)."""
+        query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
+        request = urllib.request.Request(f"{self.api}{path}" + (f"?{query}" if query else ""))
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                yield from resp
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            try:
+                detail = json.loads(detail).get("error", detail)
+            except ValueError:
+                pass
+            raise SystemExit(f"shellspan-sink: {self.api} answered {exc.code}: {detail}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise SystemExit(f"shellspan-sink: cannot reach the sink at {self.api} ({exc})") \
+                from exc
 
     def sessions(self, flt: SessionFilter) -> list[dict]:
         if self.queries:
@@ -233,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     filter_args(p)
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(func=cmd_sessions_stats)
+    recording_cli.add_commands(sessions, query_args, Backend)
 
     p = sub.add_parser("sql", help="run a read-only SQL query against the store")
     query_args(p)
