@@ -9,8 +9,9 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 .PHONY: setup run test test-fast lint bench collector clean
 
 ACCEL_SRC := sink-accel/pyproject.toml sink-accel/Cargo.toml sink-accel/Cargo.lock $(wildcard sink-accel/src/*.rs)
+UI_VENDOR := sink/src/shellspan_sink/ui/vendor
 
-setup: $(VENV)/.synced $(VENV)/.accel
+setup: $(VENV)/.synced $(VENV)/.accel $(UI_VENDOR)/node_modules/.installed
 
 # uv is installed from PyPI into a private tool environment, so a machine needs only Python.
 $(UV):
@@ -29,6 +30,16 @@ $(VENV)/.accel: $(VENV)/.synced $(ACCEL_SRC)
 		|| echo "shellspan-sink-accel failed to build: the sink uses its Python encoder"; \
 	else \
 		echo "cargo not found: skipping shellspan-sink-accel (the sink uses its Python encoder)"; \
+	fi
+
+# The web UI's terminal player (xterm.js) from the npm registry, exactly as package-lock.json pins
+# it, into a directory the sink serves (not committed).
+$(UI_VENDOR)/node_modules/.installed: $(UI_VENDOR)/package.json $(UI_VENDOR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(UI_VENDOR) --ignore-scripts --no-audit --no-fund && touch $@ \
+		|| echo "npm ci failed: the web UI works, without its terminal player"; \
+	else \
+		echo "npm not found: the web UI works, without its terminal player (install Node.js, then make setup)"; \
 	fi
 
 run: setup
