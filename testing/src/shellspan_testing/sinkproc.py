@@ -202,7 +202,7 @@ def send_until_acked(port_of: Callable[[], int], body: bytes, deadline: float,
     raise TimeoutError("request never acknowledged")
 
 
-def send_all(port: int, bodies: list[bytes], clients: int) -> float:
+def send_all(port: int, bodies: list[bytes], clients: int, path: str = "/v1/traces") -> float:
     """POST every body over `clients` keep-alive connections; return elapsed seconds."""
     chunks = [bodies[i::clients] for i in range(clients)]
     errors: list[str] = []
@@ -211,7 +211,7 @@ def send_all(port: int, bodies: list[bytes], clients: int) -> float:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         for body in chunk:
             while True:
-                conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+                conn.request("POST", path, body, {"Content-Type": "application/x-protobuf"})
                 resp = conn.getresponse()
                 resp.read()
                 if resp.status == 200:

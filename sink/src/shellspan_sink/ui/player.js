@@ -145,6 +145,7 @@ export class Player {
   ready() {
     this.root.dataset.ready = "1";
     this.root.dataset.readyMs = String(Math.round(performance.now() - this.started));
+    this.root.dataset.readyAt = String(Math.round(performance.now())); // since navigation start
     this.play();
   }
 
