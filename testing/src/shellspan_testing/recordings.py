@@ -67,8 +67,12 @@ def chunks(data: bytes, size: int) -> list[bytes]:
     out, start = [], 0
     while start < len(data):
         end = min(start + size, len(data))
-        while end < len(data) and end > start and (data[end] & 0xC0) == 0x80:
+        while start < end < len(data) and (data[end] & 0xC0) == 0x80:
             end -= 1
+        if end == start:  # a character longer than `size`: the read takes all of it
+            end = start + 1
+            while end < len(data) and (data[end] & 0xC0) == 0x80:
+                end += 1
         out.append(data[start:end])
         start = end
     return out
