@@ -77,12 +77,11 @@ def play(lines: Iterator[str], write: Callable[[str], None], *, speed: float = 1
         if idle_limit:
             delay = min(delay, idle_limit)
         last = t
-        if code != "o":
-            continue
-        if delay > 0:
+        if delay > 0:  # time passes for input, resizes and markers too
             sleep(delay / speed)
-        write(data)
-        written += 1
+        if code == "o":
+            write(data)
+            written += 1
     return written
 
 

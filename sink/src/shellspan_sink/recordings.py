@@ -49,16 +49,20 @@ class AsciicastStream:
     returns None. Each call is one short query."""
 
     def __init__(self, queries: RecordingQueries, session_id: str, head: str, start_seq: int,
-                 t0_ns: int, marks: list[CommandMark]) -> None:
+                 t0_ns: int, marks: list[CommandMark] | None, from_command: int = 0) -> None:
         self.queries, self.session_id, self.head = queries, session_id, head
         self.after = start_seq - 1
-        self.timeline = Timeline(t0_ns, marks)
+        self.t0_ns, self.marks, self.from_command = t0_ns, marks, from_command
+        self.timeline: Timeline | None = None
         self.page_rows = FIRST_PAGE_ROWS
         self.done = False
 
     def next_chunk(self) -> str | None:
         if self.done:
             return None
+        if self.timeline is None:  # after the header went out: it does not need the commands
+            marks = self.marks if self.marks is not None else self.queries.marks(self.session_id)
+            self.timeline = Timeline(self.t0_ns, [m for m in marks if m.seq >= self.from_command])
         page = self.queries.page(self.session_id, self.after, self.page_rows)
         self.page_rows = PAGE_ROWS
         lines: list[str] = []
@@ -113,10 +117,11 @@ class RecordingQueries:
         rows = self.store.query(sql, params).rows
         return rows[0] if rows else None
 
-    def first(self, session_id: str) -> tuple[int, int, str, str, str] | None:
-        """(seq, time, event, term, command) of the recording's first record, None if none."""
+    def first(self, session_id: str) -> tuple[int, int, str, str, str, str] | None:
+        """(seq, time, event, term, command, data) of the recording's first record, None if
+        none."""
         return self._one(
-            "SELECT seq, toUnixTimestamp64Nano(time), event, term, command "
+            "SELECT seq, toUnixTimestamp64Nano(time), event, term, command, data "
             f"FROM {self.db(tables.RECORDINGS)} WHERE session_id = {{id:String}} "
             "ORDER BY seq LIMIT 1", {"id": session_id})
 
@@ -138,16 +143,19 @@ class RecordingQueries:
 
     def marks(self, session_id: str) -> list[CommandMark]:
         """The session's commands in order, each with the first record it printed."""
-        commands = self.store.query(
-            "SELECT seq, span_id, toUnixTimestamp64Nano(start_time), duration_ns, command, "
-            f"exit_code FROM {self.db(tables.COMMANDS)} FINAL WHERE session_id = {{id:String}} "
-            "ORDER BY seq, start_time, span_id", {"id": session_id}).rows
-        firsts = dict(self.store.query(
-            f"SELECT span_id, min(seq) FROM {self.db(tables.RECORDINGS)} "
-            "WHERE session_id = {id:String} GROUP BY span_id", {"id": session_id}).rows)
+        rows = self.store.query(
+            "SELECT c.seq, c.span_id, toUnixTimestamp64Nano(c.start_time), c.duration_ns, "
+            "c.command, c.exit_code, r.first_seq "
+            f"FROM (SELECT * FROM {self.db(tables.COMMANDS)} FINAL "
+            "      WHERE session_id = {id:String}) AS c "
+            "LEFT JOIN (SELECT span_id, min(seq) AS first_seq "
+            f"           FROM {self.db(tables.RECORDINGS)} WHERE session_id = {{id:String}} "
+            "           GROUP BY span_id) AS r ON r.span_id = c.span_id "
+            "ORDER BY c.seq, c.start_time, c.span_id",
+            {"id": session_id}, settings={"join_use_nulls": 1}).rows
         return [CommandMark(int(seq), span_id, int(start), int(start) + int(duration), command,
-                            exit_code, int(firsts[span_id]) if span_id in firsts else None)
-                for seq, span_id, start, duration, command, exit_code in commands]
+                            exit_code, int(first) if first is not None else None)
+                for seq, span_id, start, duration, command, exit_code, first in rows]
 
     def _title(self, session_id: str) -> str:
         row = self._one(
@@ -188,29 +196,29 @@ class RecordingQueries:
         first = self.first(session_id)
         if first is None:
             raise NotFound("this session has no recording")
-        seq1, t0_ns, _event, term, shell = first
-        marks = self.marks(session_id)
-        start_seq = int(seq1)
+        seq1, t0_ns, event, term, shell, data = first
+        start_seq, marks, from_command = int(seq1), None, 0
+        size = parse_size(data) if event == "r" else None
         if from_seq is not None:
+            marks = self.marks(session_id)
             mark = self._command(marks, from_seq)
             start = self._start_of(session_id, mark)
             if start is None:
                 raise NotFound(f"command #{from_seq} has nothing recorded after its start")
-            start_seq = start
+            start_seq, from_command, size = start, from_seq, None
             anchor = self.page(session_id, start - 1, 1)
             t0_ns = min(mark.start_ns, anchor[0].time_ns) if anchor else mark.start_ns
-            marks = [m for m in marks if m.seq >= from_seq]
         elif from_time is not None:
             at = parse_time(from_time)
             start = self.seq_at(session_id, at)
             if start is None:
                 raise NotFound("nothing was recorded after that time")
-            start_seq, t0_ns = start, at
-            marks = [m for m in marks if m.start_ns >= at]
-        width, height = self.size_at(session_id, start_seq)
+            marks = [m for m in self.marks(session_id) if m.start_ns >= at]
+            start_seq, t0_ns, size = start, at, None
+        width, height = size or self.size_at(session_id, start_seq)
         head = asciicast.header(width, height, int(t0_ns // 10**9), term=term, shell=shell,
                                 title=self._title(session_id), idle_time_limit=idle_time_limit)
-        return AsciicastStream(self, session_id, head, start_seq, int(t0_ns), marks)
+        return AsciicastStream(self, session_id, head, start_seq, int(t0_ns), marks, from_command)
 
     # --- the screen and excerpts ----------------------------------------------------------------
 

@@ -74,6 +74,7 @@ function setupToken() {
 
 let generation = 0;
 let timer = null;
+let currentPlayer = null; // the session page's terminal player, stopped when the page changes
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, "") || "/sessions";
@@ -114,6 +115,8 @@ function schedule(fn) {
 async function route() {
   generation += 1;
   clearTimeout(timer);
+  if (currentPlayer) currentPlayer.stop();
+  currentPlayer = null;
   setLive("");
   showError("");
   document.body.dataset.loaded = "";
@@ -275,7 +278,8 @@ function recordingPanel(id) {
   const root = h("div", { class: "player", "data-testid": "player" });
   const screenCard = h("div", { class: "card", "data-testid": "screen-card", hidden: true });
   const player = new Player(root, id, authHeaders);
-  player.start().catch((err) => showError(String(err.message || err)));
+  player.start().catch((err) => { if (err.name !== "AbortError") showError(String(err.message || err)); });
+  currentPlayer = player;
   const card = h("div", { class: "card", "data-testid": "recording-card" },
     h("h2", {}, "Terminal recording"),
     h("p", { class: "muted" }, "Click a command in the timeline or the table to jump to it; its \"screen\" shows the terminal when it ended."),
@@ -304,13 +308,13 @@ function recordingPanel(id) {
 }
 
 async function sessionView(id, gen) {
+  const recording = recordingPanel(id); // its recording loads while the session does
   const data = await api(`/api/sessions/${encodeURIComponent(id)}`);
   if (gen !== generation) return;
   if (!data) {
     mount(gen, h("h1", {}, "Session not found"), h("p", {}, `No session ${id} in the store. `, h("a", { href: link("/sessions") }, "All sessions")));
     return;
   }
-  const recording = recordingPanel(id);
   const render = (d) => {
     const s = d.session;
     const attrs = s.attributes || {};

@@ -66,27 +66,38 @@ export class Player {
     this.idle = false; // playing, and every event that arrived has been played
     this.waiters = []; // resolved when more events arrive
     this.started = performance.now();
+    this.abort = new AbortController();
     this.root.dataset.state = "loading";
   }
 
+  // Fetch the recording and load xterm.js at the same time; play once both are there.
   async start() {
-    const resp = await fetch(`/api/sessions/${encodeURIComponent(this.sessionId)}/recording`, { headers: this.headers(), cache: "no-store" });
+    const modules = loadXterm();
+    modules.catch(() => {}); // reported below, once the recording is known to exist
+    const resp = await fetch(`/api/sessions/${encodeURIComponent(this.sessionId)}/recording`,
+      { headers: this.headers(), cache: "no-store", signal: this.abort.signal });
     if (resp.status === 404) {
       this.root.dataset.state = "none";
       this.root.replaceChildren(el("p", { class: "empty", "data-testid": "no-recording" }, "No terminal recording for this session (sessions started under `shellspan record` have one)."));
       return;
     }
     if (!resp.ok) throw new Error(`recording: ${resp.status} ${resp.statusText}`);
-    let modules;
+    let loaded;
     try {
-      modules = await loadXterm();
+      loaded = await modules;
     } catch (err) {
       this.root.dataset.state = "unavailable";
       this.root.replaceChildren(el("p", { class: "empty" }, "The terminal player is not installed on this sink (run `make setup` where Node.js is available). ",
         el("a", { href: `/api/sessions/${this.sessionId}/recording?download=1` }, "Download the recording"), " to play it with asciinema."));
       return;
     }
-    await this.read(resp.body.getReader(), modules);
+    await this.read(resp.body.getReader(), loaded);
+  }
+
+  // The page moved on: stop playing and reading.
+  stop() {
+    this.pause();
+    this.abort.abort();
   }
 
   async read(reader, [{ Terminal }, { FitAddon }]) {
