@@ -80,11 +80,16 @@ def test_the_player_plays_and_marks_every_command(sink, browser):
     assert browser.errors == []
 
 
-def test_clicking_command_3_seeks_the_player_to_its_output(sink, browser):
+def seek_by_click(browser: Browser, sink: SinkProcess, selector: str, seq: int) -> None:
+    """Open the recorded session, wait for its player, click `selector`: the player seeks."""
     open_session(browser, sink, sink.recording.session_id)
     browser.wait("document.querySelector('[data-testid=player]').dataset.ready === '1'")
-    browser.click("[data-testid=command-row][data-seq='3'] [data-testid=command-text]")
-    browser.wait("document.querySelector('[data-testid=player]').dataset.seekedTo === '3'")
+    browser.click(selector)
+    browser.wait(f"document.querySelector('[data-testid=player]').dataset.seekedTo === '{seq}'")
+
+
+def test_clicking_command_3_seeks_the_player_to_its_output(sink, browser):
+    seek_by_click(browser, sink, "[data-testid=command-row][data-seq='3'] [data-testid=command-text]", 3)
     text = browser.wait(f"""(() => {{ const t = {ROWS}.innerText;
         return t.includes('output-of-command-3 line 2') && t; }})()""", timeout=30)
     assert "output-of-command-4" not in text, "the player went to command 3, not past it"
@@ -99,10 +104,7 @@ def test_clicking_command_3_seeks_the_player_to_its_output(sink, browser):
 
 
 def test_clicking_a_timeline_bar_seeks_too(sink, browser):
-    open_session(browser, sink, sink.recording.session_id)
-    browser.wait("document.querySelector('[data-testid=player]').dataset.ready === '1'")
-    browser.click("[data-testid=waterfall-row][data-seq='5'] rect:not(.bg)")
-    browser.wait("document.querySelector('[data-testid=player]').dataset.seekedTo === '5'")
+    seek_by_click(browser, sink, "[data-testid=waterfall-row][data-seq='5'] rect:not(.bg)", 5)
     browser.wait(f"{ROWS}.innerText.includes('output-of-command-5 line 0')", timeout=30)
     assert browser.errors == []
 

@@ -38,15 +38,15 @@ class Backend:
                                  "query it through --api (drop --store)")
             self.queries = SessionQueries(Store(cfg.store, cfg.schema), cfg.abandon_after)
 
-    def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+    def _open(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+        """The API's answer, open (None for 404); SystemExit for any other error."""
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
         request = urllib.request.Request(f"{self.api}{path}" + (f"?{query}" if query else ""),
                                          data=body, method="POST" if body is not None else "GET")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=60) as resp:
-                return json.loads(resp.read())
+            return urllib.request.urlopen(request, timeout=60)
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
             try:
@@ -60,29 +60,23 @@ class Backend:
             raise SystemExit(f"shellspan-sink: cannot reach the sink at {self.api} ({exc}); "
                              "is `shellspan-sink serve` running? (or pass --api URL)") from exc
 
+    def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+        resp = self._open(path, params, body)
+        if resp is None:
+            return None
+        with resp:
+            return json.loads(resp.read())
+
     def get(self, path: str, params: dict[str, Any] | None = None):
         """A JSON answer of the API (None for 404)."""
         return self._get(path, params)
 
     def stream(self, path: str, params: dict[str, Any] | None = None):
-        """The API's answer line by line, as it arrives (SystemExit on an error answer)."""
-        query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
-        request = urllib.request.Request(f"{self.api}{path}" + (f"?{query}" if query else ""))
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=60) as resp:
+        """The API's answer line by line, as it arrives (nothing for 404)."""
+        resp = self._open(path, params)
+        if resp is not None:
+            with resp:
                 yield from resp
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail).get("error", detail)
-            except ValueError:
-                pass
-            raise SystemExit(f"shellspan-sink: {self.api} answered {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise SystemExit(f"shellspan-sink: cannot reach the sink at {self.api} ({exc})") \
-                from exc
 
     def sessions(self, flt: SessionFilter) -> list[dict]:
         if self.queries:

@@ -13,12 +13,18 @@ for spans; docs/benchmarks.md has the measured throughput.
 
 from __future__ import annotations
 
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from shellspan import semconv
 
-from .rowbinary import SINK_OWNED_ATTRIBUTES, _truncate, _Writer, any_to_str, attribute_pairs
+from .rowbinary import (
+    SINK_OWNED_ATTRIBUTES,
+    _truncate,
+    _Writer,
+    any_to_str,
+    attribute_pairs,
+    parse_request,
+)
 
 COLUMNS = (
     "Timestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText", "SeverityNumber",
@@ -29,20 +35,11 @@ COLUMNS = (
 _SERVICE_NAME = semconv.SERVICE_NAME.encode()
 
 
-def parse_request(body: bytes) -> ExportLogsServiceRequest:
-    request = ExportLogsServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"body is not a valid ExportLogsServiceRequest: {exc}") from exc
-    return request
-
-
 def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes: int,
                    max_attribute_length: int) -> tuple[bytes, int, int]:
     """(RowBinary rows, rows written, records rejected for invalid ids). ValueError if
     undecodable. `identity` is stamped into every record's attributes, as on spans."""
-    request = parse_request(body)
+    request: ExportLogsServiceRequest = parse_request(body, ExportLogsServiceRequest)
     w = _Writer()
     rows = rejected = 0
     extra = {k.encode(): _truncate(v.encode(), max_attribute_length)
