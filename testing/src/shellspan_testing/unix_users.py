@@ -82,8 +82,9 @@ class UserView:
                 lines.append(f"mkdir -p '{directory / child}'")
                 lines.append(f"mount --bind '{staged}' '{directory / child}'")
         lines.append('exec "$@"')
-        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                "\n".join(lines), "sh"]
+        unshare = shutil.which("unshare") or "/usr/bin/unshare"
+        return [unshare, "--mount", "--propagation", "private", "--", "sh", "-c", "\n".join(lines),
+                "sh"]
 
     def close(self) -> None:
         if self.stage is not None:
@@ -133,7 +134,8 @@ class UnixUser:
 
     def argv(self, command: list[str], env: dict[str, str]) -> list[str]:
         """Run ``command`` as this user with exactly ``env`` (nothing of the caller's)."""
-        return [*self.view.prefix(), "runuser", "-u", self.name, "--", "env", "-i",
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"  # the caller's PATH may lack sbin
+        return [*self.view.prefix(), runuser, "-u", self.name, "--", "/usr/bin/env", "-i",
                 *[f"{k}={v}" for k, v in env.items()], *command]
 
     def run(self, command: list[str], env: dict[str, str] | None = None,
