@@ -20,6 +20,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 
 from shellspan import semconv
+from shellspan_sink.terminal import Terminal
 from shellspan_testing.otlp_builders import kv, post, request_for
 from shellspan_testing.recordings import (
     RecordedCommand,
@@ -167,6 +168,37 @@ def test_screen_at_the_end_of_a_command(module_sink, recorded):
     assert status == 404
     status, _, _ = module_sink.fetch(f"/api/sessions/{recorded.session_id}/screen")
     assert status == 400
+
+
+def replayed(rec, through: int) -> list[str]:
+    """The screen after the first `through` records, replayed here by the same emulator."""
+    terminal = Terminal(80, 24)
+    for r in rec.records[:through]:
+        terminal.feed(r.attributes[1].value.string_value, r.body.string_value)
+    return terminal.lines()
+
+
+def test_screens_are_exact_in_any_order_of_asking(module_sink, recorded):
+    path = f"/api/sessions/{recorded.session_id}/screen"
+    for seq in (4, 5, 1, 5, 3):  # later screens go on from kept ones; earlier ones start over
+        screen = module_sink.get(path, seq=seq)
+        assert screen["text"] == replayed(recorded, screen["through_record"]), seq
+
+
+def test_a_record_arriving_late_is_in_the_next_screen(module_sink):
+    rec = recorded_session([RecordedCommand("echo one", b"one\r\n"),
+                            RecordedCommand("echo two", b"two\r\n")], user="rec-late")
+    late = rec.records[2]  # the output of command 1
+    assert late.body.string_value == "one\r\n"
+    rec.records.remove(late)
+    store_recording(module_sink, rec)
+    path = f"/api/sessions/{rec.session_id}/screen"
+    assert "one" not in module_sink.get(path, seq=2)["text"]
+    assert post_logs(module_sink.otlp_http_endpoint,
+                     logs_request([late]).SerializeToString()).status == 200
+    module_sink.wait_for(lambda: "one" in module_sink.get(path, seq=2)["text"])
+    rec.records.insert(2, late)
+    assert module_sink.get(path, seq=2)["text"] == replayed(rec, len(rec.records) - 1)
 
 
 def test_excerpt_is_plain_text_and_bounded(module_sink, recorded):

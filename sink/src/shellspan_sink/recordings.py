@@ -9,6 +9,8 @@ pages are read in seq order and a repeated seq is skipped, so every record count
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +19,13 @@ from . import asciicast, tables
 from .asciicast import CommandMark, Timeline
 from .queries import _SESSION_ID, QueryError, iso, parse_time
 from .store import Store
-from .terminal import Terminal, parse_size
+from .terminal import Screen, Terminal, parse_size
 
 FIRST_PAGE_ROWS = 200  # small: the first bytes of a long recording go out at once
 PAGE_ROWS = 2000
 DEFAULT_SIZE = (80, 24)
+CHECKPOINT_RECORDS = 1000  # the screen is kept every so many records replayed
+CHECKPOINT_SESSIONS = 16  # of this many sessions, the most recently used
 
 
 class NotFound(LookupError):
@@ -82,10 +86,21 @@ class AsciicastStream:
             yield chunk
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The screen after replaying records 1..`seq`, which were `records` distinct records."""
+
+    seq: int
+    records: int
+    screen: Screen
+
+
 class RecordingQueries:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.db = store.options.name
+        self._checkpoints: OrderedDict[str, list[Checkpoint]] = OrderedDict()
+        self._lock = threading.Lock()
 
     # --- reading records ------------------------------------------------------------------------
 
@@ -230,9 +245,7 @@ class RecordingQueries:
         end = self._end_of(session_id, mark)
         if end is None:
             raise NotFound("nothing was recorded by the end of that command")
-        terminal = Terminal(*self.size_at(session_id, 1))
-        for chunk in self.chunks(session_id, 0, end):
-            terminal.feed(chunk.event, chunk.data)
+        terminal = self._replay_through(session_id, end)
         columns, lines = terminal.size
         out = {"session_id": session_id, "seq": seq, "command": mark.command,
                "exit_code": mark.exit_code, "end_time": iso(mark.end_ns), "through_record": end,
@@ -241,6 +254,51 @@ class RecordingQueries:
         if cells:
             out["cells"] = terminal.cells()
         return out
+
+    def _replay_through(self, session_id: str, end: int) -> Terminal:
+        """The terminal after records 1..`end`. A screen depends on everything before it, so
+        replays start from the latest kept screen of the session that is still exact (no record
+        has arrived before it since) and keep new ones on the way."""
+        start = self._checkpoint(session_id, end)
+        if start is None:
+            terminal, fed, after = Terminal(*self.size_at(session_id, 1)), 0, 0
+        else:
+            terminal = Terminal(0, 0, screen=start.screen)
+            fed, after = start.records, start.seq
+        since = 0
+        for chunk in self.chunks(session_id, after, end):
+            terminal.feed(chunk.event, chunk.data)
+            fed, since = fed + 1, since + 1
+            if (since >= CHECKPOINT_RECORDS or chunk.seq == end) and terminal.between_sequences:
+                self._keep(session_id, Checkpoint(chunk.seq, fed, terminal.snapshot()))
+                since = 0
+        return terminal
+
+    def _checkpoint(self, session_id: str, end: int) -> Checkpoint | None:
+        with self._lock:
+            kept = [c for c in self._checkpoints.get(session_id, []) if c.seq <= end]
+        if not kept:
+            return None
+        best = kept[-1]
+        row = self._one(
+            f"SELECT uniqExact(seq) FROM {self.db(tables.RECORDINGS)} "
+            "WHERE session_id = {id:String} AND seq <= {seq:UInt64}",
+            {"id": session_id, "seq": best.seq})
+        if not row or int(row[0]) != best.records:  # a record arrived late: start over
+            with self._lock:
+                self._checkpoints.pop(session_id, None)
+            return None
+        return Checkpoint(best.seq, best.records, Terminal(0, 0, screen=best.screen).snapshot())
+
+    def _keep(self, session_id: str, checkpoint: Checkpoint) -> None:
+        with self._lock:
+            kept = self._checkpoints.setdefault(session_id, [])
+            self._checkpoints.move_to_end(session_id)
+            if not any(c.seq == checkpoint.seq for c in kept):
+                kept.append(checkpoint)
+                kept.sort(key=lambda c: c.seq)
+            while len(self._checkpoints) > CHECKPOINT_SESSIONS:
+                self._checkpoints.popitem(last=False)
 
     def excerpt(self, session_id: str, seq: int, max_lines: int = 200,
                 max_chars: int = 16_000) -> dict[str, Any]:

@@ -66,10 +66,24 @@ def parse_size(text: str) -> tuple[int, int] | None:
 class Terminal:
     """Replays recording events (``o`` output, ``r`` resize; input and markers change nothing)."""
 
-    def __init__(self, columns: int, lines: int, history: int = 0) -> None:
-        self.screen = (HistoryScreen(columns, lines, history=history, ratio=0.5) if history
-                       else Screen(columns, lines))
+    def __init__(self, columns: int, lines: int, history: int = 0,
+                 screen: Screen | None = None) -> None:
+        self.screen = screen or (HistoryScreen(columns, lines, history=history, ratio=0.5)
+                                 if history else Screen(columns, lines))
         self.stream = pyte.Stream(self.screen)
+
+    @property
+    def between_sequences(self) -> bool:
+        """Whether the last feed ended outside an escape sequence (the state is all in the
+        screen, so `snapshot` captures it whole)."""
+        return bool(self.stream._taking_plain_text)
+
+    def snapshot(self) -> Screen:
+        """A copy of the screen (`Terminal(0, 0, screen=copy)` goes on from it)."""
+        screen = copy.deepcopy(self.screen)
+        screen.buffer.default_factory = lambda: pyte.screens.StaticDefaultDict(
+            screen.default_char)
+        return screen
 
     def feed(self, event: str, data: str) -> None:
         if event == "o":
