@@ -6,7 +6,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup run test test-fast lint bench collector clean
+.PHONY: setup run test test-fast lint bench collector clean ui-vendor
 
 ACCEL_SRC := sink-accel/pyproject.toml sink-accel/Cargo.toml sink-accel/Cargo.lock $(wildcard sink-accel/src/*.rs)
 UI_VENDOR := sink/src/shellspan_sink/ui/vendor
@@ -34,6 +34,8 @@ $(VENV)/.accel: $(VENV)/.synced $(ACCEL_SRC)
 
 # The web UI's terminal player (xterm.js) from the npm registry, exactly as package-lock.json pins
 # it, into a directory the sink serves (not committed).
+ui-vendor: $(UI_VENDOR)/node_modules/.installed
+
 $(UI_VENDOR)/node_modules/.installed: $(UI_VENDOR)/package.json $(UI_VENDOR)/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --prefix $(UI_VENDOR) --ignore-scripts --no-audit --no-fund && touch $@ \
@@ -52,6 +54,7 @@ lint: setup
 
 test: setup lint
 	bash scripts/install-test-deps.sh
+	@$(MAKE) --no-print-directory ui-vendor
 	$(VENV)/bin/pytest
 
 # The parts that need no shell, browser or collector: unit and sink tests (under a minute).
