@@ -139,6 +139,8 @@ SHELL_SECRETS = [
      f"ssh host \"mysql -uroot -p{R} -e 'show databases'\""),
     ("ssh db1 mysql -uroot -ppw", f"ssh db1 mysql -uroot -p{R}"),
     ("!curl -u admin:pw https://x", f"!curl -u admin:{R} https://x"),
+    ("python3 -c \"import requests; requests.get(u, auth=('a', 'b'))\"",
+     f"python3 -c \"import requests; requests.get(u, auth=('a', {R}))\""),
     # Well-known token shapes anywhere.
     ("echo AKIAIOSFODNN7EXAMPLE", f"echo {R}"),
 ]
@@ -194,6 +196,9 @@ PYTHON_SECRETS = [
     ("TOKEN=abc", f"TOKEN={R}"),
     ('s3 = boto3.client("s3", aws_secret_access_key="x")', f's3 = boto3.client("s3", aws_secret_access_key={R})'),
     ('print(f"héllo"); token = "é-secret"', f'print(f"héllo"); token = {R}'),
+    # An IPython cell: shell escapes amid Python lines.
+    ('import requests\n!curl -u admin:pw https://x\nr = requests.get(u, auth=("u", "pw"))',
+     f'import requests\n!curl -u admin:{R} https://x\nr = requests.get(u, auth=("u", {R}))'),
 ]
 
 HARMLESS = [

@@ -27,6 +27,7 @@ import os
 import re
 from collections.abc import Iterable
 
+from shellspan.redact import python, shell  # noqa: F401  (loaded now, not at the first command)
 from shellspan.redact.code import code_spans
 from shellspan.redact.names import MARK, is_secret_name
 from shellspan.redact.text import text_spans

@@ -13,7 +13,8 @@ from shellspan.redact.words import Span
 
 MAX_DEPTH = 4  # command lines inside command lines (bash -c "...", $(...), python -c "...")
 
-_NAME_WORDS = re.compile(r"[\w.+\-]+")
+# Words that could name a command (``https`` of ``https://`` does not).
+_NAME_WORDS = re.compile(r"[\w.+\-]+(?![\w.+\-]|:/)")
 _SUDO_STDIN = re.compile(r"\s-[A-Za-z]*S|--stdin")
 _PYTHON_HINT = re.compile(r"[=(]")
 # ``git status``, ``export X=1``: a first word followed by a name cannot start a Python statement.
@@ -46,4 +47,29 @@ def code_spans(text: str, depth: int = 0) -> list[Span]:
 
     tree = python.parse(text) if _may_be_python(text) else None
     found = python.python_spans(text, tree, depth) if tree is not None else None
-    return shell.shell_spans(text, depth) if found is None else found
+    if found is not None:
+        return found
+    found = shell.shell_spans(text, depth)
+    if tree is None and "\n" in text:
+        found = _python_lines(text, found, depth)
+    return found
+
+
+def _python_lines(text: str, shell_found: list[Span], depth: int) -> list[Span]:
+    """Lines that are Python on their own amid lines that are not (an IPython cell with ``!cmd``
+    lines, a Python statement in a here-document) are read as Python."""
+    from shellspan.redact import python
+
+    out = shell_found
+    pos = 0
+    for line in text.split("\n"):
+        start, end = pos, pos + len(line)
+        pos = end + 1
+        if not (triggered(line) and _may_be_python(line)):
+            continue
+        tree = python.parse(line)
+        found = python.python_spans(line, tree, depth) if tree is not None else None
+        if found is not None:
+            out = [sp for sp in out if sp[1] <= start or sp[0] >= end]
+            out.extend((start + a, start + b) for a, b in found)
+    return out

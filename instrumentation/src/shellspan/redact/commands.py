@@ -8,8 +8,6 @@ redacted. The same analysis serves shell command lines and Python argument lists
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from shellspan.redact.names import TRIGGER_STEMS, is_secret_name
 from shellspan.redact.words import Span, Word
 
@@ -44,30 +42,33 @@ def value_span(word: Word, kind: str, a: int = 0) -> Span | None:
     return word.span(a)
 
 
-@dataclass(frozen=True)
 class Tool:
     """Where one command (after ``path``, its subcommand words) takes secrets."""
 
-    names: tuple[str, ...]
-    path: tuple[str, ...] = ()
-    options: dict[str, str] = field(default_factory=dict)  # option -> kind of its value
-    glued: frozenset[str] = frozenset()  # options whose value is only ever attached: -ppw
-    takes_value: frozenset[str] = frozenset()  # other options with a value (to skip it)
-    getopt: bool = True  # short options cluster (-sSu user:pw) and take attached values
-    positional: int | None = None  # which positional argument is a secret (-1: the last)
-    positional_min: int = 1  # ... when there are at least this many
-    positional_when: str = ""  # ... and this option is present (htpasswd -b)
-    positional_skips_pairs: bool = False  # name=value positionals are not it (vault login)
-    positional_kind: str = SECRET
-    key_value: bool = False  # a secret-looking positional is followed by its value
-    stdin: tuple[str, ...] | None = None  # reads a secret on stdin: always, or with one of these
-    stdin_kind: str = SECRET
+    __slots__ = ("names", "path", "options", "glued", "takes_value", "getopt", "positional",
+                 "positional_min", "positional_when", "positional_skips_pairs", "positional_kind",
+                 "key_value", "stdin", "stdin_kind")
 
-
-def _t(names: str, path: str = "", options: dict[str, str] | None = None, glued: str = "",
-       takes_value: str = "", **kw) -> Tool:
-    return Tool(tuple(names.split()), tuple(path.split()), options or {},
-                frozenset(glued.split()), frozenset(takes_value.split()), **kw)
+    def __init__(self, names: str, path: str = "", options: dict[str, str] | None = None,
+                 glued: str = "", takes_value: str = "", *, getopt: bool = True,
+                 positional: int | None = None, positional_min: int = 1,
+                 positional_when: str = "", positional_skips_pairs: bool = False,
+                 positional_kind: str = SECRET, key_value: bool = False,
+                 stdin: tuple[str, ...] | None = None, stdin_kind: str = SECRET) -> None:
+        self.names = tuple(names.split())
+        self.path = tuple(path.split())  # subcommand words, in order
+        self.options = options or {}  # option -> kind of its value
+        self.glued = frozenset(glued.split())  # options whose value is only attached: -ppw
+        self.takes_value = frozenset(takes_value.split())  # other options with a value
+        self.getopt = getopt  # short options cluster (-sSu user:pw) and take attached values
+        self.positional = positional  # which positional argument is a secret (-1: the last)
+        self.positional_min = positional_min  # ... when there are at least this many
+        self.positional_when = positional_when  # ... and this option is present (htpasswd -b)
+        self.positional_skips_pairs = positional_skips_pairs  # not a name=value one (vault)
+        self.positional_kind = positional_kind
+        self.key_value = key_value  # a secret-looking positional is followed by its value
+        self.stdin = stdin  # reads a secret on stdin: always (()), or with one of these words
+        self.stdin_kind = stdin_kind
 
 
 _MYSQL = "mysql mysqldump mysqladmin mysqlimport mysqlshow mysqlcheck mysqlpump mysqlsh mariadb " \
@@ -80,85 +81,85 @@ _REGISTRY_LOGIN = dict(options={"-p": SECRET, "--password": SECRET},
 
 TOOLS: tuple[Tool, ...] = (
     # Credentials as option values.
-    _t("curl", options={
+    Tool("curl", options={
         "-u": USER_COLON, "--user": USER_COLON, "-U": USER_COLON, "--proxy-user": USER_COLON,
         "-E": USER_COLON, "--cert": USER_COLON, "--proxy-cert": USER_COLON, "--pass": SECRET,
         "--proxy-pass": SECRET, "--oauth2-bearer": SECRET, "--tlspassword": SECRET,
         "--proxy-tlspassword": SECRET, "-b": COOKIE, "--cookie": COOKIE},
        takes_value="-o -H -d -X -A -e -c -T -F -w -x -r -m -K -C -D -Y -y -z -t -Q -P"),
-    _t("http https xh xhs", options={"-a": USER_COLON, "--auth": USER_COLON},
+    Tool("http https xh xhs", options={"-a": USER_COLON, "--auth": USER_COLON},
        takes_value="-A --auth-type -o --output --session --verify --cert --cert-key --proxy"),
-    _t("sshpass", options={"-p": SECRET}, takes_value="-f -d -P"),
-    _t(_MYSQL, options={"-p": SECRET, "--password": SECRET}, glued="-p --password",
+    Tool("sshpass", options={"-p": SECRET}, takes_value="-f -d -P"),
+    Tool(_MYSQL, options={"-p": SECRET, "--password": SECRET}, glued="-p --password",
        takes_value="-u -h -P -D -e -S"),
-    _t(_MONGO, options={"-p": SECRET, "--password": SECRET},
+    Tool(_MONGO, options={"-p": SECRET, "--password": SECRET},
        takes_value="-u -h -d -c -o -q --username --host --port --db --authenticationDatabase"),
-    _t("redis-cli", options={"-a": SECRET, "--pass": SECRET}, takes_value="-h -p -n -u -s -r -i"),
-    _t("docker podman nerdctl buildah oras crane finch", "login", **_REGISTRY_LOGIN),
-    _t("helm", "registry login", **_REGISTRY_LOGIN),
-    _t("skopeo", options={"--creds": USER_COLON, "--src-creds": USER_COLON,
+    Tool("redis-cli", options={"-a": SECRET, "--pass": SECRET}, takes_value="-h -p -n -u -s -r -i"),
+    Tool("docker podman nerdctl buildah oras crane finch", "login", **_REGISTRY_LOGIN),
+    Tool("helm", "registry login", **_REGISTRY_LOGIN),
+    Tool("skopeo", options={"--creds": USER_COLON, "--src-creds": USER_COLON,
                           "--dest-creds": USER_COLON, "-p": SECRET, "--password": SECRET}),
-    _t("az", "login", options={"-p": SECRET, "--password": SECRET}),
-    _t("twine", options={"-p": SECRET, "--password": SECRET}, takes_value="-u -r"),
-    _t("openssl", getopt=False,
+    Tool("az", "login", options={"-p": SECRET, "--password": SECRET}),
+    Tool("twine", options={"-p": SECRET, "--password": SECRET}, takes_value="-u -r"),
+    Tool("openssl", getopt=False,
        options={"-passin": OPENSSL, "-passout": OPENSSL, "-pass": OPENSSL, "-password": OPENSSL,
                 "-k": SECRET, "-K": SECRET}),
-    _t("openssl", "passwd", getopt=False, takes_value="-salt -in", positional=-1,
+    Tool("openssl", "passwd", getopt=False, takes_value="-salt -in", positional=-1,
        stdin=("-stdin",)),
-    _t("zip zipcloak unzip", options={"-P": SECRET, "--password": SECRET},
+    Tool("zip zipcloak unzip", options={"-P": SECRET, "--password": SECRET},
        takes_value="-b -n -t -d -x"),
-    _t("7z 7za 7zr 7zz rar unrar", options={"-p": SECRET}, glued="-p", getopt=False),
-    _t("smbclient rpcclient smbcacls smbget smbtree",
+    Tool("7z 7za 7zr 7zz rar unrar", options={"-p": SECRET}, glued="-p", getopt=False),
+    Tool("smbclient rpcclient smbcacls smbget smbtree",
        options={"-U": USER_PERCENT, "--user": USER_PERCENT, "--password": SECRET},
        takes_value="-W -I -p -n -s -d -c -D -m"),
-    _t("lftp", options={"-u": USER_COMMA}, takes_value="-p -e -f"),
-    _t("sqlcmd bcp osql", options={"-P": SECRET}, takes_value="-S -U -d -Q -q -i -o"),
-    _t("sqlplus", positional=0, positional_kind=USER_SLASH),
-    _t(_LDAP, options={"-w": SECRET}, takes_value=_LDAP_VALUES),
-    _t("ldappasswd", options={"-w": SECRET, "-s": SECRET, "-a": SECRET},
+    Tool("lftp", options={"-u": USER_COMMA}, takes_value="-p -e -f"),
+    Tool("sqlcmd bcp osql", options={"-P": SECRET}, takes_value="-S -U -d -Q -q -i -o"),
+    Tool("sqlplus", positional=0, positional_kind=USER_SLASH),
+    Tool(_LDAP, options={"-w": SECRET}, takes_value=_LDAP_VALUES),
+    Tool("ldappasswd", options={"-w": SECRET, "-s": SECRET, "-a": SECRET},
        takes_value="-D -H -h -p -y -t -T -Y -U -X -R -o -e -E"),
-    _t("ssh-keygen", options={"-N": SECRET, "-P": SECRET},
+    Tool("ssh-keygen", options={"-N": SECRET, "-P": SECRET},
        takes_value="-t -b -f -C -E -F -I -n -O -V -z -a -D -G -M -S -T -W -Y -Z -r -s -w"),
-    _t("keytool jarsigner", getopt=False, options={o: SECRET for o in (
+    Tool("keytool jarsigner", getopt=False, options={o: SECRET for o in (
         "-storepass", "-keypass", "-srcstorepass", "-deststorepass", "-srckeypass",
         "-destkeypass", "-new")}),
-    _t("plink pscp psftp putty", getopt=False, options={"-pw": SECRET}),
-    _t("mosquitto_pub mosquitto_sub mosquitto_rr", options={"-P": SECRET, "--pw": SECRET},
+    Tool("plink pscp psftp putty", getopt=False, options={"-pw": SECRET}),
+    Tool("mosquitto_pub mosquitto_sub mosquitto_rr", options={"-P": SECRET, "--pw": SECRET},
        takes_value="-h -p -u -t -m -i -q -k -f -l"),
-    _t("ipmitool", options={"-P": SECRET}, takes_value="-H -U -I -p -L -C -E -f -y"),
-    _t("snmpwalk snmpget snmpset snmpbulkwalk snmpbulkget snmptrap",
+    Tool("ipmitool", options={"-P": SECRET}, takes_value="-H -U -I -p -L -C -E -f -y"),
+    Tool("snmpwalk snmpget snmpset snmpbulkwalk snmpbulkget snmptrap",
        options={"-c": SECRET, "-A": SECRET, "-X": SECRET}, takes_value="-v -u -l -a -x -r -t -O"),
-    _t("useradd usermod", options={"-p": SECRET, "--password": SECRET},
+    Tool("useradd usermod", options={"-p": SECRET, "--password": SECRET},
        takes_value="-c -d -e -f -g -G -k -K -s -u -b -R -P"),
-    _t("security", "add-generic-password", options={"-w": SECRET}),
-    _t("security", "add-internet-password", options={"-w": SECRET}),
-    _t("gh", "secret set", options={"-b": SECRET, "--body": SECRET}),
-    _t("kubectl oc", "create secret", options={"--from-literal": NAME_EQUALS}),
+    Tool("security", "add-generic-password", options={"-w": SECRET}),
+    Tool("security", "add-internet-password", options={"-w": SECRET}),
+    Tool("gh", "secret set", options={"-b": SECRET, "--body": SECRET}),
+    Tool("kubectl oc", "create secret", options={"--from-literal": NAME_EQUALS}),
     # Positional secrets of well-known CLIs.
-    _t("htpasswd", takes_value="-C -r", positional=-1, positional_min=2, positional_when="-b",
+    Tool("htpasswd", takes_value="-C -r", positional=-1, positional_min=2, positional_when="-b",
        stdin=("-i",)),
-    _t("vault bao", "login", getopt=False, positional=0, positional_skips_pairs=True,
+    Tool("vault bao", "login", getopt=False, positional=0, positional_skips_pairs=True,
        takes_value="-method -path -address -namespace -format -field", stdin=("-",)),
-    _t("mkpasswd", takes_value="-m -S -R -P --method --salt --rounds --password-fd",
+    Tool("mkpasswd", takes_value="-m -S -R -P --method --salt --rounds --password-fd",
        positional=0, stdin=("-s", "--stdin")),
-    _t("wpa_passphrase", positional=1, positional_min=2),
-    _t("rabbitmqctl", "add_user", positional=-1, positional_min=2),
-    _t("rabbitmqctl", "change_password", positional=-1, positional_min=2),
+    Tool("wpa_passphrase", positional=1, positional_min=2),
+    Tool("rabbitmqctl", "add_user", positional=-1, positional_min=2),
+    Tool("rabbitmqctl", "change_password", positional=-1, positional_min=2),
     # A secret-looking key followed by its value: aws configure set aws_secret_access_key X.
-    _t("aws", "configure set", key_value=True, takes_value="--profile --region"),
-    _t("git", "config", key_value=True, takes_value="-f --file --blob --type --default"),
-    _t("npm yarn pnpm", "config set", key_value=True),
-    _t("dotnet", "user-secrets set", key_value=True),
-    _t("launchctl", "setenv", key_value=True),
-    _t("setenv set %env %set_env", key_value=True),  # csh, fish (set -gx NAME value), IPython
-    _t("nmcli", key_value=True),  # nmcli dev wifi connect SSID password PW
+    Tool("aws", "configure set", key_value=True, takes_value="--profile --region"),
+    Tool("git", "config", key_value=True, takes_value="-f --file --blob --type --default"),
+    Tool("npm yarn pnpm", "config set", key_value=True),
+    Tool("dotnet", "user-secrets set", key_value=True),
+    Tool("launchctl", "setenv", key_value=True),
+    Tool("setenv set %env %set_env", key_value=True),  # csh, fish (set -gx NAME value), IPython
+    Tool("nmcli", key_value=True),  # nmcli dev wifi connect SSID password PW
     # Secrets read on standard input (echo pw | sudo -S ..., chpasswd <<< user:pw).
-    _t("passwd kinit cryptsetup", stdin=()),
-    _t("chpasswd", stdin=(), stdin_kind=USER_COLON),
-    _t("smbpasswd", stdin=("-s",)),
-    _t("gh", "auth login", stdin=("--with-token",)),
-    _t("docker", "secret create", stdin=("-",)),
-    _t("gpg gpg2", stdin=("--passphrase-fd 0", "--passphrase-fd=0")),
+    Tool("passwd kinit cryptsetup", stdin=()),
+    Tool("chpasswd", stdin=(), stdin_kind=USER_COLON),
+    Tool("smbpasswd", stdin=("-s",)),
+    Tool("gh", "auth login", stdin=("--with-token",)),
+    Tool("docker", "secret create", stdin=("-",)),
+    Tool("gpg gpg2", stdin=("--passphrase-fd 0", "--passphrase-fd=0")),
 )
 
 BY_NAME: dict[str, list[Tool]] = {}

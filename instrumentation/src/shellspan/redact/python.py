@@ -109,26 +109,27 @@ class _Finder:
     # -- values in a secret position
 
     def secret(self, node: ast.AST | None) -> None:
-        """Redact the literals of an expression that a secret-looking name receives."""
-        if isinstance(node, ast.Constant):
-            if _is_secret_literal(node.value):
-                self.spans.append(self.span(node))
-        elif isinstance(node, ast.JoinedStr):
-            fixed = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
-            if _is_secret_literal(fixed):
-                self.spans.append(self.span(node))
-        elif isinstance(node, ast.BinOp):
-            self.secret(node.left)
-            self.secret(node.right)
-        elif isinstance(node, ast.BoolOp):
-            for v in node.values:
-                self.secret(v)
-        elif isinstance(node, ast.IfExp):
-            self.secret(node.body)
-            self.secret(node.orelse)
-        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-            for v in node.elts:
-                self.secret(v)
+        """Redact the literals of an expression that a secret-looking name receives: strings,
+        numbers, f-strings with text of their own, through operators, conditionals and
+        collections (``"sk-" + suffix``, ``x or "default"``), not through calls or names."""
+        stack = [node]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Constant):
+                if _is_secret_literal(node.value):
+                    self.spans.append(self.span(node))
+            elif isinstance(node, ast.JoinedStr):
+                fixed = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+                if _is_secret_literal(fixed):
+                    self.spans.append(self.span(node))
+            elif isinstance(node, ast.BinOp):
+                stack += (node.left, node.right)
+            elif isinstance(node, ast.BoolOp):
+                stack += node.values
+            elif isinstance(node, ast.IfExp):
+                stack += (node.body, node.orelse)
+            elif isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                stack += node.elts
 
     def named(self, name: str | None, value: ast.AST | None) -> None:
         if not name or value is None or not is_secret_name(name):

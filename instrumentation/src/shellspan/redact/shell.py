@@ -26,6 +26,7 @@ _CHUNK = re.compile(r"""
   | (?P<esc>\\[\s\S]?)
   | (?P<dollar>\$)
 """, re.X)
+_GAP = re.compile(r"(?:[^\S\n]|\\\n)+")  # blanks and line continuations
 _BLANK_CHUNK = re.compile(r"[^\s|&;()<>]+")
 _DQ_ESCAPABLE = '$`"\\\n'
 _ASSIGN = re.compile(r"[A-Za-z_]\w*(?:\[[^\]]*\])?\+?=")
@@ -186,13 +187,12 @@ def parse(text: str, quotes: bool = True) -> tuple[list[Command], bool]:
         return Command()
 
     while i < n:
+        gap = _GAP.match(text, i)
+        if gap:
+            i = gap.end()
+            if i == n:
+                break
         c = text[i]
-        if c != "\n" and c.isspace():
-            i += 1
-            continue
-        if c == "\\" and text.startswith("\\\n", i):
-            i += 2
-            continue
         m = _OP.match(text, i) if (c in "|&;()<>\n" or c.isdigit()) else None
         if m:
             op = m.group().lstrip("0123456789")

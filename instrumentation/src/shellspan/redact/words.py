@@ -101,6 +101,8 @@ def pair_spans(word: Word, assignment: bool = False) -> list[Span]:
     """
     v = word.value
     out: list[Span] = []
+    if "=" not in v and ":" not in v:
+        return out
     pos = 0
     while True:
         m = _PAIR.search(v, pos)
