@@ -66,6 +66,7 @@ SHELL_SECRETS = [
     ("echo 'alice:pw' | chpasswd", f"echo 'alice:{R}' | chpasswd"),
     ("chpasswd <<< 'bob:pw'", f"chpasswd <<< 'bob:{R}'"),
     ("chpasswd <<EOF\nalice:pw1\nbob:pw2\nEOF", f"chpasswd <<EOF\nalice:{R}\nbob:{R}\nEOF"),
+    ("cat <<EOF | chpasswd\nalice:pw\nEOF", f"cat <<EOF | chpasswd\nalice:{R}\nEOF"),
     ("echo pw | docker login -u me --password-stdin",
      f"echo {R} | docker login -u me --password-stdin"),
     ("printf '%s\\n' pw | kinit alice@EXAMPLE.COM", f"printf '%s\\n' {R} | kinit alice@EXAMPLE.COM"),
@@ -132,6 +133,12 @@ SHELL_SECRETS = [
     ('psql "postgresql://app:pw@db:5432/app"', f'psql "postgresql://app:{R}@db:5432/app"'),
     ("redis-cli -u redis://:pw@cache:6379", f"redis-cli -u redis://:{R}@cache:6379"),
     ('psql "host=db user=app password=pw"', f'psql "host=db user=app password={R}"'),
+    # Here-documents: a configuration written to a file, a script fed to a program.
+    ("cat > .env <<EOF\nDB_PASSWORD=hunter2\nDEBUG=1\nEOF",
+     f"cat > .env <<EOF\nDB_PASSWORD={R}\nDEBUG=1\nEOF"),
+    ("kubectl apply -f - <<EOF\nkind: Secret\nstringData:\n  password: hunter2\nEOF",
+     f"kubectl apply -f - <<EOF\nkind: Secret\nstringData:\n  password: {R}\nEOF"),
+    ('python3 - <<EOF\ns.login("me", "pw")\nEOF', f'python3 - <<EOF\ns.login("me", {R})\nEOF'),
     # Command lines inside command lines.
     ("bash -c 'sshpass -p pw ssh host uptime'", f"bash -c 'sshpass -p {R} ssh host uptime'"),
     ("TOKEN=$(curl -s -u admin:pw https://x/token)", f"TOKEN=$(curl -s -u admin:{R} https://x/token)"),
@@ -228,7 +235,7 @@ HARMLESS = [
     "ansible-playbook --ask-pass site.yml", "rsync --password-file=/etc/rsync.pw src/ host::dst",
     "ssh -o PasswordAuthentication=no host", 'if not password:\n    raise ValueError("password required")',
     "for key in d: print(key)", "ps aux | grep token", "cat ~/.ssh/config | grep -i key",
-    "echo it's | sshpass", "",
+    "echo it's | sshpass", "", "docker build -t app --secret id=npmrc,src=$HOME/.npmrc .",
 ]
 
 

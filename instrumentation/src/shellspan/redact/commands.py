@@ -20,6 +20,7 @@ USER_SLASH = "user/secret@db"  # sqlplus scott/tiger@orcl
 NAME_EQUALS = "name=secret"  # kubectl --from-literal=key=secret
 OPENSSL = "openssl"  # pass:secret; env:VAR, file:path, fd:N and stdin name where it is
 COOKIE = "cookie"  # curl -b 'name=value' (a secret), curl -b cookies.txt (a file name, kept)
+NAMED = "named"  # names a secret kept elsewhere: docker build --secret id=x,src=file (kept)
 
 _SEPARATOR = {USER_COLON: ":", USER_PERCENT: "%", USER_COMMA: ",", NAME_EQUALS: "="}
 
@@ -39,6 +40,8 @@ def value_span(word: Word, kind: str, a: int = 0) -> Span | None:
         return word.span(a + 5) if v.startswith("pass:", a) else None
     if kind == COOKIE:
         return word.span(a) if "=" in v[a:] else None
+    if kind == NAMED:
+        return None
     return word.span(a)
 
 
@@ -96,6 +99,7 @@ TOOLS: tuple[Tool, ...] = (
        takes_value="-u -h -d -c -o -q --username --host --port --db --authenticationDatabase"),
     Tool("redis-cli", options={"-a": SECRET, "--pass": SECRET}, takes_value="-h -p -n -u -s -r -i"),
     Tool("docker podman nerdctl buildah oras crane finch", "login", **_REGISTRY_LOGIN),
+    Tool("docker podman nerdctl buildah", options={"--secret": NAMED}),
     Tool("helm", "registry login", **_REGISTRY_LOGIN),
     Tool("skopeo", options={"--creds": USER_COLON, "--src-creds": USER_COLON,
                           "--dest-creds": USER_COLON, "-p": SECRET, "--password": SECRET}),
@@ -170,7 +174,9 @@ for _tool in TOOLS:
 # Commands whose rules can fire on a line with none of the trigger stems (sshpass -p, curl -u).
 TRIGGER_NAMES = frozenset(
     n for t in TOOLS
-    if not t.key_value and not any(s in w.lower() for w in t.path for s in TRIGGER_STEMS)
+    if (any(k != NAMED for k in t.options.values()) or t.positional is not None
+        or t.stdin is not None)
+    and not any(s in w.lower() for w in t.path for s in TRIGGER_STEMS)
     for n in t.names)
 
 

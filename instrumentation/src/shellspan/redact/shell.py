@@ -384,6 +384,9 @@ def _command_spans(text: str, cmd: Command, depth: int, out: Analysis) -> None:
         _stdin_spans(text, cmd, kind, out)
     for w in cmd.herestrings:
         out.spans.extend(pair_spans(w))
+    if not kind:
+        for start, end in cmd.heredocs:
+            _document_spans(text, start, end, depth, out)
     _loose_assignments(words, out)
     if depth < MAX_DEPTH:
         for k, w in enumerate(words):
@@ -394,6 +397,16 @@ def _command_spans(text: str, cmd: Command, depth: int, out: Analysis) -> None:
             if _base(first) in KNOWN_COMMANDS or _ASSIGN.match(first) or (
                     k > 0 and words[k - 1].value == "-c"):
                 out.spans.extend(_nested(w, depth))
+
+
+def _document_spans(text: str, start: int, end: int, depth: int, out: Analysis) -> None:
+    """A here-document written to a file or fed to a program: a configuration (``KEY=value``,
+    ``key: value`` lines) or code (a script for ``bash``, ``python3``)."""
+    pos = start
+    for line in text[start:end].split("\n"):
+        out.spans.extend(pair_spans(Word(line, line, pos, at=pos)))
+        pos += len(line) + 1
+    out.spans.extend((start + a, start + b) for a, b in code_spans(text[start:end], depth + 1))
 
 
 _SUBSTITUTION = re.compile(r"\$\(|`")
