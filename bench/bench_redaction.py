@@ -49,11 +49,12 @@ MIX = PLAIN_SHELL * 3 + PYTHON * 2 + SECRET_SHELL
 _NAME = (r"(?:[A-Za-z0-9_.-]*(?:passw(?:or)?d|passwd|pwd|secret|token|api[_-]?key|apikey"
          r"|access[_-]?key|private[_-]?key|credentials?|auth|session[_-]?key|client[_-]?secret)"
          r"[A-Za-z0-9_.-]*)")
+_VALUE = r"(?P<secret>'[^']*'|\"[^\"]*\"|[^\s,;)}\]]+)"
 PATTERN_LIST = [re.compile(p) for p in (
     r"(?P<pre>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)(?P<secret>[^\s@/'\"]+)(?=@)",
     r"(?i)(?P<pre>\b(?:bearer|basic|token)\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
-    r"(?i)(?P<pre>\b" + _NAME + r"\b['\"]?\s*(?:=|:=|:)\s*)(?P<secret>'[^']*'|\"[^\"]*\"|[^\s,;)}\]]+)",
-    r"(?i)(?P<pre>\[\s*['\"]" + _NAME + r"['\"]\s*\]\s*=\s*)(?P<secret>'[^']*'|\"[^\"]*\"|[^\s,;)}\]]+)",
+    r"(?i)(?P<pre>\b" + _NAME + r"\b['\"]?\s*(?:=|:=|:)\s*)" + _VALUE,
+    r"(?i)(?P<pre>\[\s*['\"]" + _NAME + r"['\"]\s*\]\s*=\s*)" + _VALUE,
     r"(?i)(?P<pre>--" + _NAME + r"(?:\s+|=))(?P<secret>'[^']*'|\"[^\"]*\"|[^\s-][^\s]*)",
     r"(?P<pre>\bmysql(?:dump)?\b[^\n]*?\s-p)(?P<secret>[^\s]+)",
     r"(?P<secret>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)",

@@ -6,19 +6,23 @@ redaction is visible, never silent. Only the secret goes: the command, the optio
 and the variable name stay readable (``curl -u admin:[REDACTED]``, ``export TOKEN=[REDACTED]``).
 
 The rules come in families, each in its own module, all finding *spans* of the original text;
-the spans are merged before one rebuild, so rules never see each other's markers, never produce
-two markers for one secret, and redacting twice changes nothing:
+the spans are merged before one rebuild, so rules never see each other's markers and never
+produce two markers for one secret; a line that reads differently once redacted is redacted
+again, so that redacting twice changes nothing:
 
 - ``text``: anywhere: URL userinfo, bearer tokens, well-known token shapes, private keys;
-- ``shell``: a command line split into words and commands: ``name=value`` pairs with a
-  secret-looking name, the options and positional arguments of ``commands.TOOLS``, secrets piped
-  or fed into commands that read them on stdin, command lines nested in quotes;
+- ``words``: ``name=value``/``name: value`` pairs whose name looks secret (``names``), in any word;
+- ``commands``: the table of tools that take secrets as option values, positional arguments or
+  on stdin, and the analysis of one command's arguments;
+- ``shell``: a command line split into words, commands, pipelines, here-strings and
+  here-documents, for the rules above, secrets piped into readers, command lines nested in quotes;
 - ``python``: Python source, from its syntax tree (assignments, arguments, dictionaries, calls);
+- ``code``: which of the two readings a text gets, and none for the many lines that hold none of
+  the words the rules start from (they cost only the ``text`` scan);
 - extra patterns from ``SHELLSPAN_REDACT_PATTERNS`` (regular expressions separated by newlines or
   by ``;;``; a pattern with a group named ``secret`` redacts only that group, otherwise the match).
 
-Most command lines contain none of the words the shell and Python rules start from; they cost
-only the ``text`` scan.
+The families, the policy and their limits are described in docs/redaction.md.
 """
 
 from __future__ import annotations

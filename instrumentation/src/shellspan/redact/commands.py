@@ -76,7 +76,8 @@ class Tool:
 
 _MYSQL = "mysql mysqldump mysqladmin mysqlimport mysqlshow mysqlcheck mysqlpump mysqlsh mariadb " \
          "mariadb-dump mariadb-admin mariadb-import mariadb-show mariadb-check"
-_MONGO = "mongo mongosh mongodump mongorestore mongoexport mongoimport mongostat mongotop mongofiles"
+_MONGO = "mongo mongosh mongodump mongorestore mongoexport mongoimport mongostat mongotop " \
+         "mongofiles"
 _LDAP = "ldapsearch ldapmodify ldapadd ldapdelete ldapwhoami ldapcompare ldapmodrdn ldapexop"
 _LDAP_VALUES = "-D -H -h -p -b -s -f -y -Y -U -X -R -o -e -E -l -z -T -P"
 _REGISTRY_LOGIN = dict(options={"-p": SECRET, "--password": SECRET},

@@ -1,4 +1,4 @@
-"""What counts as a secret name, a secret value and an auth scheme: the vocabulary every rule shares.
+"""What counts as a secret name, a secret value and an auth scheme: the rules' shared vocabulary.
 
 A name is secret-looking when its last word says so (``DB_PASSWORD``, ``apiKey``, ``x-auth-token``,
 ``PGPASSWORD``), not when the word appears anywhere in it: ``TOKEN_COUNT``, ``max_tokens``,
@@ -21,7 +21,7 @@ _SECRET_WORDS = frozenset({
 # Endings of one-word names (``PGPASSWORD``, ``authtoken``, ``clientsecret``).
 _SECRET_SUFFIXES = ("password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey",
                     "secretkey")
-# ``key`` and ``pwd`` only count after a qualifier (``API_KEY``, ``MYSQL_PWD``; not ``key``, ``PWD``).
+# ``key`` and ``pwd`` count only after a qualifier (``API_KEY``, ``MYSQL_PWD``; not ``PWD``).
 _KEY_QUALIFIERS = frozenset({
     "api", "access", "secret", "auth", "session", "signing", "encryption", "master", "account",
     "app", "consumer", "storage", "subscription", "shared", "license", "sas", "webhook",

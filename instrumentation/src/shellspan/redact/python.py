@@ -36,7 +36,7 @@ CREDENTIAL_CALLS = {
 SETTER_CALLS = frozenset({"putenv", "setdefault", "setattr", "set", "setenv", "__setitem__",
                           "hset", "setItem"})
 # Names whose value may be a (user, password) pair: only the password is redacted.
-_PAIR_NAMES = re.compile(r"(?i)(?:^|[_\-.])(?:auth|credentials?|creds|login)$")
+_PAIR_NAMES = re.compile(r"(?i)(?:^|[_\-.])(?:auth|credentials?|creds)$")
 
 # Node types a shell line can also parse as: ``mysql -uroot -ppw < dump.sql`` (names, unary
 # minus, comparison), ``TOKEN=abc``, ``host:port`` lines of a here-document (annotations).
