@@ -258,6 +258,7 @@ HARMLESS = [
     'password = input("Password: ")', 'config["password"] = args.password',
     "session.auth = (user, password)", "pw_hash = hash_password(pw)",
     "git clone https://github.com/org/repo.git", "ssh -t bastion ssh -p 2222 db1",
+    'logging.info("token=%s", token)', 'url = f"https://x/?token={token}"',
 ]
 
 

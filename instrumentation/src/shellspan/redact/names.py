@@ -65,8 +65,9 @@ AUTH_SCHEMES = frozenset({
     "scram-sha-256", "vapid", "privatetoken", "dpop",
 })
 
-# A value that names a secret rather than holding one: ``$TOKEN``, ``${TOKEN}``, ``$(pass show x)``.
-_REFERENCE = re.compile(r"\$(?:\w+|\{[^}]*\}|\([\s\S]*\))|`[^`]*`")
+# A value that names a secret rather than holding one: ``$TOKEN``, ``${TOKEN}``, ``$(pass show x)``,
+# or a placeholder in a format string: ``%s``, ``%(token)s``, ``{}``, ``{token}``.
+_REFERENCE = re.compile(r"\$(?:\w+|\{[^}]*\}|\([\s\S]*\))|`[^`]*`|%(?:\(\w+\))?[sdr]|\{\w*\}")
 
 
 def is_secret_value(value: str) -> bool:
