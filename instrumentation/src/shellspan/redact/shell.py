@@ -16,7 +16,6 @@ from shellspan.redact.commands import BY_NAME, USER_COLON, Analysis, argv_spans,
 from shellspan.redact.names import is_secret_name, is_secret_value
 from shellspan.redact.words import Span, Word, pair_spans
 
-_OP = re.compile(r"\d*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||&>>|&>|[<>])|&&|\|\||\|&|;;&?|;&|[|&;()\n]")
 _CHUNK = re.compile(r"""
     (?P<plain>[^\s'"\\`$|&;()<>]+)
   | (?P<sq>'[^']*(?P<sqc>'?))
@@ -26,8 +25,6 @@ _CHUNK = re.compile(r"""
   | (?P<esc>\\[\s\S]?)
   | (?P<dollar>\$)
 """, re.X)
-_GAP = re.compile(r"(?:[^\S\n]|\\\n)+")  # blanks and line continuations
-_BLANK_CHUNK = re.compile(r"[^\s|&;()<>]+")
 _DQ_ESCAPABLE = '$`"\\\n'
 _ASSIGN = re.compile(r"[A-Za-z_]\w*(?:\[[^\]]*\])?\+?=")
 
@@ -99,19 +96,21 @@ def _closing(text: str, i: int, open_: str, close: str) -> int:
     return n
 
 
-_SIMPLE_WORD = re.compile(r"""([^\s'"\\`$|&;()<>]+|'([^']*)')(?=[\s|&;()<>]|\Z)""")
+_ENDS_WORD = r"(?=[\s|&;()<>]|\Z)"
+_OPERATOR = r"\d*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||&>>|&>|[<>])|&&|\|\||\|&|;;&?|;&|[|&;()\n]"
+# One token at a time: blanks, an operator, and the common words (plain, or one single-quoted
+# string); anything else is a word for ``_word``.
+_TOKEN = re.compile(rf"""(?P<gap>(?:[^\S\n]|\\\n)+)|(?P<op>{_OPERATOR})
+    |(?P<plain>[^\s'"\\`$|&;()<>]+){_ENDS_WORD}|(?P<single>'(?P<inner>[^']*)'){_ENDS_WORD}""",
+                    re.X)
+# The same, for the reading that takes quotes for ordinary characters.
+_BLANK_TOKEN = re.compile(
+    rf"(?P<gap>(?:[^\S\n]|\\\n)+)|(?P<op>{_OPERATOR})|(?P<plain>[^\s|&;()<>]+)")
 
 
-def _word(text: str, i: int, quotes: bool) -> tuple[Word, int, bool]:
-    """The word starting at ``text[i]``: (word, end, whether a quote was left open)."""
-    if not quotes:
-        m = _BLANK_CHUNK.match(text, i)
-        return Word(m.group(), m.group(), i, at=i), m.end(), False
-    m = _SIMPLE_WORD.match(text, i)
-    if m:  # the common case: a plain word or one single-quoted string
-        if m.group(2) is None:
-            return Word(m.group(), m.group(), i, at=i), m.end(), False
-        return Word(m.group(2), m.group(), i, at=i + 1), m.end(), False
+def _word(text: str, i: int) -> tuple[Word, int, bool]:
+    """The word starting at ``text[i]``, with quotes, escapes and substitutions: (word, end,
+    whether a quote was left open)."""
     value: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -186,15 +185,14 @@ def parse(text: str, quotes: bool = True) -> tuple[list[Command], bool]:
             return Command(cmd if pipe else None)
         return Command()
 
+    token = _TOKEN if quotes else _BLANK_TOKEN
     while i < n:
-        gap = _GAP.match(text, i)
-        if gap:
-            i = gap.end()
-            if i == n:
-                break
-        c = text[i]
-        m = _OP.match(text, i) if (c in "|&;()<>\n" or c.isdigit()) else None
-        if m:
+        m = token.match(text, i)
+        kind = m.lastgroup if m else None
+        if kind == "gap":
+            i = m.end()
+            continue
+        if kind == "op":
             op = m.group().lstrip("0123456789")
             i = m.end()
             if op in ("|", "|&"):
@@ -207,7 +205,12 @@ def parse(text: str, quotes: bool = True) -> tuple[list[Command], bool]:
                     i = _heredoc_bodies(text, i, heredocs)
                     heredocs = []
             continue
-        word, end, open_quote = _word(text, i, quotes)
+        if kind == "plain":
+            word, end, open_quote = Word(m.group(), m.group(), i, at=i), m.end(), False
+        elif kind == "single":
+            word, end, open_quote = Word(m.group("inner"), m.group(), i, at=i + 1), m.end(), False
+        else:
+            word, end, open_quote = _word(text, i)
         i = max(end, i + 1)
         unbalanced |= open_quote
         if redirect == "<<<":
