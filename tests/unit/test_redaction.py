@@ -265,6 +265,7 @@ HARMLESS = [
 def _check(text: str, expected: str) -> None:
     out, redacted = Redactor().redact(text)
     assert out == expected
+    assert _only_marks_replaced(text, out)
     assert redacted == (text != expected)
     assert Redactor().redact(out) == (out, False), "redacting twice must change nothing"
 
@@ -347,3 +348,18 @@ def test_redaction_is_idempotent_and_never_raises(text):
     r.spans(text)  # the rules themselves never raise (redact would hide it behind the marker)
     once, _ = r.redact(text)
     assert r.redact(once) == (once, False)
+    assert _only_marks_replaced(text, once)
+
+
+def _only_marks_replaced(text: str, out: str) -> bool:
+    """``out`` is ``text`` with some parts replaced by the marker, and nothing else changed."""
+    pieces = out.split(MARK)
+    if not (text.startswith(pieces[0]) and text.endswith(pieces[-1])):
+        return False
+    pos = len(pieces[0])
+    for piece in pieces[1:-1]:
+        found = text.find(piece, pos)
+        if found < 0:
+            return False
+        pos = found + len(piece)
+    return len(pieces) == 1 or pos <= len(text) - len(pieces[-1])
