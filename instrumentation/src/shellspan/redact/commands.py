@@ -278,11 +278,21 @@ def _apply(tool: Tool, args: list[Word], begin: int, out: Analysis) -> None:
             if is_secret_name(args[a].value):
                 out.consumed.add(b)
                 out.add(args[b].span(0))
-    if tool.stdin is not None and out.stdin_kind is None:
-        words = [a.value for a in args[begin:]]
-        pairs = {f"{x} {y}" for x, y in zip(words, words[1:])}
-        if not tool.stdin or any(t in present or t in words or t in pairs for t in tool.stdin):
-            out.stdin_kind = tool.stdin_kind
+    if tool.stdin is not None and out.stdin_kind is None and (
+            not tool.stdin or any(_given(t, args, begin, present) for t in tool.stdin)):
+        out.stdin_kind = tool.stdin_kind
+
+
+def _given(flag: str, args: list[Word], begin: int, present: set[str]) -> bool:
+    """Whether ``flag`` (``-i``, ``-``, ``--passphrase-fd 0``) is among the arguments."""
+    if flag in present:
+        return True
+    first, _, second = flag.partition(" ")
+    for k in range(begin, len(args)):
+        if args[k].value == first and (
+                not second or (k + 1 < len(args) and args[k + 1].value == second)):
+            return True
+    return False
 
 
 def option_spans(args: list[Word], out: Analysis) -> None:
