@@ -278,20 +278,26 @@ def _unwrap(words: list[Word]) -> tuple[int, set[int], bool]:
                 i += 1
                 break
             elif len(v) > 1 and v[0] == "-":
-                if name == "sudo" and (v == "--stdin" or (v[1] != "-" and "S" in v)):
-                    sudo_stdin = True
                 if v in takes_value:
-                    i += 1
+                    i += 1  # its value is the next word
+                elif v == "--stdin" and name == "sudo":
+                    sudo_stdin = True
                 elif v[1] != "-":
                     for j in range(1, len(v)):
+                        if v[j] == "S" and name == "sudo":
+                            sudo_stdin = True
                         if "-" + v[j] in takes_value:
-                            i += j + 1 == len(v)
+                            if j + 1 == len(v):
+                                i += 1  # its value is the next word
                             break
             else:
                 break
             i += 1
         i += skip
     return i, assignments, sudo_stdin
+
+
+_ECHO_OPTIONS = re.compile(r"-[neErR]+")
 
 
 def _emitted(cmd: Command) -> tuple[list[Word], list[Span]]:
@@ -309,7 +315,7 @@ def _emitted(cmd: Command) -> tuple[list[Word], list[Span]]:
             args = args[2:]
         return (args[1:] if len(args) > 1 and "%" in args[0].value else args), []
     k = 0
-    while k < len(args) and re.fullmatch(r"-[neErR]+", args[k].value):
+    while k < len(args) and _ECHO_OPTIONS.fullmatch(args[k].value):
         k += 1
     return args[k:], []
 
