@@ -24,6 +24,8 @@ SHELL_SECRETS = [
     ("curl --oauth2-bearer tok https://x", f"curl --oauth2-bearer {R} https://x"),
     ("curl -b 'session=abc123' https://x", f"curl -b {R} https://x"),
     ("http -a alice:pw example.com", f"http -a alice:{R} example.com"),
+    ("http -A bearer -a tok123 example.com", f"http -A bearer -a {R} example.com"),
+    ("curl -u mytoken: https://api.example.com/v1", f"curl -u {R}: https://api.example.com/v1"),
     ("lftp -u alice,pw ftp.example.com", f"lftp -u alice,{R} ftp.example.com"),
     ("sshpass -p 'my pw' ssh user@host", f"sshpass -p {R} ssh user@host"),
     ("sshpass -ppw scp f host:", f"sshpass -p{R} scp f host:"),

@@ -13,7 +13,9 @@ from shellspan.redact.words import Span, Word
 
 # How an option's value holds the secret.
 SECRET = "secret"  # the whole value
-USER_COLON = "user:secret"  # after the first ':' (curl -u admin:pw); a user alone is kept
+USER_COLON = "user:secret"  # after the first ':' (curl -u admin:pw); a user alone is kept, a
+# user with an empty password is a token (curl -u sk_test_abc:)
+CREDENTIALS = "user:secret or token"  # the same, but a value without ':' is a token (http -a)
 USER_PERCENT = "user%secret"  # smbclient -U user%pw
 USER_COMMA = "user,secret"  # lftp -u user,pw
 USER_SLASH = "user/secret@db"  # sqlplus scott/tiger@orcl
@@ -22,12 +24,17 @@ OPENSSL = "openssl"  # pass:secret; env:VAR, file:path, fd:N and stdin name wher
 COOKIE = "cookie"  # curl -b 'name=value' (a secret), curl -b cookies.txt (a file name, kept)
 NAMED = "named"  # names a secret kept elsewhere: docker build --secret id=x,src=file (kept)
 
-_SEPARATOR = {USER_COLON: ":", USER_PERCENT: "%", USER_COMMA: ",", NAME_EQUALS: "="}
+_SEPARATOR = {USER_PERCENT: "%", USER_COMMA: ",", NAME_EQUALS: "="}
 
 
 def value_span(word: Word, kind: str, a: int = 0) -> Span | None:
     """The secret part of ``word.value[a:]`` for a value of this kind."""
     v = word.value
+    if kind in (USER_COLON, CREDENTIALS):
+        i = v.find(":", a)
+        if i < 0:
+            return word.span(a) if kind == CREDENTIALS else None
+        return word.span(i + 1) if i + 1 < len(v) else word.span(a, i)
     sep = _SEPARATOR.get(kind)
     if sep is not None:
         i = v.find(sep, a)
@@ -91,7 +98,7 @@ TOOLS: tuple[Tool, ...] = (
         "--proxy-pass": SECRET, "--oauth2-bearer": SECRET, "--tlspassword": SECRET,
         "--proxy-tlspassword": SECRET, "-b": COOKIE, "--cookie": COOKIE},
        takes_value="-o -H -d -X -A -e -c -T -F -w -x -r -m -K -C -D -Y -y -z -t -Q -P"),
-    Tool("http https xh xhs", options={"-a": USER_COLON, "--auth": USER_COLON},
+    Tool("http https xh xhs", options={"-a": CREDENTIALS, "--auth": CREDENTIALS},
        takes_value="-A --auth-type -o --output --session --verify --cert --cert-key --proxy"),
     Tool("sshpass", options={"-p": SECRET}, takes_value="-f -d -P"),
     Tool(_MYSQL, options={"-p": SECRET, "--password": SECRET}, glued="-p --password",

@@ -22,15 +22,15 @@ _TOKEN_SHAPES = re.compile(
     r"|\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}"  # GitHub
     r"|\bglpat-[A-Za-z0-9_\-]{20,}"  # GitLab
     r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
-    r"|\bsk-[A-Za-z0-9_\-]{20,}|\b[sr]k_live_[A-Za-z0-9]{16,}"  # OpenAI-style, Stripe
+    r"|\bsk-[A-Za-z0-9_\-]{20,}|\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"  # OpenAI-style, Stripe
     r"|\bAIza[0-9A-Za-z_\-]{35}\b"  # Google API key
     r"|\bnpm_[A-Za-z0-9]{36}\b|\bhf_[A-Za-z0-9]{30,}\b"  # npm, Hugging Face
     r"|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"  # JWT
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)"
 )
 # Each shape starts with one of these: the regex runs only when one is present.
-_SHAPE_PREFIXES = ("AKIA", "ASIA", "gh", "glpat-", "xox", "sk-", "k_live_", "AIza", "npm_", "hf_",
-                   "eyJ", "-----BEGIN")
+_SHAPE_PREFIXES = ("AKIA", "ASIA", "gh", "glpat-", "xox", "sk-", "k_live_", "k_test_", "AIza",
+                   "npm_", "hf_", "eyJ", "-----BEGIN")
 
 
 def text_spans(text: str) -> list[Span]:
