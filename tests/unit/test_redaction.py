@@ -158,6 +158,7 @@ SHELL_SECRETS = [
      f"ssh host \"mysql -uroot -p{R} -e 'show databases'\""),
     ("ssh db1 mysql -uroot -ppw", f"ssh db1 mysql -uroot -p{R}"),
     ("!curl -u admin:pw https://x", f"!curl -u admin:{R} https://x"),
+    ("ls  # sshpass -p pw ssh host", f"ls  # sshpass -p {R} ssh host"),
     ("python3 -c \"import requests; requests.get(u, auth=('a', 'b'))\"",
      f"python3 -c \"import requests; requests.get(u, auth=('a', {R}))\""),
     # Well-known token shapes anywhere.
@@ -218,6 +219,7 @@ PYTHON_SECRETS = [
     ('s3 = boto3.client("s3", aws_secret_access_key="x")',
      f's3 = boto3.client("s3", aws_secret_access_key={R})'),
     ('print(f"héllo"); token = "é-secret"', f'print(f"héllo"); token = {R}'),
+    ("x = 1  # password=hunter2", f"x = 1  # password={R}"),
     # An IPython cell: shell escapes amid Python lines.
     ('import requests\n!curl -u admin:pw https://x\nr = requests.get(u, auth=("u", "pw"))',
      f'import requests\n!curl -u admin:{R} https://x\nr = requests.get(u, auth=("u", {R}))'),
@@ -331,6 +333,21 @@ _HARMLESS_WORDS = ["ls", "cd", "git", "status", "make", "-la", "-p", "22", "-k",
 def test_text_without_secrets_is_unchanged(words):
     text = " ".join(words)
     assert Redactor().redact(text) == (text, False)
+
+
+# Shell words that leave what follows them alone (no comment, no subshell, no Python).
+_SHELL_WORDS = [w for w in _HARMLESS_WORDS if w not in ("(", ")", "\n", "#", "print(x)", "y = 2",
+                                                          "[1, 2]", "{'a': 1}")]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SHELL_SECRETS), st.lists(st.sampled_from(_SHELL_WORDS), max_size=6),
+       st.lists(st.sampled_from(_SHELL_WORDS), max_size=6), st.sampled_from(["; ", " && ", "\n"]))
+def test_a_secret_is_redacted_whatever_surrounds_it(case, before, after, sep):
+    text, expected = case
+    head = " ".join(before) + sep if before else ""
+    tail = sep + " ".join(after) if after else ""
+    assert Redactor().redact(head + text + tail)[0] == head + expected + tail
 
 
 _SECRETISH = st.sampled_from([

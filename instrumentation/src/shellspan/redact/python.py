@@ -24,6 +24,7 @@ from shellspan.redact.shell import KNOWN_COMMANDS, shell_spans
 from shellspan.redact.words import Span, Word, pair_spans
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+_LINE_REST = re.compile(r"[^\r\n]*")
 _STRING_PREFIX = re.compile(r"[rRbBuU]*")
 
 # Calls that take a password positionally: name -> index of that argument (-1: the last).
@@ -207,6 +208,20 @@ class _Finder:
             self.spans.extend(w.typed(a, b) or (w.start, w.end)
                               for a, b in code_spans(value, self.depth + 1) if b > a)
 
+    def comments(self, literals: list[ast.AST]) -> None:
+        """Comments (``# curl -u admin:pw``, ``# password=x``) are read as code of their own."""
+        inside = [self.span(n) for n in literals]
+        text = self.text
+        at = text.find("#")
+        while at >= 0:
+            if any(a <= at < b for a, b in inside):
+                at = text.find("#", at + 1)
+                continue
+            m = _LINE_REST.match(text, at + 1)
+            body, start = m.group(), m.start()
+            self.spans.extend((start + a, start + b) for a, b in code_spans(body, self.depth + 1))
+            at = text.find("#", m.end())
+
     def visit(self, nodes: list[ast.AST]) -> None:
         for node in nodes:
             if isinstance(node, ast.Assign):
@@ -251,4 +266,7 @@ def python_spans(text: str, tree: ast.Module, depth: int = 0) -> list[Span] | No
             finder.spans.extend((a + s, a + e) for s, e in shell_spans(text[a:b], depth))
         else:
             finder.visit(nodes)
+    if "#" in text:
+        finder.comments([n for nodes in statements for n in nodes
+                         if isinstance(n, (ast.Constant, ast.JoinedStr))])
     return finder.spans

@@ -61,15 +61,16 @@ KNOWN_COMMANDS = frozenset(BY_NAME) | frozenset(_WRAPPERS) | _EMITTERS | _ASSIGN
 
 class Command:
     """One simple command: its words, here-strings, here-document bodies, the command whose
-    output it reads through a pipe."""
+    output it reads through a pipe, the comment that follows it."""
 
-    __slots__ = ("words", "herestrings", "heredocs", "piped_from")
+    __slots__ = ("words", "herestrings", "heredocs", "piped_from", "comment")
 
     def __init__(self, piped_from: Command | None = None) -> None:
         self.words: list[Word] = []
         self.herestrings: list[Word] = []
         self.heredocs: list[Span] = []
         self.piped_from = piped_from
+        self.comment: Word | None = None
 
 
 def _closing(text: str, i: int, open_: str, close: str) -> int:
@@ -98,9 +99,9 @@ def _closing(text: str, i: int, open_: str, close: str) -> int:
 
 _ENDS_WORD = r"(?=[\s|&;()<>]|\Z)"
 _OPERATOR = r"\d*(?:<<<|<<-|<<|>>|>&|<&|<>|>\||&>>|&>|[<>])|&&|\|\||\|&|;;&?|;&|[|&;()\n]"
-# One token at a time: blanks, an operator, and the common words (plain, or one single-quoted
-# string); anything else is a word for ``_word``.
-_TOKEN = re.compile(rf"""(?P<gap>(?:[^\S\n]|\\\n)+)|(?P<op>{_OPERATOR})
+# One token at a time: blanks, an operator, a comment, and the common words (plain, or one
+# single-quoted string); anything else is a word for ``_word``.
+_TOKEN = re.compile(rf"""(?P<gap>(?:[^\S\n]|\\\n)+)|(?P<op>{_OPERATOR})|(?P<comment>\#[^\n]*)
     |(?P<plain>[^\s'"\\`$|&;()<>]+){_ENDS_WORD}|(?P<single>'(?P<inner>[^']*)'){_ENDS_WORD}""",
                     re.X)
 # The same, for the reading that takes quotes for ordinary characters.
@@ -180,7 +181,7 @@ def parse(text: str, quotes: bool = True) -> tuple[list[Command], bool]:
     i, n = 0, len(text)
 
     def finish(pipe: bool) -> Command:
-        if cmd.words or cmd.herestrings or cmd.heredocs:
+        if cmd.words or cmd.herestrings or cmd.heredocs or cmd.comment:
             commands.append(cmd)
             return Command(cmd if pipe else None)
         return Command()
@@ -192,13 +193,19 @@ def parse(text: str, quotes: bool = True) -> tuple[list[Command], bool]:
         if kind == "gap":
             i = m.end()
             continue
+        if kind == "comment":
+            cmd.comment = Word(m.group()[1:], m.group()[1:], i + 1, at=i + 1)
+            i = m.end()
+            continue
         if kind == "op":
             op = m.group().lstrip("0123456789")
             i = m.end()
+            if op[0] in "<>&" and op not in ("&&", "&"):
+                redirect = op
+                continue
+            redirect = ""
             if op in ("|", "|&"):
                 cmd = finish(True)
-            elif op[0] in "<>&" and op not in ("&&", "&"):
-                redirect = op
             else:
                 cmd = finish(False)
                 if op == "\n" and heredocs:
@@ -396,6 +403,9 @@ def _command_spans(text: str, cmd: Command, depth: int, out: Analysis) -> None:
     if not kind:
         for start, end in cmd.heredocs:
             _document_spans(text, start, end, depth, out)
+    if cmd.comment is not None:  # read as code of its own: # curl -u admin:pw ...
+        c = cmd.comment
+        out.spans.extend((c.start + a, c.start + b) for a, b in code_spans(c.value, depth + 1))
     _loose_assignments(words, out)
     if depth < MAX_DEPTH:
         for k, w in enumerate(words):
