@@ -75,18 +75,22 @@ def pattern_list(text: str) -> tuple[str, bool]:
     return out, out != text
 
 
+REPEATS = 9
+
+
 def per_line_us(fn, lines: list[str], rounds: int) -> float:
-    """Mean microseconds per line: the best of 5 repeats of ``rounds`` passes over the lines."""
-    best = min(timeit.repeat(lambda: [fn(t) for t in lines], number=rounds, repeat=5))
+    """Mean microseconds per line: the best of ``REPEATS`` runs of ``rounds`` passes over the
+    lines (the best run is the one the other processes of the machine disturbed least)."""
+    best = min(timeit.repeat(lambda: [fn(t) for t in lines], number=rounds, repeat=REPEATS))
     return best / rounds / len(lines) * 1e6
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=200)
     rounds = ap.parse_args().rounds
     redact = Redactor().redact
-    print(f"redaction per command line, microseconds (best of 5 x {rounds} passes)")
+    print(f"redaction per command line, microseconds (best of {REPEATS} x {rounds} passes)")
     print(f"  {'lines':34} {'rule families':>14} {'pattern list':>13} {'ratio':>6}")
     rows = [("plain shell commands", PLAIN_SHELL), ("shell commands with a secret", SECRET_SHELL),
             ("Python statements", PYTHON), (f"the mix ({len(MIX)} lines)", MIX)]
