@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -46,6 +48,13 @@ def _not_found(exc: NotFound) -> web.Response:
 
 
 def register(app: web.Application, recordings: RecordingQueries, run: Runner) -> None:
+    # Screens and excerpts replay records through the emulator (CPU, up to seconds for a long
+    # recording): on a thread of their own, so the API's query thread keeps answering meanwhile.
+    replay_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording-replay")
+
+    async def replay(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(replay_pool, fn, *args)
+
     async def recording(request: web.Request) -> web.StreamResponse:
         from_seq = _int(request, "from_seq")
         idle = request.query.get("idle_time_limit")
@@ -75,7 +84,7 @@ def register(app: web.Application, recordings: RecordingQueries, run: Runner) ->
 
     async def screen(request: web.Request) -> web.Response:
         try:
-            found = await run(recordings.screen, request.match_info["session_id"], _seq(request),
+            found = await replay(recordings.screen, request.match_info["session_id"], _seq(request),
                               request.query.get("cells") in ("1", "true"))
         except NotFound as exc:
             return _not_found(exc)
@@ -83,12 +92,14 @@ def register(app: web.Application, recordings: RecordingQueries, run: Runner) ->
 
     async def excerpt(request: web.Request) -> web.Response:
         try:
-            found = await run(recordings.excerpt, request.match_info["session_id"], _seq(request),
+            found = await replay(recordings.excerpt, request.match_info["session_id"], _seq(request),
                               _int(request, "max_lines", 200), _int(request, "max_chars", 16_000))
         except NotFound as exc:
             return _not_found(exc)
         return web.json_response(found)
 
+    app.on_cleanup.append(lambda _app: asyncio.get_running_loop().run_in_executor(
+        None, replay_pool.shutdown))
     app.router.add_get("/api/sessions/{session_id}/recording", recording)
     app.router.add_get("/api/sessions/{session_id}/screen", screen)
     app.router.add_get("/api/sessions/{session_id}/excerpt", excerpt)
