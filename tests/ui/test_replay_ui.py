@@ -94,6 +94,8 @@ def test_clicking_command_3_seeks_the_player_to_its_output(sink, browser):
         return t.includes('output-of-command-3 line 2') && t; }})()""", timeout=30)
     assert "output-of-command-4" not in text, "the player went to command 3, not past it"
     assert "output-of-command-2 line 2" in text, "what came before is on the screen, as it was"
+    assert browser.js("document.querySelector('[data-testid=player-command]').textContent") \
+        == "#3 step 3"
     # the output is drawn by the terminal emulator in its colours (SGR 1;33: bold yellow, which
     # xterm.js draws in the bright yellow of its palette, colour 11)
     styled = browser.js(f"""[...{ROWS}.querySelectorAll('span')].filter(s =>

@@ -143,9 +143,10 @@ export class Player {
     this.speedSelect = el("select", { "data-testid": "player-speed", "aria-label": "speed", onchange: () => { this.speed = Number(this.speedSelect.value); this.reschedule(); } },
       ...SPEEDS.map((s) => { const o = el("option", { value: s }, `${s}×`); if (s === 1) o.selected = true; return o; }));
     this.time = el("span", { class: "player-time mono", "data-testid": "player-time" }, "00:00");
+    this.command = el("span", { class: "player-command mono", "data-testid": "player-command" });
     this.markerBar = el("div", { class: "player-markers", "data-testid": "player-markers" });
     this.root.replaceChildren(
-      el("div", { class: "player-controls" }, this.playButton, this.speedSelect, this.time,
+      el("div", { class: "player-controls" }, this.playButton, this.speedSelect, this.time, this.command,
         el("a", { href: `/api/sessions/${this.sessionId}/recording?download=1`, class: "muted" }, "download .cast")),
       this.markerBar, this.screen);
     this.term.open(this.screen);
@@ -184,6 +185,7 @@ export class Player {
   apply(event) {
     const [, code, data] = event;
     if (code === "o") this.term.write(data);
+    else if (code === "m") this.command.textContent = data;
     else if (code === "r") {
       const size = parseSize(data);
       if (size) this.term.resize(size[0], size[1]);
@@ -207,6 +209,7 @@ export class Player {
   }
 
   rewind() {
+    this.command.textContent = "";
     this.term.reset();
     this.term.resize(this.header.width, this.header.height);
     this.index = 0;
@@ -277,6 +280,7 @@ export class Player {
     if (pending) this.term.write(pending);
     this.index = target.index;
     this.pos = target.t;
+    this.command.textContent = target.label;
     this.root.dataset.seekedTo = String(seq);
     for (const tick of this.markerBar.querySelectorAll(".player-marker")) tick.classList.toggle("current", Number(tick.dataset.seq) === seq);
     this.play();
