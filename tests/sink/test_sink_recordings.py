@@ -5,6 +5,7 @@ program plays back; the screen at a command's end and excerpts rendered by a VT 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -306,6 +307,24 @@ def test_records_with_bad_ids_are_rejected_as_partial_success(module_sink):
 def test_malformed_logs_requests_get_clear_errors(module_sink, body, ctype, status):
     reply = post_logs(module_sink.otlp_http_endpoint, body, content_type=ctype)
     assert reply.status == status
+
+
+def test_oversized_logs_requests_are_refused_and_the_sink_goes_on(sink_factory):
+    sink = sink_factory(extra_args=["--max-body-bytes", "4096"])
+    big = recorded_session([RecordedCommand("cat big", b"x" * 20_000)], user="rec-big")
+    small = recorded_session([RecordedCommand("echo ok", b"ok\r\n")], user="rec-small")
+    body = logs_request(big.records).SerializeToString()
+    assert post_logs(sink.otlp_http_endpoint, body).status == 413
+    inflates = gzip.compress(b"\0" * 40_000)  # small on the wire, too large once inflated
+    assert post_logs(sink.otlp_http_endpoint, inflates,
+                     headers={"Content-Encoding": "gzip"}).status == 413
+    with grpc.insecure_channel(f"127.0.0.1:{sink.grpc_port}") as channel:
+        with pytest.raises(grpc.RpcError) as err:
+            logs_service_pb2_grpc.LogsServiceStub(channel).Export(logs_request(big.records),
+                                                                  timeout=30)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    store_recording(sink, small)
+    assert sink.fetch(f"/api/sessions/{small.session_id}/recording")[0] == 200
 
 
 def test_redelivered_batches_count_once(module_sink):
