@@ -290,6 +290,9 @@ function recordingPanel(id) {
     player.seekToCommand(seq);
   };
   const showScreen = async (seq) => {
+    screenCard.replaceChildren(h("p", { class: "muted" }, `Replaying the recording to the end of command #${seq}…`));
+    screenCard.dataset.seq = "";
+    screenCard.hidden = false;
     const screen = await api(`/api/sessions/${encodeURIComponent(id)}/screen`, { seq, cells: 1 });
     if (!screen) {
       screenCard.replaceChildren(h("p", { class: "empty" }, `Nothing was recorded by the end of command #${seq}.`));
