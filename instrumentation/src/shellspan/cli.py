@@ -62,6 +62,37 @@ def _spool_flush() -> int:
     return 0 if n == 0 else 1
 
 
+def _posix(cmd: str, rest: list[str]) -> int:
+    if cmd == "init":
+        from shellspan.posix.hooks import main as init_main
+
+        return init_main(rest)
+    if cmd == "agent":
+        from shellspan.posix.agent import main as agent_main
+
+        return agent_main(rest)
+    rc = _status()
+    from shellspan.posix.status import print_status
+
+    return print_status(doctor=cmd == "doctor") or rc
+
+
+def _without_traceback(cmd: str, rest: list[str]) -> int:
+    """The bash/zsh commands run from rc files and by hand: a failure is one line on stderr
+    (the traceback only with SHELLSPAN_DEBUG=1), never a traceback in a user's terminal."""
+    try:
+        return _posix(cmd, rest)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001
+        import os
+
+        if os.environ.get("SHELLSPAN_DEBUG", "").lower() in ("1", "true", "yes", "on"):
+            raise
+        sys.stderr.write(f"shellspan {cmd}: {exc}\n")
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -76,23 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         from shellspan.ipython_ext import main as ipython_main
 
         return ipython_main(rest)
-    if cmd == "init":
-        from shellspan.posix.hooks import main as init_main
-
-        return init_main(rest)
-    if cmd == "agent":
-        from shellspan.posix.agent import main as agent_main
-
-        return agent_main(rest)
     if cmd == "broker":
         from shellspan.broker import main as broker_main
 
         return broker_main(rest)
-    if cmd in ("status", "doctor"):
-        rc = _status()
-        from shellspan.posix.status import print_status
-
-        return print_status(doctor=cmd == "doctor") or rc
+    if cmd in ("init", "agent", "status", "doctor"):
+        return _without_traceback(cmd, rest)
     if cmd == "spool" and rest[:1] == ["flush"]:
         return _spool_flush()
     if cmd == "spool" and rest[:1] == ["send"]:

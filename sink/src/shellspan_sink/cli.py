@@ -1,4 +1,5 @@
-"""The `shellspan-sink` command: serve, migrate, sessions list/show/stats, sql."""
+"""The `shellspan-sink` command: serve, migrate, sessions list/show/stats/export/replay/screen,
+sql."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from . import config
+from . import config, recording_cli
 from .queries import QueryError, SessionFilter, SessionQueries, finite
 from .schema import all_statements
 from .sqlgate import SqlGate
@@ -63,15 +64,15 @@ class Backend:
             self.queries = SessionQueries(Store(cfg.store, cfg.schema), cfg.abandon_after)
             self.sql_gate = SqlGate(cfg.sql_store or cfg.store, cfg.schema, cfg.sql_limits)
 
-    def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+    def _open(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+        """The API's answer, open (None for 404); SystemExit for any other error."""
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
         request = urllib.request.Request(f"{self.api}{path}" + (f"?{query}" if query else ""),
                                          data=body, method="POST" if body is not None else "GET")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=60) as resp:
-                return json.loads(resp.read())
+            return urllib.request.urlopen(request, timeout=60)
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
             try:
@@ -84,6 +85,24 @@ class Backend:
         except (urllib.error.URLError, OSError) as exc:
             raise SystemExit(f"shellspan-sink: cannot reach the sink at {self.api} ({exc}); "
                              "is `shellspan-sink serve` running? (or pass --api URL)") from exc
+
+    def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+        resp = self._open(path, params, body)
+        if resp is None:
+            return None
+        with resp:
+            return json.loads(resp.read())
+
+    def get(self, path: str, params: dict[str, Any] | None = None):
+        """A JSON answer of the API (None for 404)."""
+        return self._get(path, params)
+
+    def stream(self, path: str, params: dict[str, Any] | None = None):
+        """The API's answer line by line, as it arrives (nothing for 404)."""
+        resp = self._open(path, params)
+        if resp is not None:
+            with resp:
+                yield from resp
 
     def sessions(self, flt: SessionFilter) -> list[dict]:
         if self.queries:
@@ -301,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     filter_args(p)
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(func=cmd_sessions_stats)
+    recording_cli.add_commands(sessions, query_args, Backend)
 
     p = sub.add_parser("sql", help="run one read-only SELECT over the shellspan database "
                                    "(bounded; see docs/security.md)")

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from . import otlp, ui_routes
+from . import otlp, recording_routes, ui_routes
 from .answers import json_response as _json
 from .auth import READ_SCOPE, SQL_SCOPE, AuthError, Verifier
 from .ingest import Ingest
 from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
 from .queries import QueryError, SessionFilter, SessionQueries
+from .recordings import RecordingQueries
 from .sqlgate import SqlGate
 from .store import Store, StoreError
 from .wal import WriteAheadLog
@@ -31,11 +33,23 @@ def _refusal_response(content_type: str, refused: Refused) -> web.Response:
                         headers=http_headers(refused.outcome))
 
 
-def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.Application:
-    max_body = ingest.limits.max_body_bytes
+def otlp_app(ingests: Sequence[Ingest], verifier: Verifier, *,
+             ack_timeout: float) -> web.Application:
+    """`POST /v1/traces` and `POST /v1/logs`: one route per ingest (signal), the same checks."""
+    max_body = ingests[0].limits.max_body_bytes
     # One thread: the Python encoder holds the GIL (more threads only contend), and with the
     # compiled encoder a second thread measured no faster (bench/bench_ingest.py).
     encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-encode")
+    app = web.Application(client_max_size=max_body)
+    for ingest in ingests:
+        app.router.add_post(ingest.signal.path, _exporter(ingest, verifier, encoder, max_body,
+                                                           ack_timeout))
+    return app
+
+
+def _exporter(ingest: Ingest, verifier: Verifier, encoder: ThreadPoolExecutor, max_body: int,
+              ack_timeout: float):
+    signal = ingest.signal
 
     async def export(request: web.Request) -> web.Response:
         content_type = otlp.media_type(request.content_type)
@@ -58,22 +72,21 @@ def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.A
             await asyncio.wait_for(asyncio.wrap_future(accepted.durable), ack_timeout)
         except REFUSALS as exc:
             return _refusal_response(content_type, refusal(exc))
-        return web.Response(body=otlp.encode_response(content_type, accepted.rejected, accepted.message),
+        return web.Response(body=otlp.encode_response(content_type, accepted.rejected,
+                                                      accepted.message, signal),
                             content_type=content_type)
 
-    app = web.Application(client_max_size=max_body)
-    app.router.add_post("/v1/traces", export)
-    return app
+    return export
 
 
 def _decode_and_accept(ingest: Ingest, body: bytes, content_type: str, encoding: str | None,
                        max_inflated: int, identity: dict[str, str] | None):
     raw = otlp.decompress(body, encoding, max_inflated)
-    return ingest.accept(otlp.to_protobuf(raw, content_type), identity)
+    return ingest.accept(otlp.to_protobuf(raw, content_type, ingest.signal), identity)
 
 
 def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: Ingest,
-            verifier: Verifier, sql_gate: SqlGate) -> web.Application:
+            verifier: Verifier, logs: Ingest, sql_gate: SqlGate) -> web.Application:
     # The store serializes calls anyway; one thread keeps queries off the event loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
     # Analysts' SQL runs on its own client and thread: a slow statement holds up neither the
@@ -107,11 +120,14 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
             "wal": wal.state(),
             "encoder": ingest.encoder,
             "auth_mode": verifier.mode,
-            "received_spans": ingest.received_spans,
-            "rejected_spans": ingest.rejected_spans,
-            # spans refused because their session belongs to another identity (logged each)
-            "foreign_spans": ingest.foreign_spans,
+            "received_spans": ingest.received,
+            "rejected_spans": ingest.rejected,
+            # refused because their session belongs to another identity (each is logged)
+            "foreign_spans": ingest.foreign,
             "foreign_requests": ingest.foreign_requests,
+            "logs": {"wal": logs.wal.state(), "received_log_records": logs.received,
+                     "rejected_log_records": logs.rejected,
+                     "foreign_log_records": logs.foreign},
         }
         return _json(body, 200 if store_state["ok"] else 503)
 
@@ -148,6 +164,7 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     app.router.add_get("/api/stats", stats)
     app.router.add_post("/api/sql", sql)
     ui_routes.register(app, queries, run)
+    recording_routes.register(app, RecordingQueries(store), run)
     for executor in (pool, sql_pool):
         app.on_cleanup.append(lambda _app, e=executor: asyncio.get_running_loop().run_in_executor(
             None, e.shutdown))

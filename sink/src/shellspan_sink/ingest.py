@@ -1,4 +1,5 @@
-"""The receive path shared by OTLP/HTTP and OTLP/gRPC: encode, queue, report the outcome."""
+"""The receive path shared by OTLP/HTTP and OTLP/gRPC, traces and logs alike: encode, queue,
+report the outcome. One `Ingest` per signal, each with its own WAL."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from dataclasses import dataclass
 
 from shellspan import semconv
 
-from . import rowbinary
+from . import logs_rowbinary, rowbinary
 from .config import ENCODERS
 from .outcomes import Outcome, Refused
 from .owners import SessionOwners
+from .signals import LOGS, TRACES, Signal
 from .wal import RowBatch, WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-# (body, identity, max attrs, max length, skip) -> (rows, written, invalid, {trace id: spans})
+# (body, identity, max attrs, max length, skip) -> (rows, written, invalid, {trace id: items})
 Encoder = Callable[..., tuple[bytes, int, int, dict[str, int]]]
 
 
@@ -42,12 +44,14 @@ def select_encoder(choice: str = "auto") -> tuple[str, Encoder]:
 
 @dataclass
 class Accepted:
-    """A request's valid spans are in the WAL; `durable` resolves once they are on disk."""
+    """A request's valid spans (or log records) are in the WAL; `durable` resolves once they
+    are on disk."""
 
     durable: Future
     spans: int
-    invalid: int  # spans with an invalid trace id or span id
-    foreign: int = 0  # spans of sessions owned by another identity
+    invalid: int  # items with an invalid trace id or span id
+    foreign: int = 0  # items of sessions owned by another identity
+    unit: str = TRACES.unit
 
     @property
     def rejected(self) -> int:
@@ -57,10 +61,10 @@ class Accepted:
     def message(self) -> str:
         parts = []
         if self.invalid:
-            parts.append(f"{self.invalid} span(s) rejected: invalid trace id or span id")
+            parts.append(f"{self.invalid} {self.unit}(s) rejected: invalid trace id or span id")
         if self.foreign:
-            parts.append(f"{self.foreign} span(s) refused: their session belongs to another "
-                         "identity")
+            parts.append(f"{self.foreign} {self.unit}(s) refused: their session belongs to "
+                         "another identity")
         return "; ".join(parts)
 
 
@@ -73,46 +77,53 @@ class IngestLimits:
 
 
 class Ingest:
-    """`owners` (None: no checks, auth is off) refuses spans of sessions another identity owns."""
+    """`owners` (None: no checks, auth is off) refuses items of sessions another identity owns
+    (spans, and the log records of a session's recording)."""
 
     def __init__(self, wal: WriteAheadLog, limits: IngestLimits, encoder: str = "auto",
-                 owners: SessionOwners | None = None) -> None:
+                 signal: Signal = TRACES, owners: SessionOwners | None = None) -> None:
         self.wal = wal
         self.limits = limits
+        self.signal = signal
         self.owners = owners
-        self.encoder, self._encode = select_encoder(encoder)
-        self.received_spans = 0
-        self.rejected_spans = 0
-        self.foreign_spans = 0
+        if signal is LOGS:  # the compiled encoder covers traces only
+            self.encoder, self._encode = "python", logs_rowbinary.encode_request
+        else:
+            self.encoder, self._encode = select_encoder(encoder)
+        self.received = 0
+        self.rejected = 0
+        self.foreign = 0  # items refused: their session belongs to another identity
         self.foreign_requests = 0
 
     def accept(self, body: bytes, identity: dict[str, str] | None = None) -> Accepted:
-        """Take a serialized ExportTraceServiceRequest.
+        """Take a serialized export request of the signal (ExportTraceServiceRequest or
+        ExportLogsServiceRequest).
 
-        Raises Refused (bad request: undecodable; too large: too many spans; forbidden: every
-        span belongs to sessions of another identity), wal.Overloaded, or StoreError when the
-        owner of a session cannot be looked up.
+        Raises Refused (bad request: undecodable; too large: too many spans or records;
+        forbidden: everything belongs to sessions of another identity), wal.Overloaded, or
+        StoreError when the owner of a session cannot be looked up.
         """
         rows, count, invalid, traces = self._run_encoder(body, identity)
         if count + invalid > self.limits.max_spans_per_request:
-            raise Refused(Outcome.TOO_LARGE, f"{count + invalid} spans in one request; the limit "
-                                             f"is {self.limits.max_spans_per_request}")
+            raise Refused(Outcome.TOO_LARGE, f"{count + invalid} {self.signal.unit}s in one "
+                                             f"request; the limit is "
+                                             f"{self.limits.max_spans_per_request}")
         foreign = self.owners.foreign(traces, identity) if self.owners and traces else set()
         refused = sum(traces[t] for t in foreign)
         if foreign:
-            self.foreign_spans += refused
+            self.foreign += refused
             self.foreign_requests += 1
-            log.warning("refused %d span(s) from %s: session(s) %s belong to another identity",
-                        refused, _who(identity), ", ".join(sorted(foreign)[:10]))
+            log.warning("refused %d %s(s) from %s: session(s) %s belong to another identity",
+                        refused, self.signal.unit, _who(identity), ", ".join(sorted(foreign)[:10]))
             if refused == count:
                 raise Refused(Outcome.FORBIDDEN,
                               f"session(s) {', '.join(sorted(foreign)[:10])} belong to another "
-                              "identity: spans refused")
+                              f"identity: {self.signal.unit}s refused")
             rows, count, invalid, _ = self._run_encoder(body, identity, foreign)
         durable = self.wal.submit(RowBatch(rows, count))
-        self.received_spans += count
-        self.rejected_spans += invalid + refused
-        return Accepted(durable, count, invalid, refused)
+        self.received += count
+        self.rejected += invalid + refused
+        return Accepted(durable, count, invalid, refused, self.signal.unit)
 
     def _run_encoder(self, body: bytes, identity: dict[str, str] | None,
                      skip: set[str] | None = None) -> tuple[bytes, int, int, dict[str, int]]:

@@ -22,9 +22,14 @@ COMMANDS = "shell_commands"
 COMMANDS_MV = "shell_commands_mv"
 # The schema versions applied to this database.
 MIGRATIONS = "shellspan_migrations"
+# Every log record (terminal recordings), with the contrib ClickHouse exporter's columns.
+OTEL_LOGS = "otel_logs"
+# One row per recorded chunk of terminal I/O, keyed by (session, seq), and the view filling it.
+RECORDINGS = "shell_recordings"
+RECORDINGS_MV = "shell_recordings_mv"
 
 ALL = (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, SESSIONS, SESSIONS_MV, COMMANDS, COMMANDS_MV,
-       MIGRATIONS)
+       MIGRATIONS, OTEL_LOGS, RECORDINGS, RECORDINGS_MV)
 
 LOCAL_SUFFIX = "_local"
 

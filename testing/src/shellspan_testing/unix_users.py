@@ -82,21 +82,41 @@ class UserView:
                 lines.append(f"mkdir -p '{directory / child}'")
                 lines.append(f"mount --bind '{staged}' '{directory / child}'")
         lines.append('exec "$@"')
-        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                "\n".join(lines), "sh"]
+        unshare = shutil.which("unshare") or "/usr/bin/unshare"
+        return [unshare, "--mount", "--propagation", "private", "--", "sh", "-c", "\n".join(lines),
+                "sh"]
 
     def close(self) -> None:
         if self.stage is not None:
             shutil.rmtree(self.stage, ignore_errors=True)
 
 
+_default_view: UserView | None = None
+
+
+def default_view() -> UserView:
+    """The view shared by every test of the run (it is the same for all users)."""
+    global _default_view
+    if _default_view is None:
+        _default_view = UserView()
+    return _default_view
+
+
+def public_dir(prefix: str) -> Path:
+    """A directory every user can read and enter (pytest's tmp_path is root's alone)."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    d.chmod(0o755)
+    return d
+
+
 class UnixUser:
     """A throwaway local user with its own home under ``base`` (a directory others can enter)."""
 
-    def __init__(self, base: Path, view: UserView) -> None:
+    def __init__(self, base: Path, view: UserView | None = None) -> None:
         self.name = "ssp" + uuid.uuid4().hex[:9]
         self.home = base / self.name
-        self.view = view
+        self.view = view or default_view()
+        self.bin = BIN / "shellspan"  # reachable by the user through the view
         subprocess.run(["useradd", "--create-home", "--home-dir", str(self.home),
                         "--shell", "/bin/bash", "--user-group", self.name],
                        check=True, capture_output=True, timeout=60)
@@ -114,7 +134,8 @@ class UnixUser:
 
     def argv(self, command: list[str], env: dict[str, str]) -> list[str]:
         """Run ``command`` as this user with exactly ``env`` (nothing of the caller's)."""
-        return [*self.view.prefix(), "runuser", "-u", self.name, "--", "env", "-i",
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"  # the caller's PATH may lack sbin
+        return [*self.view.prefix(), runuser, "-u", self.name, "--", "/usr/bin/env", "-i",
                 *[f"{k}={v}" for k, v in env.items()], *command]
 
     def run(self, command: list[str], env: dict[str, str] | None = None,
@@ -146,7 +167,13 @@ class UnixUser:
         return found
 
     def remove(self) -> None:
-        """Stop what the tests left running as this user (by pid), then delete the user."""
+        """Stop what the tests left running as this user, then delete the user."""
+        self.kill_processes()
+        subprocess.run(["userdel", "--remove", self.name], capture_output=True, timeout=60)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def kill_processes(self) -> None:
+        """Stop every process running as this user (SIGTERM, then SIGKILL), by pid."""
         deadline = time.monotonic() + 10
         sig = signal.SIGTERM
         while (pids := self.pids()) and time.monotonic() < deadline:
@@ -157,5 +184,3 @@ class UnixUser:
                     pass
             time.sleep(0.1)
             sig = signal.SIGKILL if time.monotonic() > deadline - 5 else sig
-        subprocess.run(["userdel", "--remove", self.name], capture_output=True, timeout=60)
-        shutil.rmtree(self.home, ignore_errors=True)
