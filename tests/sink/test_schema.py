@@ -261,7 +261,7 @@ def test_a_version_1_store_upgrades_and_its_sessions_show_their_own_identity(tmp
 
     sink = SinkProcess(tmp_path / "sink", store=dsn).start()
     try:
-        assert "applied schema migrations [2]" in sink.log()
+        assert "applied schema migrations [2, " in sink.log()
         found = sink.session(owner.session_id)
         s = found["session"]
         assert (s["user_name"], s["enduser_id"], s["verified"]) == ("victim-v1", "alice", True)

@@ -188,3 +188,20 @@ def assert_untouched_but_foreign(sink: SinkProcess, spec: SessionSpec) -> dict:
     assert [x["session_id"] for x in listed] == [spec.session_id]
     assert not reading(sink).sessions(user="zed")
     return found
+
+
+def test_a_recording_cannot_be_written_into_another_identitys_session(sinks):
+    """Terminal output (OTLP logs with the session's trace id) answers to the same owner."""
+    import os
+
+    from shellspan_testing.recordings import logs_request, post_logs, record
+
+    sink = sinks["required"]
+    victim = alice_session(sink, "victim-recording")
+    fake = record(1, victim.trace_id, os.urandom(8), victim.start_ns + 5, "o", "all is well\r\n")
+    body = logs_request([fake]).SerializeToString()
+    before = sink.health()[1]["logs"]["foreign_log_records"]
+    reply = post_logs(sink.otlp_http_endpoint, body, headers=bearer(token("zed")))
+    assert reply.status == 403 and b"another identity" in reply.body
+    assert sink.health()[1]["logs"]["foreign_log_records"] == before + 1
+    assert post_logs(sink.otlp_http_endpoint, body, headers=bearer(token("alice"))).status == 200
