@@ -10,10 +10,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from shellspan.auth import TokenSource, mint_token
 from shellspan.config import Config
-from shellspan.export import CircuitBreaker, Exporter
+from shellspan.export import Exporter
 from shellspan.otlp import STATUS_ERROR, SpanData, encode_request, new_span_id, new_trace_id
 from shellspan.redact import Redactor
-from shellspan.spool import Spool
 from shellspan_testing.sinkproc import free_port
 
 
@@ -52,29 +51,6 @@ def test_redaction(text, expected):
 def test_extra_redaction_pattern_with_secret_group():
     r = Redactor([r"acct-(?P<secret>\d+)"])
     assert r.redact("close acct-12345") == ("close acct-[REDACTED]", True)
-
-
-def test_spool_is_bounded_and_claims_are_exclusive(tmp_path):
-    spool = Spool(str(tmp_path), max_bytes=250, max_files=100)
-    for i in range(5):
-        spool.write(bytes([i]) * 100)
-    assert spool.size() == (2, 200)  # the oldest were dropped
-    claimed = list(spool.claim())
-    assert [body[0] for _, body in claimed] == [3, 4]
-    assert list(spool.claim()) == []  # nothing left to claim twice
-    spool.release(claimed[0][0])
-    spool.ack(claimed[1][0])
-    assert [b[0] for _, b in spool.claim()] == [3]
-
-
-def test_circuit_breaker_opens_and_closes():
-    b = CircuitBreaker(threshold=2, base_s=60)
-    b.failure()
-    assert b.allow()
-    b.failure()
-    assert not b.allow()
-    b.success()
-    assert b.allow()
 
 
 def test_minted_token_claims_and_renewal():

@@ -485,16 +485,14 @@ class Agent:
     # --- state file --------------------------------------------------------------------------
 
     def state(self) -> dict:
-        exp = self.exporter
-        n, size = exp.spool.size() if hasattr(exp, "spool") else (0, 0)
+        exp = self.exporter.status()
         return {
             "pid": os.getpid(), "started": self.started, "updated": time.time(),
             "endpoint": self.config.endpoint, "spool_dir": self.config.spool_dir,
-            "spooled_entries": n, "spooled_bytes": size, "records": self.records,
-            "last_export_ok": getattr(exp, "last_success", 0.0),
-            "last_error": getattr(exp, "last_error", ""),
-            "breaker_open": bool(getattr(getattr(exp, "breaker", None), "is_open", False)),
-            "stats": dict(getattr(exp, "stats", {})),
+            "spooled_entries": exp.spooled_entries, "spooled_bytes": exp.spooled_bytes,
+            "records": self.records, "last_export_ok": exp.last_success,
+            "last_error": exp.last_error, "breaker_open": exp.breaker_open,
+            "breaker": exp.breaker, "stats": exp.stats,
             "sessions": [{"session_id": s.sid, "pid": s.pid, "shell": s.shell,
                           "start_ns": s.start_ns, "root": s.root.hex(),
                           "proc_start": s.proc_start, "commands": s.command_count,
