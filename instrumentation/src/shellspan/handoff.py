@@ -18,11 +18,20 @@ from shellspan.spool import Spool
 from shellspan.transport import HttpSender, Outcome, sender_for
 
 
+def _terminal_signals() -> tuple[int, ...]:
+    import signal
+
+    return (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP)
+
+
 def spawn_sender(paths: list[str], deadline_s: float) -> None:
     """Start ``shellspan spool send`` for these spool entries and return at once.
 
     The helper is spawned (not forked: a fork could inherit a lock held by the export thread),
-    owns no terminal, and gives up after ``deadline_s``."""
+    in a session of its own with no terminal, and gives up after ``deadline_s``. A shell often
+    exits because its terminal went away, and the hangup's SIGHUP, sent to the shell's whole
+    process group, can reach the helper before it has left that group: so it starts with the
+    terminal's signals blocked, and discards them before unblocking (``main``)."""
     try:
         null = os.devnull
         os.posix_spawn(sys.executable,
@@ -32,9 +41,20 @@ def spawn_sender(paths: list[str], deadline_s: float) -> None:
                        file_actions=[(os.POSIX_SPAWN_OPEN, 0, null, os.O_RDONLY, 0),
                                      (os.POSIX_SPAWN_OPEN, 1, null, os.O_WRONLY, 0),
                                      (os.POSIX_SPAWN_OPEN, 2, null, os.O_WRONLY, 0)],
-                       setsid=True)
-    except (OSError, AttributeError, TypeError):
+                       setsid=True, setsigmask=_terminal_signals())
+    except (OSError, AttributeError, TypeError, ValueError):
         pass  # stays in the spool for the next session
+
+
+def _drop_terminal_signals() -> None:
+    """Discard terminal signals that reached this helper before it left the shell's process
+    group (pending while blocked), then unblock them: it has no terminal now."""
+    import signal
+
+    sigs = _terminal_signals()
+    for sig in sigs:
+        signal.signal(sig, signal.SIG_IGN)  # setting SIG_IGN discards a pending one
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
 
 
 def send_entries(spool: Spool, sender: HttpSender, names: list[str],
@@ -68,6 +88,7 @@ def send_entries(spool: Spool, sender: HttpSender, names: list[str],
 
 def main(argv: list[str]) -> int:
     """``shellspan spool send [--deadline=S] FILE...``: the helper's work."""
+    _drop_terminal_signals()
     deadline, files = 15.0, []
     for arg in argv:
         if arg.startswith("--deadline="):
