@@ -90,8 +90,10 @@ class Exporter:
         self.last_success = 0.0  # time.time() of the last batch the endpoint accepted
         self._lock = threading.Lock()
         self._pending: list[SpanData] = []
-        self._durable: list[str] = []  # spool entries written by submit_durable, to send first
+        # Spans submit_durable wrote to the spool: sent with the next batch, then removed.
+        self._durable: list[tuple[str, SpanData]] = []
         self._inflight: list[SpanData] | None = None
+        self._inflight_durable: list[str] = []  # spool entries of the durable spans in flight
         self._inflight_gen = 0
         self._abandoned_gen = -1
         self._wake = threading.Event()
@@ -147,9 +149,9 @@ class Exporter:
     def submit_durable(self, span: SpanData) -> None:
         """Queue a span that must outlive the process even if it is killed the next moment:
         it is written to the spool at once, on the caller's thread (a fraction of a
-        millisecond), and the export thread sends it from there; if the process dies first,
-        whichever process drains the spool next sends it. Without a usable spool it is simply
-        submitted."""
+        millisecond); the export thread sends it with the next batch and then removes the
+        entry; if the process dies first, whichever process drains the spool next sends it.
+        Without a usable spool it is simply submitted."""
         if self.resource is None:
             self.resource = default_resource(self.config)
         path = self.spool.write(encode_request([span], self.resource, "shellspan", __version__),
@@ -158,7 +160,7 @@ class Exporter:
             self.submit(span)
             return
         with self._lock:
-            self._durable.append(path)
+            self._durable.append((path, span))
             self._idle.clear()
         self._wake.set()
         if self._started and not self._spawned:
@@ -189,7 +191,8 @@ class Exporter:
             left = list(self._inflight or []) + self._pending
             self._abandoned_gen = self._inflight_gen
             self._pending = []
-            spooled, self._durable = self._durable, []
+            spooled = self._inflight_durable + [path for path, _span in self._durable]
+            self._durable = []
             self._idle.set()
         if not wait:  # only now, so that the thread finds nothing to set itself up for
             self._signal_exit()
@@ -322,40 +325,39 @@ class Exporter:
             self.stats["failed_sends"] += 1
             self.last_error = result.describe()
 
-    def _send_durable(self) -> None:
-        """Send the entries ``submit_durable`` spooled (unless another process did already)."""
-        with self._lock:
-            paths, self._durable = self._durable, []
-        for path in paths:
-            got = self.spool.claim_entry(os.path.basename(path))
-            if got is not None and not self._resend(*got):
-                break  # the endpoint fails: the rest waits in the spool like any entry
-
     def _send_pending(self) -> None:
-        if self._durable:
-            self._send_durable()
         with self._lock:
-            if not self._pending:
+            if not self._pending and not self._durable:
                 return
             batch, self._pending = self._pending, []
+            durable, self._durable = self._durable, []
             self._inflight = batch
+            self._inflight_durable = [path for path, _span in durable]
             self._inflight_gen += 1
             gen = self._inflight_gen
-        body = encode_request(batch, self.resource or {}, "shellspan", __version__)
+        # Durable spans go in the same request (one round trip, as if they had been pending);
+        # their spool entries are removed once it is answered, and stay if it fails.
+        spans = [span for _path, span in durable] + batch
+        body = encode_request(spans, self.resource or {}, "shellspan", __version__)
         tried = self.breaker.allow()
         result = self._sender.send(body) if tried else SendResult(Outcome.RETRYABLE,
                                                                   error="circuit open")
         with self._lock:
             abandoned = gen == self._abandoned_gen
-            self._inflight = None
+            self._inflight, self._inflight_durable = None, []
         if tried:
             self._record(result)
             self._last_outcome = result.outcome
+        if result.outcome is not Outcome.RETRYABLE:
+            for path, _span in durable:
+                self.spool.ack(path)
         if result.outcome is Outcome.OK:
-            self.stats["sent_spans"] += len(batch)
+            self.stats["sent_spans"] += len(spans)
         elif result.outcome is Outcome.RETRYABLE:
-            if not abandoned:
-                self.spool.write(body)
+            if batch and not abandoned:  # the durable spans are in the spool already
+                self.spool.write(body if not durable else
+                                 encode_request(batch, self.resource or {}, "shellspan",
+                                                __version__))
                 self.stats["spooled_batches"] += 1
             self._debug(f"send failed ({result.describe()}); spooled")
         else:

@@ -330,9 +330,11 @@ class Spool:
         except OSError:
             pass
 
-    def ack(self, claimed: str) -> None:
-        """The claimed entry was sent (or refused for good): remove it."""
-        self._remove(os.path.basename(claimed))
+    def ack(self, entry: str) -> None:
+        """An entry was sent (or refused for good): remove it. ``entry`` is a claimed path, or
+        the path ``write`` returned when the writer sent the same spans from memory (if another
+        process claimed it meanwhile, it sends it again: a harmless duplicate, stored once)."""
+        self._remove(os.path.basename(entry))
 
     def release(self, claimed: str) -> None:
         """Give a claimed entry back for a later send."""

@@ -81,6 +81,9 @@ class HttpSender:
     def __init__(self, endpoint: str, headers: dict[str, str] | None = None, *,
                  timeout_s: float = 3.0, gzip: bool = False,
                  token: Callable[[], dict[str, str]] | None = None) -> None:
+        # Imported here, not at the first send: an exporter counts as set up (worth waiting
+        # for at exit) only once its sender exists, i.e. once these imports are done.
+        import http.client  # noqa: F401
         from urllib.parse import urlsplit
 
         u = urlsplit(endpoint)
