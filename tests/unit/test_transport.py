@@ -188,3 +188,32 @@ def test_exporter_backs_off_from_a_refusing_endpoint_without_probing(tmp_path, e
     time.sleep(1.5)
     assert len(ep.bodies) == sent and exp.stats["probes"] == 0
     assert exp.status().spooled_entries == 2 and exp.breaker.wait_s() > 25
+
+
+def test_a_durable_span_is_on_disk_at_once_and_removed_once_sent(tmp_path, endpoint):
+    port = free_port()
+    cfg = Config({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+                  "SHELLSPAN_SPOOL_DIR": str(tmp_path / "spool"), "SHELLSPAN_START_DELAY_MS": "0"})
+    exp = Exporter(cfg)
+    start = _span()
+    exp.submit_durable(start)
+    assert exp.spool.size()[0] == 1  # on disk before any thread runs: survives a kill -9
+    exp.submit(_span())
+    exp.start()
+    deadline = time.monotonic() + 10
+    while exp.breaker.state != CircuitBreaker.PROBING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert exp.status().spooled_entries == 2  # the durable entry, and the batch without it
+    ep = endpoint(port=port)
+    while exp.status().spooled_entries:
+        assert time.monotonic() < deadline + 10
+        time.sleep(0.02)
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    ids = [s.span_id for b in ep.bodies if b
+           for rs in ExportTraceServiceRequest.FromString(b).resource_spans
+           for ss in rs.scope_spans for s in ss.spans]
+    assert ids.count(start.span_id) == 1 and len(ids) == 2
