@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, one after another, each printing its own side-by-side ratios.
 
     .venv/bin/python bench/run.py [name ...]    (names: ingest, ingest-python, queries, python-shell,
-                                                 posix-shell, load, encoder)
+                                                 posix-shell, recovery, load, encoder)
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ BENCHES = {
     "queries": ([PY, "bench/bench_queries.py"], {}),
     "python-shell": ([PY, "bench/bench_python_shell.py", "--runs", "15"], {}),
     "posix-shell": ([PY, "bench/bench_posix_shell.py"], {}),
+    "recovery": ([PY, "bench/bench_recovery.py"], {}),
     "load": ([PY, "bench/bench_load.py"], {}),
 }
 

@@ -10,6 +10,7 @@ console itself, IPython's shell escapes, and the parent of a session started fro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -50,6 +51,13 @@ def ended_session(sink, user: str, timeout: float = 30.0) -> dict:
     return found[0]
 
 
+def ended_as(sink, user: str, reason: str, code: int, n_commands: int) -> dict:
+    """The user's one ended session, checked against how it should have ended."""
+    s = ended_session(sink, user)
+    assert (s["exit_reason"], s["exit_code"], s["command_count"]) == (reason, code, n_commands)
+    return s
+
+
 def commands(sink, session_id: str, n: int) -> list[dict]:
     return sink.wait_for(lambda: (d := sink.session(session_id)) and len(d["commands"]) >= n
                          and d["commands"], 30)
@@ -69,19 +77,21 @@ def gone(pid: int, timeout: float = 15.0) -> bool:
     return False
 
 
-def close_terminal(child) -> None:
+@contextlib.contextmanager
+def terminal_closed(child):
     """Close the terminal's master side, as a terminal window or sshd does, without waiting
-    for (or signalling) anything: the kernel hangs the terminal up."""
+    for (or signalling) anything: the kernel hangs the terminal up. Afterwards, kill the
+    process the test started, should it still run."""
+    pid = child.pid
     os.close(child.child_fd)
     child.child_fd = -1
-
-
-def stop(pid: int) -> None:
-    """Kill a process this test started (by its pid), if it still runs."""
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        yield
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_os_exit_ends_the_session_with_its_status(sink, tmp_path):
@@ -92,8 +102,7 @@ def test_os_exit_ends_the_session_with_its_status(sink, tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 2
-    s = ended_session(sink, env["USER"])
-    assert (s["exit_reason"], s["exit_code"], s["command_count"]) == ("exit", 2, 1)
+    s = ended_as(sink, env["USER"], "exit", 2, 1)
     cmd = commands(sink, s["session_id"], 1)[0]
     assert (cmd["command"], cmd["exit_code"], cmd["status"]) == ("import os; os._exit(2)", 2,
                                                                  "Error")
@@ -109,8 +118,7 @@ def test_os_exit_in_a_forked_child_leaves_the_session_alone(sink, tmp_path):
     child.sendline("exit(3)")
     child.expect(pexpect.EOF)
     child.close()
-    s = ended_session(sink, env["USER"])
-    assert (s["exit_reason"], s["exit_code"], s["command_count"]) == ("exit", 3, 2)
+    ended_as(sink, env["USER"], "exit", 3, 2)
 
 
 def test_kill_9_leaves_a_session_that_exists_and_is_later_abandoned(sink_factory, tmp_path):
@@ -165,15 +173,9 @@ def test_terminal_closed_under_the_shell_that_started_python(sink, tmp_path, out
     child.expect_exact(PROMPT)
     child.sendline("a = 1")
     child.expect_exact(PROMPT)
-    outer_pid = child.pid
-    close_terminal(child)
-    try:
-        s = ended_session(sink, env["USER"])
-        expected = ("hangup", 0) if outer == "ignores" else ("hangup", 129)
-        assert (s["exit_reason"], s["exit_code"], s["command_count"]) == (*expected, 1)
+    with terminal_closed(child):
+        s = ended_as(sink, env["USER"], "hangup", 0 if outer == "ignores" else 129, 1)
         assert gone(int(s["pid"])), "python still runs after its terminal closed"
-    finally:
-        stop(outer_pid)
 
 
 def test_a_command_running_when_the_terminal_closes_is_stored_as_cut_short(sink, tmp_path):
@@ -182,16 +184,11 @@ def test_a_command_running_when_the_terminal_closes_is_stored_as_cut_short(sink,
     child.expect_exact(PROMPT)
     child.sendline("import time; print('sl' + 'eeping'); time.sleep(60)")
     child.expect_exact("sleeping")  # the output, not the echo of the line: it is running
-    pid = child.pid
-    close_terminal(child)
-    try:
-        s = ended_session(sink, env["USER"])
-        assert (s["exit_reason"], s["exit_code"], s["command_count"]) == ("hangup", 129, 1)
+    with terminal_closed(child):
+        s = ended_as(sink, env["USER"], "hangup", 129, 1)
         cmd = commands(sink, s["session_id"], 1)[0]
         assert cmd["exit_code"] is None and cmd["status"] == "Error"  # no invented exit code
         assert cmd["duration_ms"] < 30_000
-    finally:
-        stop(pid)
 
 
 def test_an_exception_escaping_the_console_is_a_crash(sink, tmp_path):
@@ -204,8 +201,7 @@ def test_an_exception_escaping_the_console_is_a_crash(sink, tmp_path):
     child.close()
     assert child.exitstatus == 1
     assert "RuntimeError: input(): lost sys.stdin" in out and "Traceback" in out
-    s = ended_session(sink, env["USER"])
-    assert (s["exit_reason"], s["exit_code"], s["command_count"]) == ("crash", 1, 1)
+    ended_as(sink, env["USER"], "crash", 1, 1)
 
 
 def test_a_session_started_from_an_instrumented_process_names_its_parent(sink, tmp_path):
@@ -265,14 +261,9 @@ def test_ipython_in_a_shell_whose_terminal_closes_ends_hangup(sink, tmp_path, pr
     child.expect(IPROMPT)
     child.sendline("k = 1")
     child.expect(IPROMPT)
-    outer_pid = child.pid
-    close_terminal(child)
-    try:
-        s = ended_session(sink, env["USER"])
-        assert (s["exit_reason"], s["exit_code"], s["command_count"]) == ("hangup", 129, 1)
+    with terminal_closed(child):
+        s = ended_as(sink, env["USER"], "hangup", 129, 1)
         assert gone(int(s["pid"]))
-    finally:
-        stop(outer_pid)
 
 
 @needs_ipython
@@ -284,6 +275,5 @@ def test_ipython_os_exit(sink, tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 5
-    s = ended_session(sink, env["USER"])
-    assert (s["exit_reason"], s["exit_code"], s["command_count"]) == ("exit", 5, 1)
+    s = ended_as(sink, env["USER"], "exit", 5, 1)
     assert commands(sink, s["session_id"], 1)[0]["exit_code"] == 5
