@@ -24,6 +24,7 @@ commands:
 
 
 def _status() -> int:
+    """The shell side's part of ``status``/``doctor``; 1 when it found a problem."""
     from shellspan.config import Config
     from shellspan.spool import Spool
     from shellspan.transport import Outcome, sender_for
@@ -84,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return agent_main(rest)
     if cmd in ("status", "doctor"):
-        rc = _status()
+        problem = _status()
         from shellspan.agent import print_status
 
-        return print_status(doctor=cmd == "doctor") or rc
+        doctor = cmd == "doctor"
+        return print_status(doctor=doctor) or (problem if doctor else 0)
     if cmd == "spool" and rest[:1] == ["flush"]:
         return _spool_flush()
     if cmd == "spool" and rest[:1] == ["send"]:
