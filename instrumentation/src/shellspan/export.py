@@ -292,10 +292,11 @@ class Exporter:
         for _interval, _make, due in self._periodic:
             timeout = min(timeout, due[0] - now)
         wait = self.breaker.wait_s()
-        if wait is not None:
+        if wait:  # a probe, or the end of a back-off, is due then
             timeout = min(timeout, wait)
-        elif not self._exiting.is_set():
+        elif wait is None and not self._exiting.is_set():  # closed: the next drain
             timeout = min(timeout, self._drain_at - now)
+        # (A back-off that is over waits for the next span or drain: nothing to hurry for.)
         return max(timeout, 0.05)
 
     def _deliver_spooled(self) -> None:
