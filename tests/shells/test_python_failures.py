@@ -120,7 +120,7 @@ def test_a_symlinked_spool_directory_is_refused_and_the_session_still_arrives(si
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    assert f"shellspan: not spooling to {link} is a symbolic link" in warning
+    assert f"shellspan: spool directory refused: {link} is a symbolic link" in warning
     assert os.listdir(exposed) == []
     fallback = Path(env["HOME"]) / ".local" / "state" / "shellspan" / "spool"
     entries = list(fallback.iterdir())

@@ -40,6 +40,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _S_IFMT, _S_IFREG = 0o170000, 0o100000
+_reported: set[str] = set()  # refused directories already reported on stderr
 
 
 class UnsafeDirectory(OSError):
@@ -165,10 +166,13 @@ class Spool:
             break
         else:  # pragma: no cover - even mkdtemp failed
             raise UnsafeDirectory(reason)
-        try:
-            sys.stderr.write(f"shellspan: not spooling to {reason}; spooling to {self.dir}\n")
-        except (OSError, ValueError):
-            pass
+        if reason not in _reported:  # once per process, however many spools it opens
+            _reported.add(reason)
+            try:
+                sys.stderr.write(f"shellspan: spool directory refused: {reason}; "
+                                 f"spooling to {self.dir} instead\n")
+            except (OSError, ValueError):
+                pass
         return fd
 
     def _path(self, name: str) -> str:
