@@ -191,18 +191,26 @@ class Exporter:
             left = list(self._inflight or []) + self._pending
             self._abandoned_gen = self._inflight_gen
             self._pending = []
-            spooled = self._inflight_durable + [path for path, _span in self._durable]
-            self._durable = []
+            spooled = list(self._inflight_durable)  # the thread may still send those
+            durable, self._durable = self._durable, []
             self._idle.set()
         if not wait:  # only now, so that the thread finds nothing to set itself up for
             self._signal_exit()
         if left:
+            # One entry with the durable spans not sent yet, which then replaces theirs: one
+            # file for the exit helper instead of several.
             if self.resource is None:
                 self.resource = default_resource(self.config)
-            path = self.spool.write(encode_request(left, self.resource, "shellspan", __version__))
+            spans = [span for _path, span in durable] + left
+            path = self.spool.write(encode_request(spans, self.resource, "shellspan",
+                                                   __version__))
             self.stats["spooled_batches"] += 1
             if path:
                 spooled.append(path)
+                for entry, _span in durable:
+                    self.spool.ack(entry)
+                durable = []
+        spooled += [path for path, _span in durable]
         if spooled and self.config.exit_handoff and not self.breaker.failures:
             deadline = {Outcome.OK: 15.0,  # the endpoint works, it is only slow
                         None: 5.0}.get(self._last_outcome)  # never tried: a few attempts

@@ -19,7 +19,8 @@ from shellspan.transport import HttpSender, Outcome, sender_for
 
 
 def _terminal_signals() -> tuple[int, ...]:
-    import signal
+    # `_signal`, the C module behind `signal`: it does not build enums (this runs at exit).
+    import _signal as signal
 
     return (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP)
 
@@ -49,7 +50,7 @@ def spawn_sender(paths: list[str], deadline_s: float) -> None:
 def _drop_terminal_signals() -> None:
     """Discard terminal signals that reached this helper before it left the shell's process
     group (pending while blocked), then unblock them: it has no terminal now."""
-    import signal
+    import _signal as signal
 
     sigs = _terminal_signals()
     for sig in sigs:
