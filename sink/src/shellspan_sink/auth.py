@@ -24,6 +24,9 @@ from shellspan import semconv
 
 MODES = ("required", "optional", "off")
 READ_SCOPE = "sessions:read"
+ANNOTATE_SCOPE = "sessions:annotate"  # add tags and notes to sessions
+AUDIT_SCOPE = "sessions:audit"  # read the access log: who read which session
+ANONYMOUS = "anonymous"  # who a request is when authentication is off
 
 
 class AuthError(Exception):
@@ -110,15 +113,27 @@ class Verifier:
 
     def check_read(self, authorization: str | None) -> None:
         """Read access to the API and UI data: a valid token whose scope includes sessions:read."""
+        self.check_scope(authorization, READ_SCOPE)
+
+    def check_scope(self, authorization: str | None, scope: str) -> None:
+        """Access that needs ``scope``: a valid token whose scope claim names it. Nothing is
+        checked with auth off."""
         if not self.enabled:
             return
         claims = self.claims(authorization)
         if claims is None:
-            raise AuthError(f"a bearer token with the {READ_SCOPE!r} scope is required")
-        scope = claims.get("scope", "")
-        scopes = scope.split() if isinstance(scope, str) else list(scope)
-        if READ_SCOPE not in scopes:
-            raise AuthError(f"the token's scope does not include {READ_SCOPE!r}")
+            raise AuthError(f"a bearer token with the {scope!r} scope is required")
+        granted = claims.get("scope", "")
+        if scope not in (granted.split() if isinstance(granted, str) else list(granted)):
+            raise AuthError(f"the token's scope does not include {scope!r}")
+
+    def subject(self, authorization: str | None) -> tuple[str, bool]:
+        """(who, verified) for a request already let through: the token's subject, or
+        ``anonymous`` (not verified) with auth off or no token."""
+        if not self.enabled:
+            return ANONYMOUS, False
+        claims = self.claims(authorization)
+        return (str(claims["sub"]), True) if claims else (ANONYMOUS, False)
 
 
 def _pem_key(path: Path) -> tuple[list[str], object, None]:

@@ -1,4 +1,5 @@
-"""The `shellspan-sink` command: serve, migrate, sessions list/show/stats, sql."""
+"""The `shellspan-sink` command: serve, migrate, sessions list/show/stats/annotate, commands
+search, access-log, sql, mcp."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import io
 import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from . import config
+from .access_log import AccessLog
+from .api_client import ApiClient, ApiError
 from .queries import QueryError, SessionFilter, SessionQueries
+from .reading import SessionReading
 from .schema import all_statements
 from .store import Store, StoreError
 
@@ -26,38 +28,25 @@ COMMAND_COLUMNS = ("seq", "start_time", "duration_ms", "exit_code", "cwd", "comm
 class Backend:
     """Where queries go: the running sink's API, or (server DSN only) ClickHouse directly."""
 
+    door = "cli"  # what the access log records this client as
+
     def __init__(self, args: argparse.Namespace) -> None:
-        self.api = args.api.rstrip("/")
-        self.token = args.token
+        self.client = ApiClient(args.api, args.token, self.door)
         self.queries = None
+        self.reading: SessionReading | None = None  # reads recorded in the access log
         cfg = config.load(args, scope=config.STORE)
         if cfg.store:
             if cfg.store.startswith("chdb:"):
                 raise SystemExit("shellspan-sink: the embedded store is owned by the running sink; "
                                  "query it through --api (drop --store)")
             self.queries = SessionQueries(Store(cfg.store, cfg.schema), cfg.abandon_after)
+            self.reading = SessionReading(self.queries, AccessLog(self.queries.store))
 
     def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
-        query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
-        request = urllib.request.Request(f"{self.api}{path}" + (f"?{query}" if query else ""),
-                                         data=body, method="POST" if body is not None else "GET")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=60) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail).get("error", detail)
-            except ValueError:
-                pass
-            if exc.code == 404:
-                return None
-            raise SystemExit(f"shellspan-sink: {self.api} answered {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise SystemExit(f"shellspan-sink: cannot reach the sink at {self.api} ({exc}); "
-                             "is `shellspan-sink serve` running? (or pass --api URL)") from exc
+            return self.client.call(path, params, body)
+        except ApiError as exc:
+            raise SystemExit(f"shellspan-sink: {exc}") from exc
 
     def sessions(self, flt: SessionFilter) -> list[dict]:
         if self.queries:
@@ -65,8 +54,10 @@ class Backend:
         return self._get("/api/sessions", vars(flt))["sessions"]
 
     def session(self, session_id: str) -> dict | None:
-        if self.queries:
-            return self.queries.get_session(session_id)
+        if self.reading:
+            from .search_cli import local_reader
+
+            return self.reading.show(session_id, local_reader(self.door))
         return self._get(f"/api/sessions/{urllib.parse.quote(session_id, safe='')}")
 
     def stats(self, flt: SessionFilter, top: int) -> dict:
@@ -111,7 +102,7 @@ def emit(text: str, output: str | None) -> None:
 def _filter(args: argparse.Namespace) -> SessionFilter:
     return SessionFilter(user=args.user, host=args.host, component=args.component,
                          shell_type=args.shell_type, state=args.state, since=args.since,
-                         until=args.until, limit=args.limit)
+                         until=args.until, limit=args.limit, tag=args.tag)
 
 
 def cmd_sessions_list(args: argparse.Namespace) -> int:
@@ -134,9 +125,13 @@ def cmd_sessions_show(args: argparse.Namespace) -> int:
         emit(json.dumps(found, indent=2), args.output)
         return 0
     s = found["session"]
-    head = [f"{k:18} {v}" for k, v in s.items() if k != "attributes" and v not in (None, "")]
+    head = [f"{k:18} {', '.join(v) if isinstance(v, list) else v}" for k, v in s.items()
+            if k != "attributes" and v not in (None, "", [])]
     attrs = [f"  {k} = {v}" for k, v in sorted(s.get("attributes", {}).items())]
-    text = "\n".join(head + ["attributes:"] + attrs + ["", render_table(found["commands"], COMMAND_COLUMNS)])
+    from .search_cli import annotation_lines
+
+    text = "\n".join(head + ["attributes:"] + attrs + annotation_lines(found.get("annotations", []))
+                     + ["", render_table(found["commands"], COMMAND_COLUMNS)])
     emit(text, args.output)
     return 0
 
@@ -206,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--token", default=env("SHELLSPAN_READ_TOKEN"),
                        help="bearer token with the sessions:read scope, when the sink requires one")
         p.add_argument("--format", choices=formats, default="table")
+        for shortcut in ("json", "csv"):
+            if shortcut in formats:
+                p.add_argument(f"--{shortcut}", dest="format", action="store_const",
+                               const=shortcut, help=f"same as --format {shortcut}")
         p.add_argument("--output", help="write to this file instead of standard output")
 
     def filter_args(p: argparse.ArgumentParser) -> None:
@@ -217,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--since", help="ISO 8601, Unix seconds, or an age like 24h / 7d")
         p.add_argument("--until")
         p.add_argument("--limit", type=int, default=100)
+        p.add_argument("--tag", help="sessions carrying this annotation tag")
 
     sessions = sub.add_parser("sessions", help="query recorded sessions").add_subparsers(
         dest="sessions_command", required=True)
@@ -233,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     filter_args(p)
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(func=cmd_sessions_stats)
+
+    from . import search_cli
+
+    search_cli.add_commands(sub, sessions, query_args)
 
     p = sub.add_parser("sql", help="run a read-only SQL query against the store")
     query_args(p)

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import otlp, ui_routes
+from . import otlp, search_routes, ui_routes
 from .auth import AuthError, Verifier
 from .ingest import Ingest
 from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
@@ -118,7 +118,8 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
         return _json(await run(queries.list_sessions, flt))
 
     async def session(request: web.Request) -> web.Response:
-        found = await run(queries.get_session, request.match_info["session_id"])
+        found = await run(reading.show, request.match_info["session_id"],
+                          search_routes.reader_of(request, verifier))
         if found is None:
             return _json({"error": "no such session"}, 404)
         return _json(found)
@@ -147,6 +148,7 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     app.router.add_get("/api/stats", stats)
     app.router.add_post("/api/sql", sql)
     ui_routes.register(app, queries, run)
+    reading = search_routes.register(app, queries, verifier, run, wal.dir / "access-log")
     app.on_cleanup.append(lambda _app: asyncio.get_running_loop().run_in_executor(
         None, pool.shutdown))
     return app

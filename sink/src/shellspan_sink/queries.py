@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
@@ -70,6 +71,7 @@ class SessionFilter:
     until: str | None = None
     limit: int = 100
     cursor: str | None = None  # a page's next_cursor: continue after that session
+    tag: str | None = None  # an annotation tag the session carries
 
     @classmethod
     def from_mapping(cls, params: dict[str, Any]) -> SessionFilter:
@@ -85,8 +87,10 @@ class SessionFilter:
                 raise QueryError(f"limit must be a whole number, not {values['limit']!r}") from exc
         return cls(**values)
 
-    def clauses(self, abandon_after: float) -> tuple[str, dict[str, Any]]:
-        """A HAVING clause over the aggregated session columns, and its bound parameters."""
+    def clauses(self, abandon_after: float,
+                db: Callable[[str], str] | None = None) -> tuple[str, dict[str, Any]]:
+        """A HAVING clause over the aggregated session columns, and its bound parameters
+        (`db` qualifies table names, for the filters that read another table)."""
         if self.state is not None and self.state not in STATES:
             raise QueryError(f"state must be one of {', '.join(STATES)}")
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -112,6 +116,15 @@ class SessionFilter:
             conditions.append("(start_ns < {cursor_ns:Int64} OR "
                               "(start_ns = {cursor_ns:Int64} AND session_id > {cursor_id:String}))")
             params.update(cursor_ns=int(m.group(1)), cursor_id=m.group(2))
+        if self.tag is not None:
+            from .annotations import tagged_sessions  # here: annotations imports this module
+
+            if db is None or len(self.tag) > 1024:
+                raise QueryError("the tag filter is not available here" if db is None
+                                 else "tag is longer than 1024 characters")
+            tagged, tag_params = tagged_sessions(db, self.tag)
+            conditions.append(f"session_id IN ({tagged})")
+            params.update(tag_params)
         return (" AND ".join(conditions) or "1"), params
 
 
@@ -177,7 +190,7 @@ class SessionQueries:
         sessions, then the full rows (command counts) are merged for those ids only, by primary
         key. Pages continue with a keyset cursor, so a deep page costs what the first does.
         """
-        having, params = flt.clauses(self.abandon_after)
+        having, params = flt.clauses(self.abandon_after, self.db)
         params["limit"] = flt.limit + 1  # one more tells whether there is a next page
         table = self.db(tables.SESSIONS)
         page = (f"SELECT session_id FROM (SELECT {SESSION_KEYS} FROM {table} GROUP BY session_id "
@@ -228,7 +241,7 @@ class SessionQueries:
 
     def stats(self, flt: SessionFilter, top: int = 10) -> dict[str, Any]:
         """Counts, duration percentiles, busiest hours, top commands and failure rates."""
-        having, params = flt.clauses(self.abandon_after)
+        having, params = flt.clauses(self.abandon_after, self.db)
         params["top"] = top
         base = (f"SELECT {_SESSION_COLUMNS} FROM {self.db(tables.SESSIONS)} "
                 f"GROUP BY session_id HAVING {having}")

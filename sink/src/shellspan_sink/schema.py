@@ -228,6 +228,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         create(tables.COMMANDS, _BY_SESSION),
         create(tables.COMMANDS_MV),
     )),
+    Migration(3, "command search, annotations, access log", (
+        create(tables.COMMAND_SEARCH, _BY_SESSION),
+        create(tables.COMMAND_SEARCH_MV),
+        Step("shell_command_search_backfill.sql"),
+        create(tables.ANNOTATIONS, _BY_SESSION),
+        create(tables.ACCESS_LOG, "cityHash64(event_id)"),
+    )),
 )
 
 

@@ -1,0 +1,43 @@
+"""Reading sessions' commands: showing a session (with its annotations) and searching commands,
+each read recorded in the access log before its answer leaves. The API, the web UI, the CLI and
+the MCP tools all read through here, so none of them reads unrecorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from .access_log import SEARCH, SHOW, AccessEvent, AccessLog, Reader
+from .annotations import Annotations
+from .queries import SessionQueries
+from .search import CommandFilter, CommandSearch
+
+
+class SessionReading:
+    def __init__(self, queries: SessionQueries, access: AccessLog) -> None:
+        self.queries = queries
+        self.access = access
+        self.annotations = Annotations(queries.store)
+        self.commands = CommandSearch(queries.store)
+
+    def show(self, session_id: str, reader: Reader) -> dict[str, Any] | None:
+        """A session with its commands and annotations ({session, commands, annotations})."""
+        found = self.queries.get_session(session_id)
+        if found is None:
+            return None
+        sid = found["session"]["session_id"]
+        notes = self.annotations.for_session(sid)
+        found["session"]["tags"] = notes.tags
+        found["annotations"] = notes.history
+        self.access.record(AccessEvent.of(reader, SHOW, [sid]))
+        return found
+
+    def search(self, flt: CommandFilter, reader: Reader) -> dict[str, Any]:
+        """A page of command search hits ({commands, count, next_cursor})."""
+        result = self.commands.search(flt)
+        detail = {k: v for k, v in asdict(flt).items() if v not in (None, "", False)}
+        self.access.record(AccessEvent.of(reader, SEARCH,
+                                          [hit["session_id"] for hit in result["commands"]],
+                                          {**detail, "hits": result["count"]}))
+        return result

@@ -1,0 +1,102 @@
+"""API routes for command search, annotations, the access log and the MCP endpoint.
+
+* ``GET /api/commands``: command search (``q``, ``regex``, filters, ``cursor``); recorded.
+* ``GET|POST /api/sessions/{id}/annotations``: a session's annotation history; add one
+  (scope ``sessions:annotate``).
+* ``GET /api/access-log``: who read which session (scope ``sessions:audit``).
+* ``/mcp``: the Model Context Protocol over streamable HTTP (``mcp_server``), behind the same
+  bearer tokens (scope ``sessions:read``).
+
+With authentication on, every ``/api/*`` route also needs ``sessions:read`` (checked by the API's
+middleware).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import mcp_server
+from .access_log import CLIENT_HEADER, AccessFilter, AccessLog, Reader, door_of
+from .annotations import NewAnnotation
+from .auth import ANNOTATE_SCOPE, AUDIT_SCOPE, Verifier
+from .queries import QueryError, SessionQueries
+from .reading import SessionReading
+from .search import CommandFilter
+
+Runner = Callable[..., Awaitable[Any]]
+MAX_ANNOTATION_BODY = 64 * 1024
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data, default=str), status=status,
+                        content_type="application/json")
+
+
+def reader_of(request: web.Request, verifier: Verifier, door: str | None = None) -> Reader:
+    """Who makes `request` (already authorized): the verified subject, the door, the address."""
+    subject, verified = verifier.subject(request.headers.get("Authorization"))
+    return Reader(subject, verified, door or door_of(request.headers.get(CLIENT_HEADER)),
+                  request.remote or "")
+
+
+def register(app: web.Application, queries: SessionQueries, verifier: Verifier, run: Runner,
+             journal_dir: Path) -> SessionReading:
+    """Add the routes to the API application; returns the reader the session route uses too."""
+    access = AccessLog(queries.store, journal_dir)
+    reading = SessionReading(queries, access)
+
+    async def commands(request: web.Request) -> web.Response:
+        flt = CommandFilter.from_mapping(dict(request.query))
+        return _json(await run(reading.search, flt, reader_of(request, verifier)))
+
+    async def list_annotations(request: web.Request) -> web.Response:
+        session_id = request.match_info["session_id"].lower()
+        found = await run(queries.get_session, session_id)  # validates the id, 404s the unknown
+        if found is None:
+            return _json({"error": "no such session"}, 404)
+        notes = await run(reading.annotations.for_session, session_id)
+        return _json(notes.as_dict())
+
+    async def add_annotation(request: web.Request) -> web.Response:
+        verifier.check_scope(request.headers.get("Authorization"), ANNOTATE_SCOPE)
+        if request.content_length is not None and request.content_length > MAX_ANNOTATION_BODY:
+            raise QueryError(f"the body exceeds {MAX_ANNOTATION_BODY} bytes")
+        body = await request.content.read(MAX_ANNOTATION_BODY + 1)
+        if len(body) > MAX_ANNOTATION_BODY:
+            raise QueryError(f"the body exceeds {MAX_ANNOTATION_BODY} bytes")
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError as exc:
+            raise QueryError(f"the body is not JSON: {exc}") from None
+        new = NewAnnotation.from_payload(payload)
+        author, verified = verifier.subject(request.headers.get("Authorization"))
+        stored = await run(reading.annotations.add, request.match_info["session_id"], new,
+                           author, verified)
+        if stored is None:
+            return _json({"error": "no such session"}, 404)
+        return _json(stored, 201)
+
+    async def access_log(request: web.Request) -> web.Response:
+        verifier.check_scope(request.headers.get("Authorization"), AUDIT_SCOPE)
+        flt = AccessFilter.from_mapping(dict(request.query))
+        return _json(await run(access.list, flt))
+
+    async def start_access_log(_app: web.Application) -> None:
+        access.start()
+
+    async def stop_access_log(_app: web.Application) -> None:
+        await run(access.stop)
+
+    app.router.add_get("/api/commands", commands)
+    app.router.add_get("/api/sessions/{session_id}/annotations", list_annotations)
+    app.router.add_post("/api/sessions/{session_id}/annotations", add_annotation)
+    app.router.add_get("/api/access-log", access_log)
+    mcp_server.mount(app, reading, verifier, run)
+    app.on_startup.append(start_access_log)
+    app.on_cleanup.insert(0, stop_access_log)  # before the query pool shuts down
+    return reading
