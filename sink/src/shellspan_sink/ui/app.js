@@ -1,13 +1,15 @@
 // The shellspan web UI: hash routes, each a view over the sink's HTTP API.
-//   #/sessions?user=&host=&component=&shell_type=&state=&since=&until=&limit=&cursor=
+//   #/sessions?user=&host=&component=&shell_type=&state=&since=&until=&tag=&limit=&cursor=
 //   #/sessions/<session id>
 //   #/analytics?user=&host=&component=&shell_type=&since=&until=
+//   #/commands?q=&regex=1&...   (command search: search.js)
 // Nothing here loads all rows: lists are pages (limit + keyset cursor), analytics are aggregates.
 
 import { fmtCount, fmtDuration, fmtPercent, hbars, heatmap, histogram, waterfall } from "./charts.js";
+import { annotationsCard, commandsView, focusCommand, setupSearchBox } from "./search.js";
 
 const REFRESH_MS = 5000;
-const FILTERS = ["user", "host", "component", "shell_type", "state", "since", "until"];
+const FILTERS = ["user", "host", "component", "shell_type", "state", "since", "until", "tag"];
 const TOKEN_KEY = "shellspan.token";
 
 const $ = (sel) => document.querySelector(sel);
@@ -37,7 +39,7 @@ class ApiError extends Error {
 async function api(path, params = {}) {
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") qs.set(k, v);
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", "X-Shellspan-Client": "ui" };  // the access log's door
   const token = localStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
   const resp = await fetch(path + (qs.toString() ? `?${qs}` : ""), { headers, cache: "no-store" });
@@ -114,15 +116,16 @@ async function route() {
   showError("");
   document.body.dataset.loaded = "";
   const { parts, params } = parseHash();
-  const view = parts[0] === "analytics" ? "analytics" : parts[0] === "sessions" && parts[1] ? "session" : "sessions";
+  const view = ["analytics", "commands"].includes(parts[0]) ? parts[0] : parts[0] === "sessions" && parts[1] ? "session" : "sessions";
   for (const a of document.querySelectorAll("[data-nav]")) {
-    a.classList.toggle("current", a.dataset.nav === (view === "analytics" ? "analytics" : "sessions"));
+    a.classList.toggle("current", a.dataset.nav === (view === "session" ? "sessions" : view));
   }
   document.body.dataset.view = view;
   const gen = generation;
   try {
     if (view === "analytics") await analyticsView(params, gen);
-    else if (view === "session") await sessionView(parts[1], gen);
+    else if (view === "commands") await commandsView(ui, params, gen);
+    else if (view === "session") await sessionView(parts[1], gen, params);
     else await sessionsView(params, gen);
   } catch (err) {
     if (gen === generation) showError(String(err.message || err));
@@ -135,6 +138,10 @@ function mount(gen, ...nodes) {
   $("#app").replaceChildren(...nodes);
   return true;
 }
+
+// What the views kept in other modules use of this one.
+const ui = { h, api, link, mount, localTime: (iso) => localTime(iso), exitBadge: (code) => exitBadge(code),
+  isCurrent: (gen) => gen === generation };
 
 // ---- shared pieces ------------------------------------------------------------------------
 
@@ -170,6 +177,7 @@ function filterForm(params, fields, target) {
       ["", "active", "ended", "abandoned"].map((v) => h("option", { value: v, selected: params.get("state") === v }, v || "any")));
     nodes.push(h("label", {}, "state", inputs.state));
   }
+  if (fields.includes("tag")) nodes.push(field("tag", "tag", "any"));
   nodes.push(field("since", "since", "24h, 7d, 2024-05-01"));
   nodes.push(field("until", "until", "ISO time or age"));
   if (fields.includes("limit")) {
@@ -252,7 +260,7 @@ async function sessionsView(params, gen) {
     h("thead", {}, h("tr", {}, ["state", "session", "user", "host", "shell", "component", "started (local)", "duration",
       "commands", "failed", "exit"].map((c, i) => h("th", { class: i >= 7 && i <= 9 ? "num" : "" }, c)))),
     tbody);
-  if (!mount(gen, h("h1", {}, "Sessions"), filterForm(params, ["user", "host", "component", "shell_type", "state", "limit"], "/sessions"),
+  if (!mount(gen, h("h1", {}, "Sessions"), filterForm(params, ["user", "host", "component", "shell_type", "state", "tag", "limit"], "/sessions"),
     h("div", { class: "card" }, table, pager))) return;
   await load();
   schedule(load);
@@ -265,7 +273,7 @@ function metaItem(label, value) {
   return h("div", {}, h("dt", {}, label), h("dd", {}, value));
 }
 
-async function sessionView(id, gen) {
+async function sessionView(id, gen, params) {
   const data = await api(`/api/sessions/${encodeURIComponent(id)}`);
   if (gen !== generation) return;
   if (!data) {
@@ -305,6 +313,7 @@ async function sessionView(id, gen) {
       h("p", {}, h("a", { href: link("/sessions") }, "« sessions")),
       h("h1", {}, `Session `, h("span", { class: "mono", "data-testid": "session-id" }, s.session_id), " ", stateBadge(s.state)),
       h("div", { class: "card" }, meta),
+      annotationsCard(ui, d),
       h("div", { class: "card" }, h("h2", {}, "Command timeline"),
         h("p", { class: "muted" }, "Each bar starts when the command started and is as long as it ran; green exited 0, red failed, grey unknown. Dashed lines mark a change of working directory."),
         h("div", { class: "chart" }, waterfall(d.commands, startMs, endMs))),
@@ -316,12 +325,14 @@ async function sessionView(id, gen) {
     ];
   };
   if (!mount(gen, ...render(data))) return;
+  focusCommand(id, params.get("seq"), data.commands);
   if (data.session.state === "active") {
     setLive(`● live · refreshed ${new Date().toLocaleTimeString()}`);
     schedule(async () => {
       const fresh = await api(`/api/sessions/${encodeURIComponent(id)}`);
       if (fresh && gen === generation) {
         mount(gen, ...render(fresh));
+        focusCommand(id, params.get("seq"), fresh.commands, { first: false });
         setLive(fresh.session.state === "active" ? `● live · refreshed ${new Date().toLocaleTimeString()}` : "");
       }
     });
@@ -419,5 +430,6 @@ async function analyticsView(params, gen) {
 // ---- start --------------------------------------------------------------------------------
 
 setupToken();
+setupSearchBox(link);
 window.addEventListener("hashchange", route);
 route();
