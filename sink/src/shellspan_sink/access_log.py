@@ -205,14 +205,13 @@ class AccessLog:
 
     def _journal_files(self) -> list[Path]:
         files = sorted(self.dir.glob(f"*{BATCH_SUFFIX}"))
-        current = self.dir / CURRENT
-        return files + ([current] if current.exists() else [])
+        return [p for p in [*files, self.dir / CURRENT] if p.is_file()]
 
     def _seal(self) -> None:
         """Move the current journal aside as a batch; new events start a new file."""
         current = self.dir / CURRENT
         with self._lock:
-            if not current.exists() or current.stat().st_size == 0:
+            if not current.is_file() or current.stat().st_size == 0:
                 return
             if self._fd is not None:
                 os.fsync(self._fd)
@@ -221,7 +220,7 @@ class AccessLog:
             os.replace(current, self.dir / f"{time.time_ns():020d}{BATCH_SUFFIX}")
 
     def _insert_batches(self) -> None:
-        for path in sorted(self.dir.glob(f"*{BATCH_SUFFIX}")):
+        for path in sorted(p for p in self.dir.glob(f"*{BATCH_SUFFIX}") if p.is_file()):
             lines, bad = _read_lines(path)
             if bad:
                 log.warning("access log: %d unreadable line(s) in %s skipped", bad, path.name)

@@ -113,9 +113,9 @@ class CommandFilter:
             where.append("session_id = {session:String}")
             params["session"] = session
         if self.cwd is not None:
-            cwd = _bounded("cwd", self.cwd)
+            cwd = _bounded("cwd", self.cwd).rstrip("/")
             where.append("(cwd = {cwd:String} OR startsWith(cwd, {cwd_below:String}))")
-            params.update(cwd=cwd, cwd_below=cwd.rstrip("/") + "/")
+            params.update(cwd=cwd or "/", cwd_below=cwd + "/")
         if self.exit is not None:
             if self.exit.lower() == FAILED:
                 where.append("status = 'Error'")
