@@ -11,11 +11,11 @@ import time
 import uuid
 from pathlib import Path
 
-import jwt
 import pytest
 
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
+from shellspan_testing.tokens import mint
 
 SECRET = "access-log-tests-secret-0123456789abcdef"
 ONE = SessionSpec(user="alice", commands=[Command("cat /etc/shadow"), Command("id")])
@@ -23,9 +23,7 @@ TWO = SessionSpec(user="bob", commands=[Command("cat notes.txt")])
 
 
 def token(sub: str, scope: str) -> str:
-    now = int(time.time())
-    return jwt.encode({"sub": sub, "aud": "shellspan", "iat": now, "exp": now + 3600,
-                       "scope": scope}, SECRET, algorithm="HS256")
+    return mint(SECRET, sub, scope)
 
 
 READER = token("rita", "sessions:read")

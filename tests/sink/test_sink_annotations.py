@@ -8,11 +8,11 @@ import subprocess
 import time
 import urllib.parse
 
-import jwt
 import pytest
 
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
+from shellspan_testing.tokens import mint
 
 SECRET = "annotation-tests-secret-0123456789abcdef"
 FIRST = SessionSpec(user="alice", commands=[Command("kubectl delete pod web-1"), Command("ls")])
@@ -20,9 +20,7 @@ SECOND = SessionSpec(user="bob", commands=[Command("uptime")])
 
 
 def token(sub: str, scope: str) -> str:
-    now = int(time.time())
-    return jwt.encode({"sub": sub, "aud": "shellspan", "iat": now, "exp": now + 3600,
-                       "scope": scope}, SECRET, algorithm="HS256")
+    return mint(SECRET, sub, scope)
 
 
 READER = token("reader", "sessions:read")

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import urllib.error
 import urllib.request
 
 import httpx2
-import jwt
 import pytest
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -27,6 +25,7 @@ from shellspan_testing.otlp_builders import (
     session_spans,
 )
 from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
+from shellspan_testing.tokens import mint
 
 SECRET = "mcp-tests-secret-0123456789abcdef"
 TOOLS = {"list_sessions", "show_session", "search_commands", "session_stats"}
@@ -39,9 +38,7 @@ BUSY = SessionSpec(user="bob", host="db-1", shell_type="zsh",
 
 
 def token(sub: str, scope: str = "sessions:read") -> str:
-    now = int(time.time())
-    return jwt.encode({"sub": sub, "aud": "shellspan", "iat": now, "exp": now + 3600,
-                       "scope": scope}, SECRET, algorithm="HS256")
+    return mint(SECRET, sub, scope)
 
 
 @pytest.fixture(scope="module")

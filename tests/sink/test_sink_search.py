@@ -9,13 +9,13 @@ import json
 import subprocess
 import time
 
-import jwt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from shellspan_testing.sinkproc import SINK_BIN, SinkProcess, drained
+from shellspan_testing.tokens import mint
 
 SECRET = "search-tests-secret-0123456789abcdef"
 HOUR_NS = 3600 * 10**9
@@ -23,9 +23,7 @@ NOW = time.time_ns()
 
 
 def token(sub: str, scope: str = "sessions:read") -> str:
-    now = int(time.time())
-    return jwt.encode({"sub": sub, "aud": "shellspan", "iat": now, "exp": now + 3600,
-                       "scope": scope}, SECRET, algorithm="HS256")
+    return mint(SECRET, sub, scope)
 
 
 ALICE = SessionSpec(user="alice", host="web-1", shell_type="bash", start_ns=NOW - 5 * HOUR_NS,

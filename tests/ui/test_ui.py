@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shellspan_testing.browser import CHROMIUM, Browser
+from shellspan_testing.browser import CHROMIUM
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from shellspan_testing.sinkproc import SinkProcess
 
@@ -74,13 +74,6 @@ def sink(tmp_path_factory, request):
                   and proc.sessions(user=user)[0]["state"] == "ended")
     proc.real_user = user
     yield proc
-
-
-@pytest.fixture(scope="module")
-def browser():
-    b = Browser()
-    yield b
-    b.close()
 
 
 def test_sessions_list_shows_the_recorded_sessions(sink, browser):

@@ -45,13 +45,6 @@ def sink(tmp_path_factory, request):
     yield proc
 
 
-@pytest.fixture(scope="module")
-def browser():
-    b = Browser()
-    yield b
-    b.close()
-
-
 def hits(browser: Browser) -> list[dict]:
     return browser.js("""[...document.querySelectorAll('[data-testid=hit]')].map(h => ({
         session: h.dataset.sessionId, seq: Number(h.dataset.seq),

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import tables
-from .queries import QueryError, iso, parse_time
+from .queries import QueryError, filter_values, iso, time_range
 from .store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -98,17 +98,7 @@ class AccessFilter:
 
     @classmethod
     def from_mapping(cls, params: dict[str, Any]) -> AccessFilter:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(params) - known
-        if unknown:
-            raise QueryError(f"unknown filter(s): {', '.join(sorted(unknown))}")
-        values = {k: v for k, v in params.items() if v not in (None, "")}
-        if "limit" in values:
-            try:
-                values["limit"] = int(values["limit"])
-            except (TypeError, ValueError):
-                raise QueryError(f"limit must be a whole number, not {values['limit']!r}") from None
-        return cls(**values)
+        return cls(**filter_values(cls, params))
 
     def clauses(self) -> tuple[str, dict[str, Any]]:
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -124,12 +114,9 @@ class AccessFilter:
                     raise QueryError(f"{name} is longer than 1024 characters")
                 where.append(condition)
                 params[name] = value.lower() if name == "session" else value
-        if (since := parse_time(self.since)) is not None:
-            where.append("time >= fromUnixTimestamp64Nano({since:Int64})")
-            params["since"] = since
-        if (until := parse_time(self.until)) is not None:
-            where.append("time < fromUnixTimestamp64Nano({until:Int64})")
-            params["until"] = until
+        bounds, bound_params = time_range("time", self.since, self.until)
+        where += bounds
+        params.update(bound_params)
         return " AND ".join(where) or "1", params
 
 

@@ -60,6 +60,34 @@ def iso(ns: int | None) -> str | None:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
+def filter_values(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """The given values of dataclass `cls`'s fields: unknown names refused, empty values dropped,
+    ``limit`` read as a whole number."""
+    unknown = set(params) - {f.name for f in fields(cls)}
+    if unknown:
+        raise QueryError(f"unknown filter(s): {', '.join(sorted(unknown))}")
+    values = {k: v for k, v in params.items() if v not in (None, "")}
+    if "limit" in values:
+        try:
+            values["limit"] = int(values["limit"])
+        except (TypeError, ValueError) as exc:
+            raise QueryError(f"limit must be a whole number, not {values['limit']!r}") from exc
+    return values
+
+
+def time_range(column: str, since: str | None, until: str | None) -> tuple[list[str], dict[str, Any]]:
+    """Conditions bounding DateTime64 `column` (a constant name) to [since, until)."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if (start := parse_time(since)) is not None:
+        conditions.append(f"{column} >= fromUnixTimestamp64Nano({{since:Int64}})")
+        params["since"] = start
+    if (end := parse_time(until)) is not None:
+        conditions.append(f"{column} < fromUnixTimestamp64Nano({{until:Int64}})")
+        params["until"] = end
+    return conditions, params
+
+
 @dataclass
 class SessionFilter:
     user: str | None = None
@@ -75,17 +103,7 @@ class SessionFilter:
 
     @classmethod
     def from_mapping(cls, params: dict[str, Any]) -> SessionFilter:
-        known = {f.name for f in fields(cls)}
-        unknown = set(params) - known
-        if unknown:
-            raise QueryError(f"unknown filter(s): {', '.join(sorted(unknown))}")
-        values = {k: v for k, v in params.items() if v not in (None, "")}
-        if "limit" in values:
-            try:
-                values["limit"] = int(values["limit"])
-            except (TypeError, ValueError) as exc:
-                raise QueryError(f"limit must be a whole number, not {values['limit']!r}") from exc
-        return cls(**values)
+        return cls(**filter_values(cls, params))
 
     def clauses(self, abandon_after: float,
                 db: Callable[[str], str] | None = None) -> tuple[str, dict[str, Any]]:

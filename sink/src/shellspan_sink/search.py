@@ -13,11 +13,11 @@ page size. Every user-supplied value is bound as a parameter.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from . import annotations, tables
-from .queries import QueryError, iso, parse_time
+from .queries import QueryError, filter_values, iso, time_range
 from .store import Store, StoreError
 
 MAX_LIMIT = 1000
@@ -69,21 +69,12 @@ class CommandFilter:
 
     @classmethod
     def from_mapping(cls, params: dict[str, Any]) -> CommandFilter:
-        known = {f.name for f in fields(cls)}
-        unknown = set(params) - known
-        if unknown:
-            raise QueryError(f"unknown filter(s): {', '.join(sorted(unknown))}")
-        values: dict[str, Any] = {k: v for k, v in params.items() if v not in (None, "")}
+        values = filter_values(cls, params)
         if "regex" in values:
             flag = str(values["regex"]).lower()
             if flag not in _TRUE + _FALSE:
                 raise QueryError("regex must be 1 or 0")
             values["regex"] = flag in _TRUE
-        if "limit" in values:
-            try:
-                values["limit"] = int(values["limit"])
-            except (TypeError, ValueError) as exc:
-                raise QueryError(f"limit must be a whole number, not {values['limit']!r}") from exc
         return cls(**values)
 
     def conditions(self) -> tuple[list[str], dict[str, Any]]:
@@ -100,12 +91,9 @@ class CommandFilter:
             else:
                 where.append("lowerUTF8(command) LIKE {pattern:String}")
                 params["pattern"] = like_pattern(self.q)
-        if (since := parse_time(self.since)) is not None:
-            where.append("start_time >= fromUnixTimestamp64Nano({since:Int64})")
-            params["since"] = since
-        if (until := parse_time(self.until)) is not None:
-            where.append("start_time < fromUnixTimestamp64Nano({until:Int64})")
-            params["until"] = until
+        bounds, bound_params = time_range("start_time", self.since, self.until)
+        where += bounds
+        params.update(bound_params)
         if self.session is not None:
             session = self.session.lower()
             if not _SESSION_ID.match(session):
