@@ -19,7 +19,9 @@ const SPAN_KINDS: [&[u8]; 6] = [
     b"Consumer",
 ];
 const STATUS_CODES: [&[u8]; 3] = [b"Unset", b"Ok", b"Error"];
-const SINK_OWNED: [&[u8]; 2] = [b"enduser.id", b"shell.auth.verified"];
+/// `shellspan.semconv.SINK_OWNED`: attributes only the sink writes.
+const SINK_OWNED: [&[u8]; 4] =
+    [b"enduser.id", b"shell.auth.verified", b"shell.auth.host", b"shell.auth.key_id"];
 const HEX: &[u8; 16] = b"0123456789abcdef";
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 /// Above this many entries a map looks keys up through a hash index instead of a scan.

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from shellspan.auth import login_name
 from shellspan_testing.browser import CHROMIUM
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
+from shellspan_testing.python_shell_helpers import tagged
 from shellspan_testing.sinkproc import SinkProcess
 
 SHELLSPAN = str(Path(sys.executable).with_name("shellspan"))
@@ -26,13 +28,15 @@ pytestmark = pytest.mark.skipif(
     reason="chromium is not installed (apt-get install -y chromium chromium-driver)")
 
 
-def record_python_session(sink: SinkProcess, tmp: Path, user: str, lines: list[str],
+def record_python_session(sink: SinkProcess, tmp: Path, tag: str, lines: list[str],
                           exit_code: int = 0) -> None:
-    """A real `shellspan python` session fed through its standard input."""
+    """A real `shellspan python` session fed through its standard input; its user name is the
+    uid's, so its service name (``tag``) tells it apart."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OTEL_", "SHELLSPAN_", "TRACE", "BAGGAGE", "PYTHONSTARTUP"))}
-    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=sink.otlp_http_endpoint, USER=user,
-               SHELLSPAN_SPOOL_DIR=str(tmp / f"spool-{user}"), HOME=str(tmp))
+    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=sink.otlp_http_endpoint, OTEL_SERVICE_NAME=tag,
+               SHELLSPAN_BROKER_SOCKET="off", SHELLSPAN_SPOOL_DIR=str(tmp / f"spool-{tag}"),
+               HOME=str(tmp))
     done = subprocess.run([SHELLSPAN, "python", "-q"], input="\n".join(lines) + "\n", env=env,
                           cwd=tmp, capture_output=True, text=True, timeout=60)
     assert done.returncode == exit_code, done.stderr
@@ -47,8 +51,8 @@ def sink(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("ui")
     proc = SinkProcess(tmp / "sink", extra_args=["--abandon-after", "3600"]).start()
     request.addfinalizer(proc.stop)  # also when the set-up below fails
-    user = "ui" + uuid.uuid4().hex[:8]
-    record_python_session(proc, tmp, user, REAL_LINES, exit_code=3)
+    tag = "ui" + uuid.uuid4().hex[:8]
+    record_python_session(proc, tmp, tag, REAL_LINES, exit_code=3)
     record_python_session(proc, tmp, "ui-second", ["sum(range(10))", "undefined_name"])
     now = time.time_ns()
     specs = [
@@ -70,9 +74,11 @@ def sink(tmp_path_factory, request):
     ]
     spans = [span for spec in specs for span in session_spans(spec)]
     assert post(proc.otlp_http_endpoint, request_for(spans).SerializeToString()).status == 200
-    proc.wait_for(lambda: len(proc.sessions()) == 6 and len(proc.sessions(user=user)) == 1
-                  and proc.sessions(user=user)[0]["state"] == "ended")
+    user = login_name()  # both real sessions': a Python shell's user name comes from its uid
+    proc.wait_for(lambda: len(proc.sessions()) == 6 and len(proc.sessions(user=user)) == 2
+                  and all(s["state"] == "ended" for s in proc.sessions(user=user)))
     proc.real_user = user
+    proc.real_session = tagged(proc, tag)[0]["session_id"]
     yield proc
 
 
@@ -117,9 +123,10 @@ def test_paging_with_a_cursor(sink, browser):
 
 def test_clicking_a_session_opens_its_timeline(sink, browser):
     browser.goto(sink.api_url + f"/#/sessions?user={sink.real_user}")
-    browser.wait("document.querySelectorAll('[data-testid=session-row]').length === 1")
-    session_id = browser.js("document.querySelector('[data-testid=session-row]').dataset.sessionId")
-    browser.click("[data-testid=session-row] td:nth-child(7)")  # a plain cell: the row is the link
+    browser.wait("document.querySelectorAll('[data-testid=session-row]').length === 2")
+    session_id = sink.real_session
+    # a plain cell: the row is the link
+    browser.click(f"[data-testid=session-row][data-session-id='{session_id}'] td:nth-child(7)")
     browser.wait_loaded("session")
     assert browser.js("location.hash") == f"#/sessions/{session_id}"
     assert browser.js("document.querySelector('[data-testid=session-id]').textContent") == session_id

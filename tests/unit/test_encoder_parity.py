@@ -402,7 +402,8 @@ EDGE_CASES = {
     "duplicate keys and sink-owned keys": request_with_span(
         span_bytes(*[ld(9, ld(1, k) + ld(2, ld(1, v))) for k, v in [
             (b"a", b"1"), (b"enduser.id", b"x"), (b"b", b"2"), (b"a", b"3"),
-            (b"shell.auth.verified", b"true")]]),
+            (b"shell.auth.verified", b"true"), (b"shell.auth.host", b"forged"),
+            (b"shell.auth.key_id", b"forged")]]),
         resource=ld(1, ld(1, b"enduser.id") + ld(2, ld(1, b"r")))),
     "value cut inside a 4-byte character": request_with_span(
         span_bytes(ld(9, ld(1, b"k") + ld(2, ld(1, ("ab" + "😀" * 10).encode()))))),

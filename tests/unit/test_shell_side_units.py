@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import time
 
-import jwt
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from shellspan.auth import TokenSource, mint_token
 from shellspan.config import Config
 from shellspan.export import CircuitBreaker, Exporter
 from shellspan.otlp import STATUS_ERROR, SpanData, encode_request, new_span_id, new_trace_id
@@ -77,18 +75,6 @@ def test_circuit_breaker_opens_and_closes():
     assert b.allow()
 
 
-def test_minted_token_claims_and_renewal():
-    tok = mint_token("k" * 32, "alice", 60)
-    claims = jwt.decode(tok, "k" * 32, algorithms=["HS256"], audience="shellspan")
-    assert claims["sub"] == "alice" and claims["exp"] - claims["iat"] == 60
-    src = TokenSource(secret="k" * 32, subject="alice", ttl_s=60)
-    first = src.get()
-    src._renew_at = 0
-    assert src.get() is not None and first is not None
-    assert TokenSource().header() == {}
-    assert TokenSource(token="t").header() == {"Authorization": "Bearer t"}
-
-
 def _span(name: str = "shell.command") -> SpanData:
     return SpanData(new_trace_id(), new_span_id(), name, 1, 2)
 
@@ -112,10 +98,3 @@ def test_exporter_thread_waits_for_the_prompt_and_a_quick_exit_does_not_wait_for
     assert exp._sender is not None and exp.spool.size()[0] == 2
 
 
-def test_a_token_without_a_session_names_the_login_user(monkeypatch):
-    import jwt
-
-    monkeypatch.setenv("USER", "spool-sender")
-    token = TokenSource(secret="k" * 32).get()  # as `shellspan spool send` builds it
-    claims = jwt.decode(token, "k" * 32, algorithms=["HS256"], audience="shellspan")
-    assert claims["sub"] == "spool-sender"

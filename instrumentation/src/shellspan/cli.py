@@ -15,6 +15,7 @@ commands:
   ipython [ARGS...]      IPython with the shellspan extension loaded
   init bash|zsh          print the hook script for ~/.bashrc or ~/.zshrc
   agent [--daemon|stop]  the per-user agent of bash/zsh sessions
+  broker [COMMAND]       the host's token broker (root service; keygen, public-key, token)
   status | doctor        configuration, agent, spool contents and endpoint reachability
   spool flush            resend spooled sessions now
   spool send FILE...     send these spool entries (used by a shell's exit)
@@ -32,8 +33,9 @@ def _status() -> int:
     n, size = spool.size()
     print(f"endpoint:   {cfg.endpoint} ({cfg.protocol})")
     print(f"disabled:   {cfg.disabled}")
-    auth = "token" if cfg.auth_token else ("minted from secret" if cfg.auth_secret else "none")
-    print(f"auth:       {auth}")
+    from shellspan.auth import TokenSource
+
+    print(f"auth:       {TokenSource.from_config(cfg).describe()}")
     print(f"spool:      {cfg.spool_dir} ({n} entries, {size} bytes)")
     from shellspan.export import RETRYABLE, HttpSender
     from shellspan.otlp import encode_request
@@ -60,6 +62,37 @@ def _spool_flush() -> int:
     return 0 if n == 0 else 1
 
 
+def _posix(cmd: str, rest: list[str]) -> int:
+    if cmd == "init":
+        from shellspan.posix.hooks import main as init_main
+
+        return init_main(rest)
+    if cmd == "agent":
+        from shellspan.posix.agent import main as agent_main
+
+        return agent_main(rest)
+    rc = _status()
+    from shellspan.posix.status import print_status
+
+    return print_status(doctor=cmd == "doctor") or rc
+
+
+def _without_traceback(cmd: str, rest: list[str]) -> int:
+    """The bash/zsh commands run from rc files and by hand: a failure is one line on stderr
+    (the traceback only with SHELLSPAN_DEBUG=1), never a traceback in a user's terminal."""
+    try:
+        return _posix(cmd, rest)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001
+        import os
+
+        if os.environ.get("SHELLSPAN_DEBUG", "").lower() in ("1", "true", "yes", "on"):
+            raise
+        sys.stderr.write(f"shellspan {cmd}: {exc}\n")
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -74,19 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         from shellspan.ipython_ext import main as ipython_main
 
         return ipython_main(rest)
-    if cmd == "init":
-        from shellspan.posix.hooks import main as init_main
+    if cmd == "broker":
+        from shellspan.broker import main as broker_main
 
-        return init_main(rest)
-    if cmd == "agent":
-        from shellspan.posix.agent import main as agent_main
-
-        return agent_main(rest)
-    if cmd in ("status", "doctor"):
-        rc = _status()
-        from shellspan.posix.status import print_status
-
-        return print_status(doctor=cmd == "doctor") or rc
+        return broker_main(rest)
+    if cmd in ("init", "agent", "status", "doctor"):
+        return _without_traceback(cmd, rest)
     if cmd == "spool" and rest[:1] == ["flush"]:
         return _spool_flush()
     if cmd == "spool" and rest[:1] == ["send"]:

@@ -342,8 +342,7 @@ class Exporter:
         if self.resource is None:
             self.resource = default_resource(self.config)
         cfg = self.config
-        tokens = TokenSource(secret=cfg.auth_secret, token=cfg.auth_token, subject=self.subject,
-                             ttl_s=cfg.auth_ttl_s)
+        tokens = TokenSource.from_config(cfg)
         self._sender = HttpSender(cfg.endpoint, parse_kv_list(cfg.headers_raw),
                                   timeout_s=cfg.send_timeout_s, gzip=cfg.compression == "gzip",
                                   token=tokens.header)

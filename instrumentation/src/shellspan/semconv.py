@@ -63,5 +63,9 @@ BAGGAGE_SESSION_ID = SESSION_ID
 # Identity established by the sink from a verified token (never trusted from the client).
 ENDUSER_ID = "enduser.id"
 AUTH_VERIFIED = "shell.auth.verified"
+AUTH_HOST = "shell.auth.host"  # the host the token names (its broker vouched for the user)
+AUTH_KEY_ID = "shell.auth.key_id"  # RFC 7638 thumbprint of the public key that verified it
+# Attributes only the sink writes: a client's own values for them are dropped on ingest.
+SINK_OWNED = (ENDUSER_ID, AUTH_VERIFIED, AUTH_HOST, AUTH_KEY_ID)
 
 EXIT_REASONS = ("exit", "eof", "signal", "hangup", "crash", "orphaned")

@@ -195,6 +195,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("mode", (), ("SHELLSPAN_AUTH_MODE",), _choice(*MODES), "authentication mode",
            auth=True),
     Option("secret", (), ("SHELLSPAN_AUTH_SECRET",), _text, "HS256 shared secret", auth=True),
+    Option("secret_file", (), ("SHELLSPAN_AUTH_SECRET_FILE",), _text,
+           "a 0600 file holding the HS256 shared secret", auth=True),
     Option("public_key_files", (), ("SHELLSPAN_AUTH_PUBLIC_KEYS",), _paths,
            "comma-separated PEM files of RS256/ES256 public keys", auth=True),
     Option("jwks_file", (), ("SHELLSPAN_AUTH_JWKS",), _text, "a JWKS file", auth=True),
@@ -203,6 +205,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("issuer", (), ("SHELLSPAN_AUTH_ISSUER",), _text, "required iss claim", auth=True),
     Option("leeway", (), ("SHELLSPAN_AUTH_LEEWAY",), _number,
            "seconds of clock skew allowed on exp, nbf, iat", auth=True),
+    Option("max_lifetime", (), ("SHELLSPAN_AUTH_MAX_LIFETIME",), _seconds,
+           "longest token lifetime accepted (exp - iat), seconds", auth=True),
 )
 
 _DEFAULTS = {f.name: f.default for f in fields(SinkConfig)}

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import otlp, search_routes, ui_routes
-from .auth import AuthError, Verifier
+from .auth import READ_SCOPE, SQL_SCOPE, AuthError, Verifier
 from .ingest import Ingest
 from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
 from .queries import QueryError, SessionFilter, SessionQueries
@@ -88,7 +88,7 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     async def errors(request: web.Request, handler):
         try:
             if request.path.startswith("/api/"):  # /health and the UI's static files stay open
-                verifier.check_read(request.headers.get("Authorization"))
+                verifier.check_scope(request.headers.get("Authorization"), READ_SCOPE)
             return await handler(request)
         except AuthError as exc:
             return web.Response(text=json.dumps({"error": str(exc)}), status=401,
@@ -133,6 +133,7 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
         return _json(await run(queries.stats, flt, int(top)))
 
     async def sql(request: web.Request) -> web.Response:
+        verifier.check_scope(request.headers.get("Authorization"), SQL_SCOPE)
         statement = (await request.text()).strip()
         if not statement:
             raise QueryError("send the SQL statement as the request body")

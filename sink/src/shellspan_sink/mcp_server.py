@@ -31,7 +31,7 @@ from pydantic import Field
 
 from .access_log import Reader
 from .api_client import ApiClient, ApiError
-from .auth import AuthError, Verifier
+from .auth import READ_SCOPE, AuthError, Verifier
 from .queries import QueryError, SessionFilter, SessionQueries
 from .reading import SessionReading
 from .search import CommandFilter
@@ -369,7 +369,7 @@ def mount(app: web.Application, reading: SessionReading, verifier: Verifier,
             return web.json_response({"error": refusal}, status=403)
         authorization = request.headers.get("Authorization")
         try:
-            verifier.check_read(authorization)
+            verifier.check_scope(authorization, READ_SCOPE)
         except AuthError as exc:
             return web.json_response({"error": str(exc)}, status=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="shellspan"'})

@@ -32,7 +32,7 @@ COLUMNS = (
 )
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
-SINK_OWNED_ATTRIBUTES = (semconv.ENDUSER_ID, semconv.AUTH_VERIFIED)
+SINK_OWNED_ATTRIBUTES = semconv.SINK_OWNED
 
 _U64 = struct.Struct("<Q")
 _SERVICE_NAME = semconv.SERVICE_NAME.encode()
