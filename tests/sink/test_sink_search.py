@@ -141,10 +141,11 @@ def test_filters(sink, filters, expected):
     assert set(texts(sink, limit=1000, **filters)) == expected
 
 
-def test_keyset_pages_cover_everything_once_in_order(sink):
+@pytest.mark.parametrize("narrowed", [{}, {"user": "dave"}], ids=["final", "by-session"])
+def test_keyset_pages_cover_everything_once_in_order(sink, narrowed):
     seen, cursor, pages = [], None, 0
     while True:
-        page = search(sink, q="step", limit=50, cursor=cursor)
+        page = search(sink, q="step", limit=50, cursor=cursor, **narrowed)
         seen += [hit["command"] for hit in page["commands"]]
         pages += 1
         cursor = page["next_cursor"]
@@ -157,8 +158,10 @@ def test_a_redelivered_span_is_found_once(sink):
     for _ in range(2):  # the same request again: the same spans, ids and all
         assert post(sink.otlp_http_endpoint, sink.sent[ALICE.session_id]).status == 200
     drained(sink)
-    assert texts(sink, limit=1000, session=ALICE.session_id) == [
-        "false", "echo done", "kubectl delete pod web-1", "ls -l"]
+    expected = ["false", "echo done", "kubectl delete pod web-1", "ls -l"]
+    assert texts(sink, limit=1000, session=ALICE.session_id) == expected
+    assert texts(sink, limit=1000, user="alice") == expected  # the plan without FINAL too
+    assert texts(sink, limit=2, user="alice") == expected[:2]
     (hit,) = search(sink, q="delete pod")["commands"]
     assert hit["before"] == {"seq": 1, "command": "ls -l"}
 

@@ -176,6 +176,7 @@ class CommandSearch:
             self.check_regex(flt.q)
         session_where, having, session_params = flt.session_conditions()
         params.update(session_params)
+        by_session = bool(having) or flt.tag is not None
         if having:
             prefilter = " AND ".join(session_where)
             where.append(f"session_id IN (SELECT session_id FROM {self.db(tables.SESSIONS)} "
@@ -184,19 +185,30 @@ class CommandSearch:
             tagged, tag_params = annotations.tagged_sessions(self.db, _bounded("tag", flt.tag))
             where.append(f"session_id IN ({tagged})")
             params.update(tag_params)
-        page = self._page(where, params, flt.limit)
+        page = self._page(where, params, flt.limit, by_session)
         hits = self._with_context(page.rows)
         return {"commands": hits, "count": len(hits), "next_cursor": page.next_cursor}
 
-    def _page(self, where: list[str], params: dict[str, Any], limit: int) -> _Page:
+    def _page(self, where: list[str], params: dict[str, Any], limit: int,
+              by_session: bool) -> _Page:
+        """The page's rows, each (session id, span id) once.
+
+        Two plans. By default FINAL, which reads in sorting-key order from the newest row and
+        stops at the page's end: fast whenever matches are not rare among recent commands, and
+        the n-gram indexes skip the granules a rare text is not in. With a filter on what only
+        the session knows (`by_session`), few rows match anywhere, so no early stop is coming:
+        then the conditions are read first (PREWHERE) without the sorting-key columns FINAL
+        needs for every granule, and duplicates are dropped with LIMIT 1 BY instead.
+        """
         params["limit"] = limit + 1  # one more tells whether there is a next page
+        final, once = ("", "LIMIT 1 BY session_id, span_id ") if by_session else ("FINAL ", "")
         rows = self.store.query(
             "SELECT toUnixTimestamp64Nano(start_time) AS start_ns, session_id, span_id, seq, "
             "command, cwd, exit_code, duration_ns, status, redacted "
-            f"FROM {self.db(tables.COMMAND_SEARCH)} FINAL "
+            f"FROM {self.db(tables.COMMAND_SEARCH)} {final}"
             f"WHERE {' AND '.join(where) or '1'} "
-            "ORDER BY start_time DESC, session_id DESC, span_id DESC LIMIT {limit:UInt32}",
-            params).dicts()
+            f"ORDER BY start_time DESC, session_id DESC, span_id DESC {once}"
+            "LIMIT {limit:UInt32}", params).dicts()
         more = len(rows) > limit
         rows = rows[:limit]
         last = rows[-1] if more else None
