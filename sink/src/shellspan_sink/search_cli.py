@@ -70,7 +70,8 @@ def render_hits(hits: list[dict[str, Any]]) -> str:
     blocks = []
     for h in hits:
         exit_text = "exit ?" if h["exit_code"] is None else f"exit {h['exit_code']}"
-        who = h["user"] + ("" if h["verified"] else "") + (f"@{h['host_name']}" if h["host_name"] else "")
+        who = (h["user"] or "?") + (" (verified)" if h["verified"] else "") + (
+            f" @ {h['host_name']}" if h["host_name"] else "")
         head = (f"{h['start_time']}  {who}  {h['shell_type']}  session {h['session_id']} "
                 f"#{h['seq']}  {exit_text}  {h['duration_ms']} ms  {h['cwd']}")
         lines = [head]

@@ -104,6 +104,8 @@ export async function commandsView(ui, params, gen) {
   if (!ui.isCurrent(gen)) return;
   const q = filters.q || "";
   const regex = filters.regex === "1";
+  const box = document.getElementById("command-search-input");
+  if (box && document.activeElement !== box) box.value = q;
   const hits = data.commands.map((hit) => hitCard(ui, hit, q, regex));
   const pager = ui.h("div", { class: "pager" },
     cursor ? ui.h("a", { href: ui.link("/commands", filters), "data-testid": "newest" }, "« newest") : "",
