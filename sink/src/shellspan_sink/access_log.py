@@ -147,6 +147,9 @@ class AccessLog:
     def start(self) -> AccessLog:
         if self.dir is not None:
             self.dir.mkdir(parents=True, exist_ok=True)
+            # What a previous run left goes aside first: a line a crash cut short must not run
+            # into the next event appended.
+            self._seal()
             self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
             self._thread.start()
         return self
