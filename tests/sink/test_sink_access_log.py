@@ -138,6 +138,8 @@ def test_no_event_is_lost_when_the_sink_is_killed_and_a_torn_line_is_skipped(sin
         fh.write((json.dumps(left) + "\n").encode() + b'{"event_id": "torn')
 
     again = sink_factory("killed")  # the same data directory: store, WAL and journal
+    assert again.call(f"/api/sessions/{TWO.session_id}")[0] == 200  # not glued to the torn line
+    again.wait_for(lambda: again.get("/api/access-log", session=TWO.session_id, door="api")["events"])
     found = again.wait_for(lambda: len(e := again.get("/api/access-log", session=ONE.session_id,
                                                       limit=100)["events"]) >= 5 and e)
     assert len(found) == 5  # each read once, whether it was inserted before the kill or after
