@@ -251,6 +251,8 @@ def build_server(source: Source) -> MCPServer:
             until=until, tag=tag), top, ctx))
         return bounded(stats, "busiest_hours")
 
+    # recording_excerpt(session_id, seq) goes here once the sink keeps terminal recordings: the
+    # output around one command, from Source.recording_excerpt, cut to MAX_RESULT_CHARS.
     return server
 
 
