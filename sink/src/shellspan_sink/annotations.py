@@ -131,14 +131,19 @@ class Annotations:
             history.append(r)
         return SessionAnnotations(history)
 
+    def session_exists(self, session_id: str) -> bool:
+        """Whether the store holds session `session_id` (QueryError for a malformed id)."""
+        if not _SESSION_ID.match(session_id):
+            raise QueryError("a session id is 32 hexadecimal characters")
+        return bool(self.store.query(f"SELECT 1 FROM {self.db(tables.SESSIONS)} "
+                                     "WHERE session_id = {id:String} LIMIT 1",
+                                     {"id": session_id}).rows)
+
     def add(self, session_id: str, new: NewAnnotation, author: str,
             verified: bool) -> dict[str, Any] | None:
         """Store `new` on the session; the stored annotation, or None if there is no session."""
         session_id = session_id.lower()
-        if not _SESSION_ID.match(session_id):
-            raise QueryError("a session id is 32 hexadecimal characters")
-        if not self.store.query(f"SELECT 1 FROM {self.db(tables.SESSIONS)} "
-                                "WHERE session_id = {id:String} LIMIT 1", {"id": session_id}).rows:
+        if not self.session_exists(session_id):
             return None
         if new.supersedes and not self.store.query(
                 f"SELECT 1 FROM {self.db(tables.ANNOTATIONS)} WHERE session_id = {{id:String}} "

@@ -56,8 +56,7 @@ def register(app: web.Application, queries: SessionQueries, verifier: Verifier, 
 
     async def list_annotations(request: web.Request) -> web.Response:
         session_id = request.match_info["session_id"].lower()
-        found = await run(queries.get_session, session_id)  # validates the id, 404s the unknown
-        if found is None:
+        if not await run(reading.annotations.session_exists, session_id):
             return _json({"error": "no such session"}, 404)
         notes = await run(reading.annotations.for_session, session_id)
         return _json(notes.as_dict())
