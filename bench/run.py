@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, one after another, each printing its own side-by-side ratios.
 
     .venv/bin/python bench/run.py [name ...]    (names: ingest, ingest-python, queries, python-shell,
-                                                 posix-shell, load, encoder)
+                                                 posix-shell, load, encoder, redaction, recordings)
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ BENCHES = {
     "python-shell": ([PY, "bench/bench_python_shell.py", "--runs", "15"], {}),
     "posix-shell": ([PY, "bench/bench_posix_shell.py"], {}),
     "load": ([PY, "bench/bench_load.py"], {}),
+    "redaction": ([PY, "bench/bench_redaction.py"], {}),
+    "recordings": ([PY, "bench/bench_recordings.py"], {}),
 }
 
 

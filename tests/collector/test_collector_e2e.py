@@ -647,3 +647,64 @@ def test_session_trace_reaches_the_trace_backend(pipeline, good_run):
         with backend.recorder.lock:
             assert backend.recorder.authorization
             assert set(backend.recorder.authorization) == {None}
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. terminal recordings: output logs through agent -> gateway -> sink, with the session's token
+
+
+def test_terminal_output_logs_reach_the_sink_through_the_collectors(pipeline):
+    from shellspan_testing.otlp_builders import post, request_for
+    from shellspan_testing.recordings import (
+        RecordedCommand,
+        logs_request,
+        post_logs,
+        recorded_session,
+    )
+
+    def session_token(sub: str, secret: str = SECRET) -> dict[str, str]:
+        now = int(time.time())
+        return {"Authorization": "Bearer " + jwt.encode(
+            {"sub": sub, "aud": "shellspan", "iat": now, "exp": now + 300}, secret,
+            algorithm="HS256")}
+
+    rec = recorded_session([RecordedCommand("ls --color", b"\x1b[01;34mbin\x1b[0m  notes\r\n"),
+                            RecordedCommand("make", b"cc -c main.c\r\nerror: no\r\n",
+                                            exit_code=2)], user="collector-rec")
+    forged = recorded_session([RecordedCommand("id", b"uid=0(root)\r\n")], user="collector-bad")
+    agent = pipeline.agent.endpoint
+    good, bad = session_token("collector-rec"), session_token("x", "wrong-" + SECRET)
+
+    def rejections() -> int:
+        return pipeline.gateway.proc.log(tail=200_000).count("HTTP Status Code 401")
+
+    rejected_before = rejections()
+    assert post(agent, request_for(rec.spans).SerializeToString(), headers=good).status == 200
+    assert post_logs(agent, logs_request(rec.records).SerializeToString(),
+                     headers=good).status == 200
+    assert post(agent, request_for(forged.spans).SerializeToString(), headers=bad).status == 200
+    assert post_logs(agent, logs_request(forged.records).SerializeToString(),
+                     headers=bad).status == 200  # the agent takes it; the sink will refuse it
+    sink = pipeline.sink
+
+    def recording():
+        status, _, body = sink.fetch(f"/api/sessions/{rec.session_id}/recording")
+        lines = body.decode().splitlines() if status == 200 else []
+        return len(lines) == 1 + len(rec.records) + 2 and lines  # header, records, 2 markers
+
+    lines = wait_for(recording, 60, "the recording at the sink", on_fail=pipeline.logs)
+    events = [json.loads(line) for line in lines[1:]]
+    assert [e[2] for e in events if e[1] == "m"] == ["#1 ls --color", "#2 make"]
+    assert [e[2] for e in events if e[1] != "m"] == [r.body.string_value for r in rec.records]
+    rows = sink.sql("SELECT DISTINCT LogAttributes['enduser.id'], "
+                    "LogAttributes['shell.auth.verified'] FROM shellspan.otel_logs "
+                    f"WHERE TraceId = '{rec.session_id}'")["rows"]
+    assert rows == [["collector-rec", "true"]]
+    # The batch with the wrong token was refused by the sink (401) and is not stored.
+    wait_for(lambda: rejections() >= rejected_before + 2, 30,
+             "the sink's 401s (spans and logs) in the gateway log", on_fail=pipeline.logs)
+    time.sleep(1.0)  # two WAL segment ages: anything accepted would be stored by now
+    assert sink.fetch(f"/api/sessions/{forged.session_id}/recording")[0] == 404
+    count = sink.sql("SELECT count() FROM shellspan.otel_logs "
+                     f"WHERE TraceId = '{forged.session_id}'")["rows"][0][0]
+    assert int(count) == 0

@@ -50,6 +50,31 @@ CONTRIB_OTEL_TRACES = {
 }
 
 
+# Column names and types of the contrib ClickHouse exporter's logs table, v0.161.0 (the release
+# collector_config/ builds): exporter/clickhouseexporter/internal/sqltemplates/logs_table.sql.
+CONTRIB_OTEL_LOGS = {
+    "Timestamp": "DateTime64(9)",
+    "TraceId": "String",
+    "SpanId": "String",
+    "TraceFlags": "UInt8",
+    "SeverityText": "LowCardinality(String)",
+    "SeverityNumber": "UInt8",
+    "ServiceName": "LowCardinality(String)",
+    "Body": "String",
+    "ResourceSchemaUrl": "LowCardinality(String)",
+    "ResourceAttributes": "Map(LowCardinality(String), String)",
+    "ScopeSchemaUrl": "LowCardinality(String)",
+    "ScopeName": "String",
+    "ScopeVersion": "LowCardinality(String)",
+    "ScopeAttributes": "Map(LowCardinality(String), String)",
+    "LogAttributes": "Map(LowCardinality(String), String)",
+    "EventName": "String",
+    **{f"__otel_materialized_{key}": "LowCardinality(String)" for key in (
+        "k8s.cluster.name", "k8s.container.name", "k8s.deployment.name", "k8s.namespace.name",
+        "k8s.node.name", "k8s.pod.name", "k8s.pod.uid", "deployment.environment.name")},
+}
+
+
 def migrate(store: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(SINK_BIN), "migrate", "--store", store, *args], capture_output=True,
                           text=True, timeout=120)
@@ -68,6 +93,11 @@ def test_raw_table_matches_contrib_columns(module_sink):
     described = module_sink.sql("DESCRIBE TABLE shellspan.otel_traces")
     columns = {row[0]: row[1] for row in described["rows"]}
     assert columns == CONTRIB_OTEL_TRACES
+
+
+def test_logs_table_matches_contrib_columns(module_sink):
+    described = module_sink.sql("DESCRIBE TABLE shellspan.otel_logs")
+    assert {row[0]: row[1] for row in described["rows"]} == CONTRIB_OTEL_LOGS
 
 
 def test_second_sink_on_same_path_fails_clearly(module_sink, tmp_path):
@@ -110,9 +140,9 @@ def test_migration_1_is_the_schema_stores_already_have(options, golden):
     """Stores record version 1 as applied, so its statements never change (a schema change is a
     new migration). schema_v1/ holds what `migrate --print` printed when version 1 shipped."""
     released = [_words(s) for s in (HERE / "schema_v1" / golden).read_text().split(";\n\n")]
-    version_1 = schema.migrations_table_ddl(options) + MIGRATIONS[0].statements(options)
-    assert MIGRATIONS[0].version == 1
-    assert [_words(s) for s in version_1] == released
+    version_1 = next(m for m in MIGRATIONS if m.version == 1)
+    printed = schema.migrations_table_ddl(options) + version_1.statements(options)
+    assert [_words(s) for s in printed] == released
 
 
 def test_every_template_is_used_and_every_table_created():
@@ -154,7 +184,8 @@ def test_cluster_ddl_is_replicated_distributed_and_on_cluster():
     ddl = [s for s in statements if not s.startswith("INSERT")]  # a backfill runs once, anywhere
     assert all(" ON CLUSTER `shells`" in s for s in ddl), "every DDL statement runs on the cluster"
     data_tables = ["otel_traces", "otel_traces_trace_id_ts", "shell_sessions", "shell_commands",
-                   "shell_command_search", "shell_annotations", "shell_access_log"]
+                   "otel_logs", "shell_recordings", "shell_command_search", "shell_annotations",
+                   "shell_access_log"]
     for table in data_tables:
         local = next(s for s in statements if f"CREATE TABLE IF NOT EXISTS `audit`.`{table}_local`" in s)
         assert re.search(rf"ENGINE = Replicated\w+MergeTree\('/clickhouse/tables/{{shard}}/audit/"
@@ -162,11 +193,12 @@ def test_cluster_ddl_is_replicated_distributed_and_on_cluster():
         dist = next(s for s in statements if f"CREATE TABLE IF NOT EXISTS `audit`.`{table}` " in s)
         assert f"AS `audit`.`{table}_local`" in dist
         assert re.search(rf"Distributed\('shells', 'audit', '{table}_local', cityHash64\(\w+\)\)", dist)
-    for view in ("shell_sessions_mv", "shell_commands_mv", "otel_traces_trace_id_ts_mv"):
+    for view, source in (("shell_sessions_mv", "otel_traces"), ("shell_commands_mv", "otel_traces"),
+                         ("otel_traces_trace_id_ts_mv", "otel_traces"),
+                         ("shell_recordings_mv", "otel_logs"),
+                         ("shell_command_search_mv", "shell_commands")):
         mv = next(s for s in statements if f"`audit`.`{view}_local`" in s)
-        assert "FROM `audit`.`otel_traces_local`" in mv, "views fire on each shard's local inserts"
-    search_mv = next(s for s in statements if "`audit`.`shell_command_search_mv_local`" in s)
-    assert "FROM `audit`.`shell_commands_local`" in search_mv
+        assert f"FROM `audit`.`{source}_local`" in mv, "views fire on each shard's local inserts"
 
 
 def test_migrate_print_emits_cluster_ddl_without_a_store():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
+from shellspan_testing.recordings import RecordedCommand, logs_request, post_logs, recorded_session
 from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
 from shellspan_testing.tokens import mint
 
@@ -89,6 +90,23 @@ def test_listing_sessions_and_a_missing_session_are_not_reads_of_commands(sink):
     assert sink.call(f"/api/sessions/{'0' * 32}")[0] == 404
     wait_events(sink, session=ONE.session_id)  # the writer has caught up
     assert events(sink, session="0" * 32) == []
+
+
+def test_reading_a_recording_is_recorded(sink):
+    rec = recorded_session([RecordedCommand("cat secret-plan.txt", b"step one\r\n")],
+                           user="dora")
+    assert post(sink.otlp_http_endpoint, request_for(rec.spans).SerializeToString()).status == 200
+    assert post_logs(sink.otlp_http_endpoint,
+                     logs_request(rec.records).SerializeToString()).status == 200
+    sink.wait_for(lambda: sink.call(f"/api/sessions/{rec.session_id}/excerpt",
+                                    params={"seq": 1})[0] == 200)
+    assert sink.call(f"/api/sessions/{rec.session_id}/screen", params={"seq": 1})[0] == 200
+    status, ctype, _ = sink.fetch(f"/api/sessions/{rec.session_id}/recording")
+    assert status == 200
+    actions = {e["action"] for e in wait_events(sink, 3, session=rec.session_id)}
+    assert actions == {"excerpt", "screen", "recording"}
+    assert sink.call(f"/api/sessions/{'0' * 32}/recording")[0] == 404
+    assert events(sink, session="0" * 32) == []  # no such session: nothing read, nothing logged
 
 
 def test_the_log_needs_the_audit_scope(sink):

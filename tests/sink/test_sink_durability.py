@@ -13,26 +13,7 @@ from pathlib import Path
 import pytest
 
 from shellspan_testing.otlp_builders import Command, SessionSpec, request_for, session_spans
-from shellspan_testing.sinkproc import SinkProcess
-
-
-def send_until_acked(port_of, body: bytes, deadline: float) -> int:
-    """Retry like an OTLP exporter: on a refused connection or a retryable status, try again."""
-    attempts = 0
-    while time.monotonic() < deadline:
-        attempts += 1
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port_of(), timeout=10)
-            conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
-            status = conn.getresponse().status
-            conn.close()
-            if status == 200:
-                return attempts
-            assert status in (429, 502, 503, 504), status
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("request never acknowledged")
+from shellspan_testing.sinkproc import SinkProcess, send_until_acked
 
 
 def stored_spans(sink: SinkProcess) -> tuple[int, int]:

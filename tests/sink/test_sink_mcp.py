@@ -24,11 +24,12 @@ from shellspan_testing.otlp_builders import (
     request_for,
     session_spans,
 )
+from shellspan_testing.recordings import RecordedCommand, logs_request, post_logs, recorded_session
 from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
 from shellspan_testing.tokens import mint
 
 SECRET = "mcp-tests-secret-0123456789abcdef"
-TOOLS = {"list_sessions", "show_session", "search_commands", "session_stats"}
+TOOLS = {"list_sessions", "show_session", "search_commands", "session_stats", "recording_excerpt"}
 LONG = "echo " + "x" * (mcp_server.MAX_COMMAND_CHARS + 500)
 OPS = SessionSpec(user="alice", host="web-1", commands=[
     Command("kubectl delete pod web-1", cwd="/srv"), Command("psql -c 'DROP TABLE t'", exit_code=1),
@@ -52,10 +53,17 @@ def sink(tmp_path_factory):
         if any(a.key == semconv.COMMAND_LINE and "[REDACTED]" in a.value.string_value
                for a in span.attributes):
             span.attributes.append(kv(semconv.COMMAND_REDACTED, True))
-    body = request_for(spans).SerializeToString()
-    assert post(proc.otlp_http_endpoint, body,
-                headers={"Authorization": f"Bearer {token('shell-host', '')}"}).status == 200
-    proc.wait_for(lambda: proc.call("/api/commands", params={"limit": 1000})[1]["count"] == 304)
+    host_token = {"Authorization": f"Bearer {token('shell-host', '')}"}
+    rec = recorded_session([RecordedCommand("make build", b"\x1b[32mbuilt\x1b[0m app\r\n"),
+                            RecordedCommand("ls", b"app  build\r\n")], user="carol")
+    body = request_for(spans + rec.spans).SerializeToString()
+    assert post(proc.otlp_http_endpoint, body, headers=host_token).status == 200
+    assert post_logs(proc.otlp_http_endpoint, logs_request(rec.records).SerializeToString(),
+                     headers=host_token).status == 200
+    proc.recorded = rec
+    proc.wait_for(lambda: proc.call("/api/commands", params={"limit": 1000})[1]["count"] == 306
+                  and proc.call(f"/api/sessions/{rec.session_id}/excerpt",
+                                params={"seq": 1})[0] == 200)
     yield proc
     proc.stop()
 
@@ -99,7 +107,7 @@ def test_the_tools_answer_through_the_sdk_client(sink, transport):
     assert session["session"]["session_id"] == OPS.session_id and session["commands_total"] == 4
     assert [c["seq"] for c in session["commands"]] == [1, 2, 3, 4]
     assert [s["session_id"] for s in listed.structured_content["sessions"]] == [BUSY.session_id]
-    assert stats.structured_content["totals"]["commands"] == 304
+    assert stats.structured_content["totals"]["commands"] == 306
     assert len(stats.structured_content["top_commands"]) == 3
 
 
@@ -140,17 +148,36 @@ def test_bad_arguments_are_tool_errors(sink, transport):
     assert bad_id.is_error and bad_filter.is_error and "state must be" in bad_filter.content[0].text
 
 
+@pytest.mark.parametrize("transport", ["http", "stdio"])
+def test_recording_excerpt_is_what_the_command_printed(sink, transport):
+    client = (http_client if transport == "http" else stdio_client)(sink, sink.read_token)
+    _, built, listing, missing, unrecorded = asyncio.run(calls(
+        client,
+        ("recording_excerpt", {"session_id": sink.recorded.session_id, "seq": 1}),
+        ("recording_excerpt", {"session_id": sink.recorded.session_id, "seq": 2, "max_chars": 4}),
+        ("recording_excerpt", {"session_id": sink.recorded.session_id, "seq": 9}),
+        ("recording_excerpt", {"session_id": OPS.session_id, "seq": 1})))
+    assert (built.structured_content["command"], built.structured_content["text"]) == \
+        ("make build", "built app")  # as the user saw it: the colour codes interpreted
+    assert listing.structured_content["text"] == "uild" and listing.structured_content["truncated"]
+    assert missing.is_error and unrecorded.is_error and "no recording" in missing.content[0].text
+
+
 def test_reads_through_mcp_are_in_the_access_log(sink):
     auditor = token("audrey", "sessions:read sessions:audit")
     asyncio.run(calls(http_client(sink, token("claude-http")),
                       ("show_session", {"session_id": BUSY.session_id})))
     asyncio.run(calls(stdio_client(sink, token("claude-stdio")),
                       ("search_commands", {"q": "delete"})))
+    excerpt = {"session_id": sink.recorded.session_id, "seq": 1}
+    asyncio.run(calls(http_client(sink, token("claude-http")), ("recording_excerpt", excerpt)))
+    asyncio.run(calls(stdio_client(sink, token("claude-stdio")), ("recording_excerpt", excerpt)))
 
     def recorded():
         events = sink.call("/api/access-log", params={"door": "mcp"}, token=auditor)[1]["events"]
         return {(e["subject"], e["action"]) for e in events} >= {
-            ("claude-http", "show"), ("claude-stdio", "search")} and events
+            ("claude-http", "show"), ("claude-stdio", "search"), ("claude-http", "excerpt"),
+            ("claude-stdio", "excerpt")} and events
 
     events = sink.wait_for(recorded)
     http_show = next(e for e in events if e["subject"] == "claude-http")

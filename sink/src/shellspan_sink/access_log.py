@@ -10,7 +10,8 @@ insert and deletion) is listed once. A journal that cannot be written refuses th
 503): no read goes unrecorded.
 
 Doors: ``api`` (any HTTP client), ``cli`` (``shellspan-sink``), ``ui`` (the web UI), ``mcp``
-(the MCP server). All but ``mcp`` over HTTP are what the client says it is (the
+(the MCP server). Actions: ``show``, ``search``, and the reads of a terminal recording
+(``recording``, ``screen``, ``excerpt``). All doors but ``mcp`` over HTTP are what the client says it is (the
 ``X-Shellspan-Client`` header); the subject is the verified one.
 """
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 DOORS = ("api", "cli", "ui", "mcp")
 CLIENT_HEADER = "X-Shellspan-Client"
 SHOW, SEARCH = "show", "search"
+RECORDING_READS = ("recording", "screen", "excerpt")  # actions of reads of a terminal recording
 COLUMNS = ("event_id", "time", "subject", "verified", "door", "action", "session_ids", "detail",
            "client_address")
 MAX_DETAIL = 2000

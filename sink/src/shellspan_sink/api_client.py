@@ -27,9 +27,8 @@ class ApiClient:
         self.door = door  # what the sink's access log records this client as
         self.timeout = timeout
 
-    def call(self, path: str, params: dict[str, Any] | None = None,
-             body: bytes | None = None) -> Any:
-        """The decoded JSON answer (None for 404); a body makes it a POST. Raises ApiError."""
+    def open(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+        """The answer, open for reading (None for 404); a body makes it a POST. Raises ApiError."""
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
         request = urllib.request.Request(f"{self.api}{path}" + (f"?{query}" if query else ""),
                                          data=body, method="POST" if body is not None else "GET")
@@ -37,8 +36,7 @@ class ApiClient:
             request.add_header("Authorization", f"Bearer {self.token}")
         request.add_header(CLIENT_HEADER, self.door)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
-                return json.loads(resp.read())
+            return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
@@ -51,3 +49,12 @@ class ApiClient:
         except (urllib.error.URLError, OSError) as exc:
             raise ApiError(0, f"cannot reach the sink at {self.api} ({exc}); is `shellspan-sink "
                               "serve` running? (or pass --api URL)") from exc
+
+    def call(self, path: str, params: dict[str, Any] | None = None,
+             body: bytes | None = None) -> Any:
+        """The decoded JSON answer (None for 404); a body makes it a POST. Raises ApiError."""
+        resp = self.open(path, params, body)
+        if resp is None:
+            return None
+        with resp:
+            return json.loads(resp.read())

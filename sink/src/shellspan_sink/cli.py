@@ -1,5 +1,5 @@
-"""The `shellspan-sink` command: serve, migrate, sessions list/show/stats/annotate, commands
-search, access-log, sql, mcp."""
+"""The `shellspan-sink` command: serve, migrate, sessions
+list/show/stats/export/replay/screen/annotate, commands search, access-log, sql, mcp."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import urllib.parse
 from typing import Any
 
-from . import config
+from . import config, recording_cli
 from .access_log import AccessLog
 from .api_client import ApiClient, ApiError
 from .queries import QueryError, SessionFilter, SessionQueries
@@ -42,11 +42,30 @@ class Backend:
             self.queries = SessionQueries(Store(cfg.store, cfg.schema), cfg.abandon_after)
             self.reading = SessionReading(self.queries, AccessLog(self.queries.store))
 
-    def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+    def _open(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+        """The API's answer, open (None for 404); SystemExit for any other error."""
         try:
-            return self.client.call(path, params, body)
+            return self.client.open(path, params, body)
         except ApiError as exc:
             raise SystemExit(f"shellspan-sink: {exc}") from exc
+
+    def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+        resp = self._open(path, params, body)
+        if resp is None:
+            return None
+        with resp:
+            return json.loads(resp.read())
+
+    def get(self, path: str, params: dict[str, Any] | None = None):
+        """A JSON answer of the API (None for 404)."""
+        return self._get(path, params)
+
+    def stream(self, path: str, params: dict[str, Any] | None = None):
+        """The API's answer line by line, as it arrives (nothing for 404)."""
+        resp = self._open(path, params)
+        if resp is not None:
+            with resp:
+                yield from resp
 
     def sessions(self, flt: SessionFilter) -> list[dict]:
         if self.queries:
@@ -233,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     filter_args(p)
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(func=cmd_sessions_stats)
+    recording_cli.add_commands(sessions, query_args, Backend)
 
     from . import search_cli
 

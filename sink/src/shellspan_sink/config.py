@@ -33,6 +33,7 @@ class SinkConfig:
     store: str | None = None  # None: the embedded store under the state directory
     database: str = "shellspan"
     cluster: str | None = None
+    ttl_days: int = 0  # 0 keeps data forever
     abandon_after: float = 300.0
     otlp_http: str = "127.0.0.1:4318"
     otlp_grpc: str = "127.0.0.1:4317"
@@ -52,7 +53,7 @@ class SinkConfig:
 
     @property
     def schema(self) -> SchemaOptions:
-        return SchemaOptions(database=self.database, cluster=self.cluster)
+        return SchemaOptions(database=self.database, cluster=self.cluster, ttl_days=self.ttl_days)
 
     @property
     def limits(self):  # -> ingest.IngestLimits (imported here: the query commands never need it)
@@ -68,6 +69,11 @@ class SinkConfig:
         if dsn.startswith("chdb://"):
             return Path(dsn[len("chdb://"):].rstrip("/") + "-wal")
         return state_dir() / "sink-wal"
+
+    @property
+    def logs_wal_path(self) -> Path:
+        """The log records' WAL (terminal recordings): a directory of its own in the WAL's."""
+        return self.wal_path / "logs"
 
 
 # --- checks: text in, value out, ValueError with the reason ------------------------------------
@@ -171,6 +177,9 @@ OPTIONS: tuple[Option, ...] = (
            "database holding the tables", STORE),
     Option("cluster", ("--cluster",), ("SHELLSPAN_CLUSTER",), _identifier,
            "ClickHouse cluster name: replicated + distributed tables, ON CLUSTER DDL", STORE),
+    Option("ttl_days", ("--ttl-days",), ("SHELLSPAN_TTL_DAYS",), _whole(0),
+           "days to keep spans and recordings (0: forever); applies to the tables a migration "
+           "creates", STORE),
     Option("abandon_after", ("--abandon-after",), ("SHELLSPAN_ABANDON_AFTER",), _seconds,
            "seconds without a heartbeat after which an open session is abandoned", STORE),
     Option("otlp_http", ("--otlp-http",), ("SHELLSPAN_OTLP_HTTP",), _address,

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
 
-from . import otlp, search_routes, ui_routes
+from . import otlp, recording_routes, search_routes, ui_routes
 from .auth import READ_SCOPE, SQL_SCOPE, AuthError, Verifier
 from .ingest import Ingest
 from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
 from .queries import QueryError, SessionFilter, SessionQueries
+from .recordings import RecordingQueries
 from .store import Store, StoreError
 from .wal import WriteAheadLog
 
@@ -30,11 +32,23 @@ def _refusal_response(content_type: str, refused: Refused) -> web.Response:
                         headers=http_headers(refused.outcome))
 
 
-def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.Application:
-    max_body = ingest.limits.max_body_bytes
+def otlp_app(ingests: Sequence[Ingest], verifier: Verifier, *,
+             ack_timeout: float) -> web.Application:
+    """`POST /v1/traces` and `POST /v1/logs`: one route per ingest (signal), the same checks."""
+    max_body = ingests[0].limits.max_body_bytes
     # One thread: the Python encoder holds the GIL (more threads only contend), and with the
     # compiled encoder a second thread measured no faster (bench/bench_ingest.py).
     encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-encode")
+    app = web.Application(client_max_size=max_body)
+    for ingest in ingests:
+        app.router.add_post(ingest.signal.path, _exporter(ingest, verifier, encoder, max_body,
+                                                           ack_timeout))
+    return app
+
+
+def _exporter(ingest: Ingest, verifier: Verifier, encoder: ThreadPoolExecutor, max_body: int,
+              ack_timeout: float):
+    signal = ingest.signal
 
     async def export(request: web.Request) -> web.Response:
         content_type = otlp.media_type(request.content_type)
@@ -57,18 +71,17 @@ def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.A
             await asyncio.wait_for(asyncio.wrap_future(accepted.durable), ack_timeout)
         except REFUSALS as exc:
             return _refusal_response(content_type, refusal(exc))
-        return web.Response(body=otlp.encode_response(content_type, accepted.rejected, accepted.message),
+        return web.Response(body=otlp.encode_response(content_type, accepted.rejected,
+                                                      accepted.message, signal),
                             content_type=content_type)
 
-    app = web.Application(client_max_size=max_body)
-    app.router.add_post("/v1/traces", export)
-    return app
+    return export
 
 
 def _decode_and_accept(ingest: Ingest, body: bytes, content_type: str, encoding: str | None,
                        max_inflated: int, identity: dict[str, str] | None):
     raw = otlp.decompress(body, encoding, max_inflated)
-    return ingest.accept(otlp.to_protobuf(raw, content_type), identity)
+    return ingest.accept(otlp.to_protobuf(raw, content_type, ingest.signal), identity)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -77,7 +90,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: Ingest,
-            verifier: Verifier) -> web.Application:
+            verifier: Verifier, logs: Ingest) -> web.Application:
     # The store serializes calls anyway; one thread keeps queries off the event loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
 
@@ -108,8 +121,10 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
             "wal": wal.state(),
             "encoder": ingest.encoder,
             "auth_mode": verifier.mode,
-            "received_spans": ingest.received_spans,
-            "rejected_spans": ingest.rejected_spans,
+            "received_spans": ingest.received,
+            "rejected_spans": ingest.rejected,
+            "logs": {"wal": logs.wal.state(), "received_log_records": logs.received,
+                     "rejected_log_records": logs.rejected},
         }
         return _json(body, 200 if store_state["ok"] else 503)
 
@@ -149,6 +164,7 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     app.router.add_get("/api/stats", stats)
     app.router.add_post("/api/sql", sql)
     ui_routes.register(app, queries, run)
+    recording_routes.register(app, RecordingQueries(store), run)
     reading = search_routes.register(app, queries, verifier, run, wal.dir / "access-log")
     app.on_cleanup.append(lambda _app: asyncio.get_running_loop().run_in_executor(
         None, pool.shutdown))

@@ -1,4 +1,5 @@
-"""The receive path shared by OTLP/HTTP and OTLP/gRPC: encode, queue, report the outcome."""
+"""The receive path shared by OTLP/HTTP and OTLP/gRPC, traces and logs alike: encode, queue,
+report the outcome. One `Ingest` per signal, each with its own WAL."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from . import rowbinary
+from . import logs_rowbinary, rowbinary
 from .config import ENCODERS
 from .outcomes import Outcome, Refused
+from .signals import LOGS, TRACES, Signal
 from .wal import RowBatch, WriteAheadLog
 
 Encoder = Callable[..., tuple[bytes, int, int]]  # (body, identity, max attrs, max length)
@@ -35,17 +37,19 @@ def select_encoder(choice: str = "auto") -> tuple[str, Encoder]:
 
 @dataclass
 class Accepted:
-    """A request's valid spans are in the WAL; `durable` resolves once they are on disk."""
+    """A request's valid spans (or log records) are in the WAL; `durable` resolves once they
+    are on disk."""
 
     durable: Future
     spans: int
     rejected: int
+    unit: str = TRACES.unit
 
     @property
     def message(self) -> str:
         if not self.rejected:
             return ""
-        return f"{self.rejected} span(s) rejected: invalid trace id or span id"
+        return f"{self.rejected} {self.unit}(s) rejected: invalid trace id or span id"
 
 
 @dataclass(frozen=True)
@@ -57,17 +61,24 @@ class IngestLimits:
 
 
 class Ingest:
-    def __init__(self, wal: WriteAheadLog, limits: IngestLimits, encoder: str = "auto") -> None:
+    def __init__(self, wal: WriteAheadLog, limits: IngestLimits, encoder: str = "auto",
+                 signal: Signal = TRACES) -> None:
         self.wal = wal
         self.limits = limits
-        self.encoder, self._encode = select_encoder(encoder)
-        self.received_spans = 0
-        self.rejected_spans = 0
+        self.signal = signal
+        if signal is LOGS:  # the compiled encoder covers traces only
+            self.encoder, self._encode = "python", logs_rowbinary.encode_request
+        else:
+            self.encoder, self._encode = select_encoder(encoder)
+        self.received = 0
+        self.rejected = 0
 
     def accept(self, body: bytes, identity: dict[str, str] | None = None) -> Accepted:
-        """Take a serialized ExportTraceServiceRequest.
+        """Take a serialized export request of the signal (ExportTraceServiceRequest or
+        ExportLogsServiceRequest).
 
-        Raises Refused (bad request: undecodable; too large: too many spans) or wal.Overloaded.
+        Raises Refused (bad request: undecodable; too large: too many spans or records) or
+        wal.Overloaded.
         """
         try:
             rows, count, rejected = self._encode(body, identity, self.limits.max_attributes,
@@ -75,9 +86,10 @@ class Ingest:
         except ValueError as exc:
             raise Refused(Outcome.BAD_REQUEST, str(exc)) from exc
         if count + rejected > self.limits.max_spans_per_request:
-            raise Refused(Outcome.TOO_LARGE, f"{count + rejected} spans in one request; the limit "
-                                             f"is {self.limits.max_spans_per_request}")
+            raise Refused(Outcome.TOO_LARGE, f"{count + rejected} {self.signal.unit}s in one "
+                                             f"request; the limit is "
+                                             f"{self.limits.max_spans_per_request}")
         durable = self.wal.submit(RowBatch(rows, count))
-        self.received_spans += count
-        self.rejected_spans += rejected
-        return Accepted(durable, count, rejected)
+        self.received += count
+        self.rejected += rejected
+        return Accepted(durable, count, rejected, self.signal.unit)

@@ -1,9 +1,10 @@
 """The Model Context Protocol server: an assistant asks shellspan what an admin would.
 
-Tools: ``list_sessions``, ``show_session``, ``search_commands``, ``session_stats``. Every result
-is bounded (rows per call, characters per command and per result) and carries what the API
-carries: command lines as the shell host redacted them, nothing more. Reading a session's
-commands (``show_session``, ``search_commands``) is recorded in the access log with door ``mcp``.
+Tools: ``list_sessions``, ``show_session``, ``search_commands``, ``session_stats`` and
+``recording_excerpt``. Every result is bounded (rows per call, characters per command and per
+result) and carries what the API carries: command lines and terminal output as the shell host
+redacted them, nothing more. Reading a session's commands (``show_session``,
+``search_commands``, ``recording_excerpt``) is recorded in the access log with door ``mcp``.
 
 Two transports, one set of tools over a ``Source``:
 
@@ -34,6 +35,7 @@ from .api_client import ApiClient, ApiError
 from .auth import READ_SCOPE, AuthError, Verifier
 from .queries import QueryError, SessionFilter, SessionQueries
 from .reading import SessionReading
+from .recordings import NotFound, RecordingQueries
 from .search import CommandFilter
 from .store import StoreError
 
@@ -43,6 +45,8 @@ MAX_SESSIONS = 100  # rows per list_sessions call
 MAX_HITS = 100  # rows per search_commands call
 MAX_COMMANDS = 500  # commands per show_session call
 MAX_TOP = 20
+MAX_EXCERPT_LINES = 500  # lines of terminal output per recording_excerpt call
+MAX_EXCERPT_CHARS = 50_000
 MAX_COMMAND_CHARS = 2000  # one command line (longer ones are cut and marked)
 MAX_RESULT_CHARS = 200_000  # one tool result, as JSON
 READER_KEY = "shellspan.reader"  # where the HTTP mount leaves the verified reader in the scope
@@ -61,8 +65,8 @@ class Source(Protocol):
     async def search_commands(self, params: dict[str, Any], ctx: Context) -> dict[str, Any]: ...
     async def session_stats(self, params: dict[str, Any], top: int,
                             ctx: Context) -> dict[str, Any]: ...
-    # Once terminal recordings exist, a `recording_excerpt(session_id, seq, ctx)` joins here,
-    # answered from the recording route, and build_server registers its tool beside the others.
+    async def recording_excerpt(self, session_id: str, seq: int, max_lines: int, max_chars: int,
+                                ctx: Context) -> dict[str, Any] | None: ...
 
 
 class LocalSource:
@@ -71,6 +75,7 @@ class LocalSource:
     def __init__(self, reading: SessionReading, run: Callable[..., Awaitable[Any]]) -> None:
         self.reading = reading
         self.queries: SessionQueries = reading.queries
+        self.recordings = RecordingQueries(reading.queries.store)
         self.run = run
 
     @staticmethod
@@ -95,6 +100,18 @@ class LocalSource:
                             ctx: Context) -> dict[str, Any]:
         return await self.run(self.queries.stats, SessionFilter.from_mapping(params), top)
 
+    async def recording_excerpt(self, session_id: str, seq: int, max_lines: int, max_chars: int,
+                                ctx: Context) -> dict[str, Any] | None:
+        detail = {"seq": seq, "max_lines": max_lines, "max_chars": max_chars}
+        if not await self.run(self.reading.record_recording_read, session_id, "excerpt", detail,
+                              self.reader(ctx)):
+            return None
+        try:  # the emulator's replay is CPU work: off the query thread, as the API does it
+            return await anyio.to_thread.run_sync(self.recordings.excerpt, session_id, seq,
+                                                  max_lines, max_chars)
+        except NotFound:
+            return None
+
 
 class ApiSource:
     """Outside the sink (stdio): the tools ask the running sink's API, which records the reads."""
@@ -117,6 +134,11 @@ class ApiSource:
     async def session_stats(self, params: dict[str, Any], top: int,
                             ctx: Context) -> dict[str, Any]:
         return await self._call("/api/stats", {**params, "top": top})
+
+    async def recording_excerpt(self, session_id: str, seq: int, max_lines: int, max_chars: int,
+                                ctx: Context) -> dict[str, Any] | None:
+        return await self._call(f"/api/sessions/{session_id}/excerpt",
+                                {"seq": seq, "max_lines": max_lines, "max_chars": max_chars})
 
 
 # --- bounding results ----------------------------------------------------------------------------
@@ -251,8 +273,21 @@ def build_server(source: Source) -> MCPServer:
             until=until, tag=tag), top, ctx))
         return bounded(stats, "busiest_hours")
 
-    # recording_excerpt(session_id, seq) goes here once the sink keeps terminal recordings: the
-    # output around one command, from Source.recording_excerpt, cut to MAX_RESULT_CHARS.
+    @server.tool()
+    async def recording_excerpt(
+            ctx: Context,
+            session_id: Annotated[str, Field(description="32 hexadecimal characters")],
+            seq: Annotated[int, Field(ge=1, description="the command's number in its session")],
+            max_lines: Annotated[int, Field(ge=1, le=MAX_EXCERPT_LINES)] = 100,
+            max_chars: Annotated[int, Field(ge=1, le=MAX_EXCERPT_CHARS)] = 8000,
+    ) -> dict[str, Any]:
+        """What one command printed in its terminal, as plain text (as the user saw it: escape
+        sequences interpreted), its last lines; for sessions recorded with `shellspan record`."""
+        found = await _answer(source.recording_excerpt(session_id, seq, max_lines, max_chars, ctx))
+        if found is None:
+            raise ToolError(f"no recording of command {seq} in session {session_id}")
+        return found
+
     return server
 
 

@@ -1,6 +1,7 @@
-"""Reading sessions' commands: showing a session (with its annotations) and searching commands,
-each read recorded in the access log before its answer leaves. The API, the web UI, the CLI and
-the MCP tools all read through here, so none of them reads unrecorded.
+"""Reading sessions' commands: showing a session (with its annotations), searching commands and
+reading a terminal recording, each read recorded in the access log before its answer leaves.
+The API, the web UI, the CLI and the MCP tools all read through here, so none of them reads
+unrecorded.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from .access_log import SEARCH, SHOW, AccessEvent, AccessLog, Reader
 from .annotations import Annotations
-from .queries import SessionQueries
+from .queries import QueryError, SessionQueries
 from .search import CommandFilter, CommandSearch
 
 
@@ -41,3 +42,17 @@ class SessionReading:
                                           [hit["session_id"] for hit in result["commands"]],
                                           {**detail, "hits": result["count"]}))
         return result
+
+    def record_recording_read(self, session_id: str, what: str, detail: dict[str, Any],
+                              reader: Reader) -> bool:
+        """Record that `reader` is about to read session `session_id`'s recording (`what`:
+        recording, screen or excerpt), before any of it leaves. False, and nothing recorded,
+        when there is no such session (the route answers that itself)."""
+        session_id = session_id.lower()
+        try:
+            if not self.annotations.session_exists(session_id):
+                return False
+        except QueryError:
+            return False
+        self.access.record(AccessEvent.of(reader, what, [session_id], detail))
+        return True

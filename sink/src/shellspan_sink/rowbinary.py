@@ -165,12 +165,13 @@ class _Writer:
             self.bytes_(value)
 
 
-def parse_request(body: bytes) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
+def parse_request(body: bytes, message: type = ExportTraceServiceRequest):
+    """`body` parsed as an OTLP export request (`message`: its class). ValueError if it is not."""
+    request = message()
     try:
         request.ParseFromString(body)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"body is not a valid ExportTraceServiceRequest: {exc}") from exc
+        raise ValueError(f"body is not a valid {message.__name__}: {exc}") from exc
     return request
 
 

@@ -1,12 +1,13 @@
 """The schema: its SQL templates (``sql/*.sql``, one per table and view), the renderer that fills
 them with typed options, and the versioned migrations built from them.
 
-The raw table keeps the column names and types of the OpenTelemetry Collector contrib ClickHouse
-exporter's ``otel_traces`` table, so the contrib exporter, Grafana's ClickHouse data source and the
-sink can share it. Two departures, both for exactly-once query results:
+The raw tables keep the column names and types of the OpenTelemetry Collector contrib ClickHouse
+exporter's ``otel_traces`` and ``otel_logs`` tables, so the contrib exporter, Grafana's ClickHouse
+data source and the sink can share them. Two departures, both for exactly-once query results:
 
-* the engine is ``ReplacingMergeTree`` and the sorting key ends with ``TraceId, SpanId``, so a
-  re-delivered span collapses into its first copy (queries read with ``FINAL``);
+* the engine is ``ReplacingMergeTree`` and the sorting key ends with the row's identity
+  (``TraceId, SpanId`` for spans; trace id, span id, recording seq and body for log records), so
+  a re-delivered span or record collapses into its first copy (queries read with ``FINAL``);
 * the derived tables are filled by materialized views from the raw table, never by the sink
   directly, so every ingestion path (sink or contrib exporter) yields the same sessions.
 
@@ -234,6 +235,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         Step("shell_command_search_backfill.sql"),
         create(tables.ANNOTATIONS, _BY_SESSION),
         create(tables.ACCESS_LOG, "cityHash64(event_id)"),
+    )),
+    Migration(5, "terminal recordings", (
+        create(tables.OTEL_LOGS, _BY_TRACE),
+        create(tables.RECORDINGS, _BY_SESSION),
+        create(tables.RECORDINGS_MV),
     )),
 )
 

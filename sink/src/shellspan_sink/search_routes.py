@@ -3,7 +3,8 @@
 * ``GET /api/commands``: command search (``q``, ``regex``, filters, ``cursor``); recorded.
 * ``GET|POST /api/sessions/{id}/annotations``: a session's annotation history; add one
   (scope ``sessions:annotate``).
-* ``GET /api/access-log``: who read which session (scope ``sessions:audit``).
+* ``GET /api/access-log``: who read which session (scope ``sessions:audit``); reads of the
+  recording routes (``/api/sessions/{id}/recording|screen|excerpt``) are recorded here too.
 * ``/mcp``: the Model Context Protocol over streamable HTTP (``mcp_server``), behind the same
   bearer tokens (scope ``sessions:read``).
 
@@ -14,6 +15,7 @@ middleware).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from . import mcp_server
-from .access_log import CLIENT_HEADER, AccessFilter, AccessLog, Reader, door_of
+from .access_log import CLIENT_HEADER, RECORDING_READS, AccessFilter, AccessLog, Reader, door_of
 from .annotations import NewAnnotation
 from .auth import ANNOTATE_SCOPE, AUDIT_SCOPE, Verifier
 from .queries import QueryError, SessionQueries
@@ -30,6 +32,7 @@ from .search import CommandFilter
 
 Runner = Callable[..., Awaitable[Any]]
 MAX_ANNOTATION_BODY = 64 * 1024
+_RECORDING_READ = re.compile(rf"^/api/sessions/([^/]+)/({'|'.join(RECORDING_READS)})$")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -85,6 +88,15 @@ def register(app: web.Application, queries: SessionQueries, verifier: Verifier, 
         flt = AccessFilter.from_mapping(dict(request.query))
         return _json(await run(access.list, flt))
 
+    @web.middleware
+    async def record_recording_reads(request: web.Request, handler):
+        """A terminal recording, its screens and excerpts are a session's commands too: their
+        reads are recorded before the route answers (it streams, so not after)."""
+        if request.method == "GET" and (m := _RECORDING_READ.match(request.path)):
+            await run(reading.record_recording_read, m.group(1), m.group(2), dict(request.query),
+                      reader_of(request, verifier))
+        return await handler(request)
+
     async def start_access_log(_app: web.Application) -> None:
         access.start()
 
@@ -95,6 +107,7 @@ def register(app: web.Application, queries: SessionQueries, verifier: Verifier, 
     app.router.add_get("/api/sessions/{session_id}/annotations", list_annotations)
     app.router.add_post("/api/sessions/{session_id}/annotations", add_annotation)
     app.router.add_get("/api/access-log", access_log)
+    app.middlewares.append(record_recording_reads)  # inside the API's auth and error handling
     mcp_server.mount(app, reading, verifier, run)
     app.on_startup.append(start_access_log)
     app.on_cleanup.insert(0, stop_access_log)  # before the query pool shuts down

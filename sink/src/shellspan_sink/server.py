@@ -16,6 +16,7 @@ from .grpc_receiver import start_grpc
 from .http_apps import api_app, otlp_app
 from .ingest import Ingest
 from .queries import SessionQueries
+from .signals import LOGS
 from .store import Store, StoreError, redact_dsn
 from .wal import WriteAheadLog
 
@@ -30,7 +31,7 @@ def banner(cfg: SinkConfig, auth_mode: str) -> str:
     return f"""shellspan sink is running
   store      {redact_dsn(cfg.store_dsn)}
   WAL        {cfg.wal_path}
-  OTLP/HTTP  http://{cfg.otlp_http}/v1/traces
+  OTLP/HTTP  http://{cfg.otlp_http}/v1/traces  (recordings: /v1/logs)
   OTLP/gRPC  {cfg.otlp_grpc}
   API        {api}/api/sessions   (health: {api}/health)
   web UI     {api}/
@@ -55,19 +56,23 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
         log.info("applied schema migrations %s", applied)
     wal = WriteAheadLog(cfg.wal_path, store, segment_spans=cfg.wal_segment_spans,
                         segment_age=cfg.wal_segment_age, max_bytes=cfg.max_wal_bytes).start()
+    logs_wal = WriteAheadLog(cfg.logs_wal_path, store, table=LOGS.table, columns=LOGS.columns,
+                             segment_spans=cfg.wal_segment_spans, segment_age=cfg.wal_segment_age,
+                             max_bytes=cfg.max_wal_bytes).start()
     ingest = Ingest(wal, cfg.limits, cfg.encoder)
+    logs = Ingest(logs_wal, cfg.limits, signal=LOGS)
     queries = SessionQueries(store, cfg.abandon_after)
 
     runners: list[web.AppRunner] = []
     # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
-    for app, address, inflate in ((otlp_app(ingest, verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
-                                  (api_app(store, queries, wal, ingest, verifier), cfg.api, True)):
+    for app, address, inflate in ((otlp_app((ingest, logs), verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
+                                  (api_app(store, queries, wal, ingest, verifier, logs), cfg.api, True)):
         runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)
-    grpc_server = start_grpc(ingest, verifier, cfg.otlp_grpc, max_message_bytes=cfg.limits.max_body_bytes,
+    grpc_server = start_grpc((ingest, logs), verifier, cfg.otlp_grpc, max_message_bytes=cfg.limits.max_body_bytes,
                              ack_timeout=cfg.ack_timeout)
 
     stop = asyncio.Event()
@@ -83,7 +88,7 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     grpc_server.stop(grace=5).wait(10)
     for runner in runners:
         await runner.cleanup()
-    await asyncio.to_thread(wal.stop)
+    await asyncio.gather(asyncio.to_thread(wal.stop), asyncio.to_thread(logs_wal.stop))
     store.close()
 
 

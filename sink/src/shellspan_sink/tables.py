@@ -30,9 +30,15 @@ COMMAND_SEARCH_MV = "shell_command_search_mv"
 ANNOTATIONS = "shell_annotations"
 # Who read which session's commands, when, and through which door.
 ACCESS_LOG = "shell_access_log"
+# Every log record (terminal recordings), with the contrib ClickHouse exporter's columns.
+OTEL_LOGS = "otel_logs"
+# One row per recorded chunk of terminal I/O, keyed by (session, seq), and the view filling it.
+RECORDINGS = "shell_recordings"
+RECORDINGS_MV = "shell_recordings_mv"
 
 ALL = (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, SESSIONS, SESSIONS_MV, COMMANDS, COMMANDS_MV,
-       MIGRATIONS, COMMAND_SEARCH, COMMAND_SEARCH_MV, ANNOTATIONS, ACCESS_LOG)
+       MIGRATIONS, COMMAND_SEARCH, COMMAND_SEARCH_MV, ANNOTATIONS, ACCESS_LOG, OTEL_LOGS,
+       RECORDINGS, RECORDINGS_MV)
 
 LOCAL_SUFFIX = "_local"
 

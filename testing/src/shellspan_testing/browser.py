@@ -1,5 +1,6 @@
-"""Headless Chromium driven through the DevTools protocol (a websocket, via aiohttp, which the
-sink already depends on), for the web UI's tests. Screenshots go to test-artifacts/ui/."""
+"""Headless Chromium driven over the DevTools protocol (a websocket, via aiohttp, which the sink
+already depends on), for the UI tests and the player benchmark. Screenshots go to
+test-artifacts/ui/."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
-from shellspan_testing.sinkproc import REPO
+from .sinkproc import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts" / "ui"

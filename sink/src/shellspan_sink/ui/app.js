@@ -1,12 +1,14 @@
 // The shellspan web UI: hash routes, each a view over the sink's HTTP API.
 //   #/sessions?user=&host=&component=&shell_type=&state=&since=&until=&tag=&limit=&cursor=
-//   #/sessions/<session id>
+//   #/sessions/<session id>            (with its terminal recording, when it has one: player.js)
+//   #/sessions/<session id>?seq=N      (opened at command N: highlighted, the player seeks there)
 //   #/analytics?user=&host=&component=&shell_type=&since=&until=
 //   #/commands?q=&regex=1&...   (command search: search.js)
 // Nothing here loads all rows: lists are pages (limit + keyset cursor), analytics are aggregates.
 
 import { fmtCount, fmtDuration, fmtPercent, hbars, heatmap, histogram, waterfall } from "./charts.js";
 import { annotationsCard, commandsView, focusCommand, setupSearchBox } from "./search.js";
+import { Player, screenView } from "./player.js";
 
 const REFRESH_MS = 5000;
 const FILTERS = ["user", "host", "component", "shell_type", "state", "since", "until", "tag"];
@@ -36,12 +38,16 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// Sent with every API call, the recording's too: the token, and the access log's door.
+function authHeaders() {
+  const token = localStorage.getItem(TOKEN_KEY);
+  return { "X-Shellspan-Client": "ui", ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+}
+
 async function api(path, params = {}) {
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") qs.set(k, v);
-  const headers = { Accept: "application/json", "X-Shellspan-Client": "ui" };  // the access log's door
-  const token = localStorage.getItem(TOKEN_KEY);
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const headers = { Accept: "application/json", ...authHeaders() };
   const resp = await fetch(path + (qs.toString() ? `?${qs}` : ""), { headers, cache: "no-store" });
   let body = null;
   try { body = await resp.json(); } catch { body = null; }
@@ -72,6 +78,7 @@ function setupToken() {
 
 let generation = 0;
 let timer = null;
+let currentPlayer = null; // the session page's terminal player, stopped when the page changes
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, "") || "/sessions";
@@ -112,6 +119,8 @@ function schedule(fn) {
 async function route() {
   generation += 1;
   clearTimeout(timer);
+  if (currentPlayer) currentPlayer.stop();
+  currentPlayer = null;
   setLive("");
   showError("");
   document.body.dataset.loaded = "";
@@ -273,7 +282,48 @@ function metaItem(label, value) {
   return h("div", {}, h("dt", {}, label), h("dd", {}, value));
 }
 
+// The recording card lives as long as the page shows the session: re-renders move it, so the
+// player keeps playing while an active session refreshes.
+function recordingPanel(id) {
+  const root = h("div", { class: "player", "data-testid": "player" });
+  const screenCard = h("div", { class: "card", "data-testid": "screen-card", hidden: true });
+  const player = new Player(root, id, authHeaders);
+  const started = player.start().catch((err) => { if (err.name !== "AbortError") showError(String(err.message || err)); });
+  currentPlayer = player;
+  const card = h("div", { class: "card", "data-testid": "recording-card" },
+    h("h2", {}, "Terminal recording"),
+    h("p", { class: "muted" }, "Click a command in the timeline or the table to jump to it; its \"screen\" shows the terminal when it ended."),
+    root);
+  const seek = (seq) => {
+    for (const row of document.querySelectorAll("[data-testid=command-row]")) row.classList.toggle("current", Number(row.dataset.seq) === seq);
+    card.scrollIntoView({ block: "nearest" });
+    player.seekToCommand(seq);
+  };
+  const showScreen = async (seq) => {
+    screenCard.replaceChildren(h("p", { class: "muted" }, `Replaying the recording to the end of command #${seq}…`));
+    screenCard.dataset.seq = "";
+    screenCard.hidden = false;
+    const screen = await api(`/api/sessions/${encodeURIComponent(id)}/screen`, { seq, cells: 1 });
+    if (!screen) {
+      screenCard.replaceChildren(h("p", { class: "empty" }, `Nothing was recorded by the end of command #${seq}.`));
+    } else {
+      screenCard.replaceChildren(
+        h("h2", {}, `Screen when command #${seq} ended `, h("span", { class: "mono" }, screen.command)),
+        h("p", { class: "muted" }, `${screen.columns}×${screen.lines}, exit ${screen.exit_code ?? "?"} · `,
+          h("button", { type: "button", class: "link", onclick: () => { screenCard.hidden = true; } }, "close")),
+        screenView(screen));
+    }
+    screenCard.dataset.seq = String(seq);
+    screenCard.hidden = false;
+    screenCard.scrollIntoView({ block: "nearest" });
+  };
+  // Opened at a command (a search hit): the player starts there once it has loaded.
+  const startAt = async (seq) => { await started; await player.seekToCommand(seq); };
+  return { card, screenCard, seek, showScreen, startAt };
+}
+
 async function sessionView(id, gen, params) {
+  const recording = recordingPanel(id); // its recording loads while the session does
   const data = await api(`/api/sessions/${encodeURIComponent(id)}`);
   if (gen !== generation) return;
   if (!data) {
@@ -300,13 +350,16 @@ async function sessionView(id, gen, params) {
       metaItem("start directory", attrs["shell.cwd"]), metaItem("service", s.service_name),
       metaItem("token", s.verified ? `verified${s.enduser_id ? ` (${s.enduser_id})` : ""}` : "unverified"),
     );
-    const rows = d.commands.map((c) => h("tr", { "data-testid": "command-row", "data-seq": c.seq },
+    const rows = d.commands.map((c) => h("tr", { class: "clickable", "data-testid": "command-row", "data-seq": c.seq,
+      onclick: (ev) => { if (!ev.target.closest("button, a")) recording.seek(c.seq); } },
       h("td", { class: "num" }, String(c.seq)),
       h("td", { class: "num", title: c.start_time }, `+${fmtDuration((Date.parse(c.start_time) - startMs) / 1000)}`),
       h("td", { class: "num" }, fmtDuration(c.duration_ms / 1000)),
       h("td", {}, exitBadge(c.exit_code)),
       h("td", { class: "mono" }, c.cwd || ""),
       h("td", { class: "mono cmd", "data-testid": "command-text" }, c.command, c.redacted ? h("span", { class: "badge", title: "a secret was replaced on the shell host" }, " redacted") : ""),
+      h("td", {}, h("button", { type: "button", class: "link", "data-testid": "screen-button", title: "the terminal when this command ended",
+        onclick: () => recording.showScreen(c.seq) }, "screen")),
     ));
     const attrRows = Object.keys(attrs).sort().map((k) => h("tr", {}, h("td", { class: "mono" }, k), h("td", { class: "mono" }, attrs[k])));
     return [
@@ -314,18 +367,23 @@ async function sessionView(id, gen, params) {
       h("h1", {}, `Session `, h("span", { class: "mono", "data-testid": "session-id" }, s.session_id), " ", stateBadge(s.state)),
       h("div", { class: "card" }, meta),
       annotationsCard(ui, d),
+      recording.card,
+      recording.screenCard,
       h("div", { class: "card" }, h("h2", {}, "Command timeline"),
         h("p", { class: "muted" }, "Each bar starts when the command started and is as long as it ran; green exited 0, red failed, grey unknown. Dashed lines mark a change of working directory."),
-        h("div", { class: "chart" }, waterfall(d.commands, startMs, endMs))),
+        h("div", { class: "chart", onclick: (ev) => {
+          const bar = ev.target.closest("[data-testid=waterfall-row]");
+          if (bar && !ev.target.closest("a")) recording.seek(Number(bar.dataset.seq));
+        } }, waterfall(d.commands, startMs, endMs))),
       h("div", { class: "card" }, h("h2", {}, `Commands (${d.commands.length})`),
         h("table", { "data-testid": "commands-table" },
-          h("thead", {}, h("tr", {}, ["#", "at", "took", "exit", "cwd", "command"].map((c, i) => h("th", { class: i < 3 ? "num" : "" }, c)))),
-          h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "empty" }, "no commands recorded"))))),
+          h("thead", {}, h("tr", {}, ["#", "at", "took", "exit", "cwd", "command", ""].map((c, i) => h("th", { class: i < 3 ? "num" : "" }, c)))),
+          h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7, class: "empty" }, "no commands recorded"))))),
       h("div", { class: "card" }, h("details", {}, h("summary", {}, `All attributes (${attrRows.length})`), h("table", {}, h("tbody", {}, attrRows)))),
     ];
   };
   if (!mount(gen, ...render(data))) return;
-  focusCommand(id, params.get("seq"), data.commands);
+  if (focusCommand(id, params.get("seq"), data.commands)) recording.startAt(Number(params.get("seq")));
   if (data.session.state === "active") {
     setLive(`● live · refreshed ${new Date().toLocaleTimeString()}`);
     schedule(async () => {
