@@ -160,7 +160,8 @@ def test_recording_excerpt_is_what_the_command_printed(sink, transport):
     assert (built.structured_content["command"], built.structured_content["text"]) == \
         ("make build", "built app")  # as the user saw it: the colour codes interpreted
     assert listing.structured_content["text"] == "uild" and listing.structured_content["truncated"]
-    assert missing.is_error and unrecorded.is_error and "no recording" in missing.content[0].text
+    assert missing.is_error and "no recording" in missing.content[0].text  # no command 9
+    assert unrecorded.structured_content["text"] == ""  # as the API: a command, nothing recorded
 
 
 def test_reads_through_mcp_are_in_the_access_log(sink):
@@ -180,7 +181,7 @@ def test_reads_through_mcp_are_in_the_access_log(sink):
             ("claude-stdio", "excerpt")} and events
 
     events = sink.wait_for(recorded)
-    http_show = next(e for e in events if e["subject"] == "claude-http")
+    http_show = next(e for e in events if (e["subject"], e["action"]) == ("claude-http", "show"))
     assert http_show["session_ids"] == [BUSY.session_id] and http_show["verified"] is True
 
 
