@@ -12,6 +12,7 @@ import pytest
 
 from shellspan_testing.browser import CHROMIUM, Browser
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
+from shellspan_testing.recordings import RecordedCommand, logs_request, post_logs, recorded_session
 from shellspan_testing.sinkproc import SinkProcess
 
 pytestmark = pytest.mark.skipif(
@@ -25,6 +26,9 @@ BUSY = SessionSpec(user="alice", host="web-1", shell_type="bash", start_ns=NOW -
                    + [Command("kubectl delete pod web-7", cwd="/srv/k8s"),
                       Command("kubectl get pods", cwd="/srv/k8s"),
                       Command("rm -rf /tmp/build", exit_code=1, cwd="/srv/k8s")])
+RECORDED = recorded_session([RecordedCommand(f"make stage-{i}", f"stage {i} done\r\n".encode(),
+                                             duration_s=0.5) for i in range(1, 5)],
+                            user="erin", host="build-1", start_ns=NOW - 7200 * 10**9)
 OTHER = SessionSpec(user="bob", host="db-1", shell_type="zsh", start_ns=NOW - 600 * 10**9,
                     commands=[Command("psql -c 'DROP TABLE staging'"), Command(MARKUP)])
 
@@ -35,7 +39,10 @@ def sink(tmp_path_factory, request):
     request.addfinalizer(proc.stop)
     spans = [s for spec in (BUSY, OTHER) for s in session_spans(spec)]
     assert post(proc.otlp_http_endpoint, request_for(spans).SerializeToString()).status == 200
-    total = len(BUSY.commands) + len(OTHER.commands)
+    assert post(proc.otlp_http_endpoint, request_for(RECORDED.spans).SerializeToString()).status == 200
+    assert post_logs(proc.otlp_http_endpoint,
+                     logs_request(RECORDED.records).SerializeToString()).status == 200
+    total = len(BUSY.commands) + len(OTHER.commands) + len(RECORDED.command_span_ids)
     proc.wait_for(lambda: proc.get("/api/commands", limit=1000)["count"] == total)
     body = json.dumps({"tags": ["incident-7"], "ticket": "OPS-7", "note": "pod deleted by hand"})
     req = urllib.request.Request(f"{proc.api_url}/api/sessions/{BUSY.session_id}/annotations",
@@ -91,6 +98,20 @@ def test_a_hit_opens_the_session_at_that_command(sink, browser):
     assert len(focused) == 1 and focused[0]["seq"] == 60
     assert focused[0]["sessionId"] == BUSY.session_id and focused[0]["startTime"]
     browser.screenshot("session-at-command")
+    assert browser.errors == []
+
+
+def test_a_hit_in_a_recorded_session_starts_the_player_at_that_command(sink, browser):
+    browser.goto(sink.api_url + "/#/commands?q=stage-3")
+    browser.wait("document.querySelectorAll('[data-testid=hit]').length === 1")
+    browser.click("[data-testid=hit-link]")
+    browser.wait_loaded("session")
+    assert browser.js("location.hash") == f"#/sessions/{RECORDED.session_id}?seq=3"
+    browser.wait("document.querySelector('[data-testid=player]').dataset.seekedTo === '3'")
+    assert browser.js("document.querySelector('[data-testid=command-row].focus').dataset.seq") == "3"
+    assert browser.js("document.querySelector('[data-testid=player-command]').textContent") \
+        == "#3 make stage-3"
+    browser.screenshot("search-hit-in-the-player")
     assert browser.errors == []
 
 
