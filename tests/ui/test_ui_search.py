@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -80,13 +81,19 @@ def test_header_search_box_finds_commands_with_their_context(sink, browser):
     assert browser.errors == []
 
 
-def test_a_hit_opens_the_session_at_that_command(sink, browser):
-    browser.goto(sink.api_url + "/#/commands?q=delete%20pod")
+def open_only_hit(sink: SinkProcess, browser: Browser, q: str) -> None:
+    """Search for `q`, which has one hit, and click it; the focus events are kept in
+    `window.focused`."""
+    browser.goto(sink.api_url + "/#/commands?" + urllib.parse.urlencode({"q": q}))
     browser.wait("document.querySelectorAll('[data-testid=hit]').length === 1")
     browser.js("""window.focused = []; document.addEventListener('shellspan:focus-command',
         (ev) => window.focused.push(ev.detail))""")
     browser.click("[data-testid=hit-link]")
     browser.wait_loaded("session")
+
+
+def test_a_hit_opens_the_session_at_that_command(sink, browser):
+    open_only_hit(sink, browser, "delete pod")
     assert browser.js("location.hash") == f"#/sessions/{BUSY.session_id}?seq=60"
     row = browser.wait("""(() => { const r = document.querySelector('[data-testid=command-row].focus');
         if (!r) return null; const box = r.getBoundingClientRect();
@@ -102,10 +109,7 @@ def test_a_hit_opens_the_session_at_that_command(sink, browser):
 
 
 def test_a_hit_in_a_recorded_session_starts_the_player_at_that_command(sink, browser):
-    browser.goto(sink.api_url + "/#/commands?q=stage-3")
-    browser.wait("document.querySelectorAll('[data-testid=hit]').length === 1")
-    browser.click("[data-testid=hit-link]")
-    browser.wait_loaded("session")
+    open_only_hit(sink, browser, "stage-3")
     assert browser.js("location.hash") == f"#/sessions/{RECORDED.session_id}?seq=3"
     browser.wait("document.querySelector('[data-testid=player]').dataset.seekedTo === '3'")
     assert browser.js("document.querySelector('[data-testid=command-row].focus').dataset.seq") == "3"
