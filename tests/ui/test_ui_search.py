@@ -125,7 +125,9 @@ def test_regex_and_filters_from_the_form(sink, browser):
     browser.js("document.querySelector('[data-testid=search-regex]').checked = true")
     browser.js("document.querySelector('[data-testid=search-exit]').value = 'failed'")
     browser.click("[data-testid=search-form] button[type=submit]")
-    browser.wait("location.hash.includes('regex=1') && document.body.dataset.loaded === '1'")
+    # the page that answers has the one hit (the page before had every command)
+    browser.wait("location.hash.includes('regex=1') && document.body.dataset.loaded === '1' && "
+                 "document.querySelectorAll('[data-testid=hit]').length === 1")
     assert [h["command"] for h in hits(browser)] == ["rm -rf /tmp/build"]
     browser.goto(sink.api_url + "/#/commands?q=(unclosed&regex=1")
     assert "invalid regular expression" in browser.js("document.getElementById('error').innerText")
@@ -136,7 +138,8 @@ def test_paging_through_hits(sink, browser):
     first = [h["seq"] for h in hits(browser)]
     assert first == list(range(59, 9, -1))  # 50 newest of 59
     browser.click("[data-testid=older]")
-    browser.wait("location.hash.includes('cursor=') && document.body.dataset.loaded === '1'")
+    browser.wait("location.hash.includes('cursor=') && document.body.dataset.loaded === '1' && "
+                 "document.querySelector('[data-testid=hit]').dataset.seq === '9'")
     assert [h["seq"] for h in hits(browser)] == list(range(9, 0, -1))
     assert browser.js("document.querySelector('[data-testid=older]') === null")
 
