@@ -8,23 +8,20 @@ redacted them, nothing more. Reading a session's commands (``show_session``,
 
 Two transports, one set of tools over a ``Source``:
 
-* streamable HTTP, mounted on the sink's API listener at ``/mcp`` (``mount``): the same bearer
-  tokens and the ``sessions:read`` scope as ``/api/*``; queries run in the sink's own process;
+* streamable HTTP, mounted on the sink's API listener at ``/mcp`` (``mcp_http``): the same
+  bearer tokens and the ``sessions:read`` scope as ``/api/*``; queries run in the sink's own
+  process;
 * stdio (``shellspan-sink mcp``): the tools answer from the running sink's API (the embedded
   store belongs to the sink process), with the token in ``SHELLSPAN_READ_TOKEN``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import json
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
 import anyio
-from aiohttp import web
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
@@ -32,15 +29,13 @@ from pydantic import Field
 
 from .access_log import Reader
 from .api_client import ApiClient, ApiError
-from .auth import READ_SCOPE, AuthError, Verifier
+from .mcp_http import DOOR, READER_KEY
 from .queries import QueryError, SessionFilter, SessionQueries
 from .reading import SessionReading
 from .recordings import NotFound, RecordingQueries
 from .search import CommandFilter
 from .store import StoreError
 
-PATH = "/mcp"
-DOOR = "mcp"
 MAX_SESSIONS = 100  # rows per list_sessions call
 MAX_HITS = 100  # rows per search_commands call
 MAX_COMMANDS = 500  # commands per show_session call
@@ -49,7 +44,6 @@ MAX_EXCERPT_LINES = 500  # lines of terminal output per recording_excerpt call
 MAX_EXCERPT_CHARS = 50_000
 MAX_COMMAND_CHARS = 2000  # one command line (longer ones are cut and marked)
 MAX_RESULT_CHARS = 200_000  # one tool result, as JSON
-READER_KEY = "shellspan.reader"  # where the HTTP mount leaves the verified reader in the scope
 INSTRUCTIONS = """shellspan records interactive shell sessions (bash, zsh, Python REPLs, admin
 shells): who ran which command, where, when, and how it ended. Use search_commands to find who
 ran something (substring by default, regex=true for RE2), show_session for one session's
@@ -300,122 +294,14 @@ def serve_stdio(api: str, token: str | None) -> int:
     return 0
 
 
-# --- streamable HTTP on the API listener ----------------------------------------------------------
+# --- streamable HTTP: the session manager the API's /mcp route hands requests to (mcp_http) ------
 
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host.lower() in _LOOPBACK_NAMES
-
-
-def _rebinding_refusal(request: web.Request) -> str | None:
-    """On a loopback listener, a Host or Origin naming anything else is a browser led there by
-    DNS rebinding: refuse it. Elsewhere the bearer tokens are the guard, as for /api/*."""
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    if not sockname or not _loopback(str(sockname[0])):
-        return None
-    host = urllib.parse.urlsplit(f"//{request.host or ''}").hostname or ""
-    if not _loopback(host):
-        return f"Host {request.host!r} is not this loopback listener"
-    origin = request.headers.get("Origin")
-    if origin and not _loopback(urllib.parse.urlsplit(origin).hostname or ""):
-        return f"Origin {origin!r} is not allowed"
-    return None
-
-
-async def _asgi(request: web.Request, app: Callable[..., Awaitable[None]],
-                extra: dict[str, Any]) -> web.StreamResponse:
-    """Run one ASGI request/response exchange for an aiohttp request."""
-    body = await request.read()
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-        "method": request.method, "scheme": request.scheme, "path": request.path,
-        "raw_path": request.raw_path.split("?", 1)[0].encode(), "root_path": "",
-        "query_string": request.query_string.encode(),
-        "headers": [(k.lower(), v) for k, v in request.raw_headers],
-        "client": (request.remote or "", 0), "server": None, **extra,
-    }
-    finished = asyncio.Event()
-    sent_body = False
-    response: web.StreamResponse | None = None
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent_body
-        if not sent_body:
-            sent_body = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await finished.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal response
-        if message["type"] == "http.response.start":
-            response = web.StreamResponse(status=message["status"])
-            for k, v in message.get("headers", []):
-                response.headers.add(k.decode("latin-1"), v.decode("latin-1"))
-            await response.prepare(request)
-        elif message["type"] == "http.response.body" and response is not None:
-            if message.get("body"):
-                await response.write(message["body"])
-            if not message.get("more_body"):
-                await response.write_eof()
-                finished.set()
-
-    try:
-        await app(scope, receive, send)
-    finally:
-        finished.set()
-    return response if response is not None else web.Response(status=500)
-
-
-def mount(app: web.Application, reading: SessionReading, verifier: Verifier,
-          run: Callable[..., Awaitable[Any]]) -> None:
-    """Serve the tools over streamable HTTP at /mcp on the API application."""
+def http_manager(reading: SessionReading, run: Callable[..., Awaitable[Any]]):
+    """The SDK's session manager for the tools answered in the sink's own process: stateless JSON
+    exchanges (every request carries its own bearer token, no session affinity). DNS-rebinding
+    checks are mcp_http's (they depend on the listener), not the SDK's."""
     server = build_server(LocalSource(reading, run))
-    # Stateless JSON exchanges: every request carries its own bearer token, no session affinity.
-    # DNS-rebinding checks are done here (they depend on the listener), not by the SDK.
     server.streamable_http_app(stateless_http=True, json_response=True,
                                transport_security=TransportSecuritySettings(
                                    enable_dns_rebinding_protection=False))
-    manager = server.session_manager
-
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task] = []
-
-    async def keep_running(ready: asyncio.Event) -> None:
-        # The manager's task group is entered and left by this one task, as anyio requires.
-        async with manager.run():
-            ready.set()
-            await stop.wait()
-
-    async def start(_app: web.Application) -> None:
-        ready = asyncio.Event()
-        tasks.append(asyncio.create_task(keep_running(ready)))
-        await ready.wait()
-
-    async def finish(_app: web.Application) -> None:
-        stop.set()
-        await asyncio.gather(*tasks)
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        if refusal := _rebinding_refusal(request):
-            return web.json_response({"error": refusal}, status=403)
-        authorization = request.headers.get("Authorization")
-        try:
-            verifier.check_scope(authorization, READ_SCOPE)
-        except AuthError as exc:
-            return web.json_response({"error": str(exc)}, status=401,
-                                     headers={"WWW-Authenticate": 'Bearer realm="shellspan"'})
-        subject, verified = verifier.subject(authorization)
-        reader = Reader(subject, verified, DOOR, request.remote or "")
-        return await _asgi(request, manager.handle_request, {READER_KEY: reader})
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(finish)
-    app.router.add_route("*", PATH, handle)
-
-
+    return server.session_manager

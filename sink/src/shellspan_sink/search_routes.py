@@ -5,7 +5,7 @@
   (scope ``sessions:annotate``).
 * ``GET /api/access-log``: who read which session (scope ``sessions:audit``); reads of the
   recording routes (``/api/sessions/{id}/recording|screen|excerpt``) are recorded here too.
-* ``/mcp``: the Model Context Protocol over streamable HTTP (``mcp_server``), behind the same
+* ``/mcp``: the Model Context Protocol over streamable HTTP (``mcp_http``), behind the same
   bearer tokens (scope ``sessions:read``).
 
 With authentication on, every ``/api/*`` route also needs ``sessions:read`` (checked by the API's
@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import mcp_server
+from . import mcp_http
 from .access_log import CLIENT_HEADER, RECORDING_READS, AccessFilter, AccessLog, Reader, door_of
 from .annotations import NewAnnotation
 from .auth import ANNOTATE_SCOPE, AUDIT_SCOPE, Verifier
@@ -108,7 +108,7 @@ def register(app: web.Application, queries: SessionQueries, verifier: Verifier, 
     app.router.add_post("/api/sessions/{session_id}/annotations", add_annotation)
     app.router.add_get("/api/access-log", access_log)
     app.middlewares.append(record_recording_reads)  # inside the API's auth and error handling
-    mcp_server.mount(app, reading, verifier, run)
+    mcp_http.mount(app, reading, verifier, run)
     app.on_startup.append(start_access_log)
     app.on_cleanup.insert(0, stop_access_log)  # before the query pool shuts down
     return reading
