@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 import subprocess
 import time
 import uuid
@@ -106,6 +108,39 @@ def test_black_hole_endpoint_exit_is_fast_and_spool_flush_resends(sink, tmp_path
         return found and len(sink.session(found[0]["session_id"])["commands"]) == len(COMMANDS)
     sink.wait_for(flushed, 30)
     assert_full_session(sink, env, COMMANDS)
+
+
+def test_a_symlinked_spool_directory_is_refused_and_the_session_still_arrives(sink, tmp_path):
+    """A symlink planted where the spool should be (say by another user, in a shared
+    directory) must not receive session data: the shell says so once and spools privately."""
+    exposed = tmp_path / "exposed"
+    exposed.mkdir(mode=0o755)
+    link = tmp_path / "spool-link"
+    link.symlink_to(exposed)
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = shell_env(tmp_path, dead, SHELLSPAN_SPOOL_DIR=str(link))
+    child = pexpect.spawn(SHELLSPAN, ["python", "-q"], env=env, encoding="utf-8", timeout=20)
+    child.expect_exact(PROMPT)
+    warning = child.before
+    for line in COMMANDS:
+        child.sendline(line)
+        child.expect_exact(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert f"shellspan: spool directory refused: {link} is a symbolic link" in warning
+    assert os.listdir(exposed) == []
+    fallback = Path(env["HOME"]) / ".local" / "state" / "shellspan" / "spool"
+    entries = list(fallback.iterdir())
+    assert entries and stat.S_IMODE(fallback.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(e.stat().st_mode) for e in entries} == {0o600}
+    flush_env = dict(env, OTEL_EXPORTER_OTLP_ENDPOINT=sink.otlp_http_endpoint)
+    done = subprocess.run([SHELLSPAN, "spool", "flush"], env=flush_env, capture_output=True,
+                          text=True, timeout=60)
+    assert "symbolic link" in done.stderr  # said by every process that is pointed there
+    assert_full_session(sink, env["USER"], COMMANDS)
+    assert os.listdir(exposed) == []
 
 
 def test_invalid_token_is_rejected_and_the_shell_notices_nothing(sink_factory, tmp_path):

@@ -133,7 +133,7 @@ def test_quickstart_python_session_is_recorded(quickstart):
     assert [rows[i] for i in sorted(rows)] == [
         (0, "import platform"), (0, "platform.python_version()"), (1, "1 / 0"),
         (0, 'print("done")')], explain(quickstart)
-    assert f"user_name          {quickstart['user']}" in out
+    assert f"identity           unverified; claims user {quickstart['user']}" in out
 
 
 def test_quickstart_bash_session_is_recorded(quickstart):

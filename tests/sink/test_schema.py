@@ -123,7 +123,8 @@ def test_every_statement_parses(mode):
             ast = chdb.query(f"EXPLAIN AST {statement}", "TSVRaw").bytes().decode()
         except Exception as exc:  # chdb raises its own error types
             pytest.fail(f"ClickHouse cannot parse:\n{statement}\n{exc}")
-        assert ast.startswith(("CreateQuery", "InsertQuery")), ast[:200]
+        assert ast.split(" ", 1)[0] in ("CreateQuery", "AlterQuery", "DropQuery", "InsertQuery"), \
+            ast[:200]
         if MODES[mode].ttl_days:
             assert "TTL" not in statement or "toIntervalDay(30)" in statement
 
@@ -149,7 +150,9 @@ def test_every_template_is_used_and_every_table_created():
     templates = {p.name for p in (REPO / "sink/src/shellspan_sink/sql").glob("*.sql")}
     steps = [step for m in MIGRATIONS for step in m.steps]
     used = {step.template for step in steps} | {"distributed.sql", f"{tables.MIGRATIONS}.sql"}
-    assert templates == used
+    included = {f"{name}.sql" for template in used
+                for name in re.findall(r"\{\{\s*include\s+(\w+)\s*\}\}", schema.template(template))}
+    assert templates == used | included
     assert {step.creates for step in steps if step.creates} | {tables.MIGRATIONS} == set(tables.ALL)
 
 
@@ -181,8 +184,10 @@ def test_single_node_ddl_has_no_cluster_parts():
 
 def test_cluster_ddl_is_replicated_distributed_and_on_cluster():
     statements = all_statements(SchemaOptions(database="audit", cluster="shells"))
-    ddl = [s for s in statements if not s.startswith("INSERT")]  # a backfill runs once, anywhere
+    ddl = [s for s in statements if not s.startswith("INSERT INTO")]
     assert all(" ON CLUSTER `shells`" in s for s in ddl), "every DDL statement runs on the cluster"
+    assert all("INSERT INTO `audit`.`shell_" in s and "_local" not in s
+               for s in statements if s not in ddl), "backfills go through the Distributed tables"
     data_tables = ["otel_traces", "otel_traces_trace_id_ts", "shell_sessions", "shell_commands",
                    "otel_logs", "shell_recordings", "shell_command_search", "shell_annotations",
                    "shell_access_log"]
@@ -226,3 +231,45 @@ def test_store_password_never_reaches_output(tmp_path):
     output = str(err.value)
     assert "cannot start" in output and "127.0.0.1" in output
     assert "hunter2-secret" not in output
+
+
+def test_a_version_1_store_upgrades_and_its_sessions_show_their_own_identity(tmp_path):
+    """A store made by version 1, where max() over all spans let a later span of another
+    identity (sorting after the owner's) take over a session, upgrades on the sink's start: the
+    session shows the identity of its own first span, its owner's commands, and the other
+    identity's command apart."""
+    from shellspan import semconv
+    from shellspan_sink import rowbinary
+    from shellspan_sink.store import Store
+    from shellspan_testing.otlp_builders import Command, SessionSpec, request_for, session_spans
+
+    dsn = f"chdb://{tmp_path / 'store'}"
+    store = Store(dsn)
+    for statement in (HERE / "schema_v1" / "single.sql").read_text().split(";\n\n"):
+        store.command(statement.strip().rstrip(";"))
+    store.command("INSERT INTO shellspan.shellspan_migrations (version, name) VALUES (1, 'initial schema')")
+    owner = SessionSpec(user="victim-v1", commands=[Command("ls"), Command("make")])
+    intruder = SessionSpec(user="zed-v1", trace_id=owner.trace_id, ended=False,
+                           start_ns=owner.start_ns + 10**9, commands=[Command("rm -rf /srv")])
+    for spec, sub in ((owner, "alice"), (intruder, "zed")):
+        body = request_for(session_spans(spec)).SerializeToString()
+        rows = rowbinary.encode_request(body, {semconv.ENDUSER_ID: sub, semconv.AUTH_VERIFIED: "true"},
+                                        128, 16384)[0]
+        store.insert_rowbinary("otel_traces", rowbinary.COLUMNS, rows)
+    flipped = store.query("SELECT max(user_name), max(enduser_id) FROM shellspan.shell_sessions "
+                          "GROUP BY session_id").rows
+    assert flipped == [("zed-v1", "zed")], "version 1 showed the later identity"
+    store.close()
+
+    sink = SinkProcess(tmp_path / "sink", store=dsn).start()
+    try:
+        assert "applied schema migrations [2, " in sink.log()
+        found = sink.session(owner.session_id)
+        s = found["session"]
+        assert (s["user_name"], s["enduser_id"], s["verified"]) == ("victim-v1", "alice", True)
+        assert s["owner"]["enduser_id"] == "alice"
+        assert [c["command"] for c in found["commands"]] == ["ls", "make"]
+        assert [c["command"] for c in found["foreign_commands"]] == ["rm -rf /srv"]
+        assert [x["session_id"] for x in sink.sessions(user="victim-v1")] == [owner.session_id]
+    finally:
+        sink.stop()

@@ -19,32 +19,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from shellspan import semconv
+from shellspan_testing.auth_helpers import SECRET, bearer, send, token
 from shellspan_testing.otlp_builders import (
     Command,
     SessionSpec,
     kv,
-    post,
     request_for,
     session_spans,
 )
 from shellspan_testing.sinkproc import SinkProcess, start_all
-
-SECRET = "s3cret-for-tests-only-0123456789abcdef"
-
-
-def token(sub: str = "alice", key=SECRET, alg: str = "HS256", **claims) -> str:
-    now = int(time.time())
-    payload = {"sub": sub, "aud": "shellspan", "iat": now, "exp": now + 300, **claims}
-    return jwt.encode(payload, key, algorithm=alg, headers=claims.pop("headers", None))
-
-
-def bearer(tok: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tok}"}
-
-
-def send(sink: SinkProcess, spec: SessionSpec, headers: dict[str, str] | None = None, spans=None):
-    body = request_for(spans or session_spans(spec)).SerializeToString()
-    return post(sink.otlp_http_endpoint, body, headers=headers)
 
 
 def _pem(private) -> bytes:

@@ -117,7 +117,7 @@ def test_torn_wal_record_is_dropped_and_the_rest_replayed(tmp_path):
     from shellspan_sink.rowbinary import encode_request
     from shellspan_sink.wal import HEADER, MAGIC
 
-    rows, count, _ = encode_request(body, None, 128, 16384)
+    rows, count, _, _ = encode_request(body, None, 128, 16384)
     record = HEADER.pack(MAGIC, len(rows), count, zlib.crc32(rows)) + rows
     (wal / "000000000099.open").write_bytes(record + record[: len(record) // 2])
     restarted = sink.start()  # as after a crash mid-append

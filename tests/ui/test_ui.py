@@ -4,6 +4,7 @@ recorded sessions. Screenshots go to test-artifacts/ui/.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -215,6 +216,58 @@ def test_command_text_is_never_markup(sink, browser, tmp_path):
     assert browser.js("document.querySelector('[data-testid=command-text]').textContent") == payload
     assert browser.js("document.querySelectorAll('#app img').length") == 0
     assert browser.js("document.title") == "shellspan"
+
+
+def test_identity_first_claims_flagged_and_nested_sessions_linked(browser, tmp_path):
+    """A sink with auth on: the list and the session show the verified identity first, a
+    claimed user name that differs is flagged, an unverified session says so, and a nested
+    session links its parent (with the command that started it) and back."""
+    from shellspan import semconv
+    from shellspan_testing.auth_helpers import SECRET, bearer, send, token
+    from shellspan_testing.otlp_builders import kv
+
+    sink = SinkProcess(tmp_path / "auth-sink", env={"SHELLSPAN_AUTH_SECRET": SECRET,
+                                                   "SHELLSPAN_AUTH_MODE": "optional"}).start()
+    try:
+        parent = SessionSpec(user="root", commands=[Command("id"), Command("su - bob")])
+        child = SessionSpec(user="bob", start_ns=parent.start_ns + 10**9, commands=[Command("ls")])
+        anonymous = SessionSpec(user="anon-ui", commands=[Command("uptime")])
+        parent_spans, child_spans = session_spans(parent), session_spans(child)
+        child_spans[0].attributes.extend([kv(semconv.PARENT_SESSION_ID, parent.session_id),
+                                          kv(semconv.PARENT_SPAN_ID, parent_spans[2].span_id.hex())])
+        assert send(sink, parent, bearer(token("alice")), parent_spans).status == 200
+        assert send(sink, child, bearer(token("bob")), child_spans).status == 200
+        assert send(sink, anonymous).status == 200
+        sink.read_token = token("reader", scope="sessions:read")
+        sink.wait_for(lambda: len(sink.sessions()) == 3)
+
+        browser.goto(sink.api_url + "/")
+        browser.js(f"localStorage.setItem('shellspan.token', {json.dumps(sink.read_token)})")
+        browser.goto(sink.api_url + "/#/sessions")
+        browser.wait("document.querySelectorAll('[data-testid=session-row]').length === 3")
+        users = browser.js("""Object.fromEntries([...document.querySelectorAll(
+            '[data-testid=session-row]')].map(r => [r.dataset.sessionId,
+            r.querySelector('[data-testid=session-user]').innerText]))""")
+        assert users[parent.session_id].startswith("alice") and "claims root" in users[parent.session_id]
+        assert "claims" not in users[child.session_id] and users[child.session_id].startswith("bob")
+        assert "unverified" in users[anonymous.session_id]
+
+        browser.goto(sink.api_url + f"/#/sessions/{child.session_id}")
+        browser.wait_loaded("session")
+        meta = browser.js("document.querySelector('[data-testid=session-meta]').innerText")
+        assert "bob" in meta and "verified" in meta and "su - bob" in meta
+        browser.click("[data-testid=parent-link]")
+        browser.wait(f"location.hash === '#/sessions/{parent.session_id}' && "
+                     "!!document.querySelector('[data-testid=child-link]')")
+        assert browser.js("document.querySelector('[data-testid=claimed-mismatch]').innerText") \
+            == "claims root"
+        assert child.session_id.startswith(
+            browser.js("document.querySelector('[data-testid=child-link]').innerText"))
+        browser.screenshot("session-identity")
+        assert browser.errors == []
+    finally:
+        browser.js("localStorage.removeItem('shellspan.token')")
+        sink.stop()
 
 
 def test_assets_are_served_by_the_sink(sink):

@@ -7,9 +7,8 @@ import time
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from shellspan.config import Config
-from shellspan.export import CircuitBreaker, Exporter
+from shellspan.export import Exporter
 from shellspan.otlp import STATUS_ERROR, SpanData, encode_request, new_span_id, new_trace_id
-from shellspan.spool import Spool
 from shellspan_testing.sinkproc import free_port
 
 
@@ -32,27 +31,6 @@ def test_encoding_round_trips_through_the_official_proto():
     assert out.status.code == 2 and out.status.message == "boom"
 
 
-def test_spool_is_bounded_and_claims_are_exclusive(tmp_path):
-    spool = Spool(str(tmp_path), max_bytes=250, max_files=100)
-    for i in range(5):
-        spool.write(bytes([i]) * 100)
-    assert spool.size() == (2, 200)  # the oldest were dropped
-    claimed = list(spool.claim())
-    assert [body[0] for _, body in claimed] == [3, 4]
-    assert list(spool.claim()) == []  # nothing left to claim twice
-    spool.release(claimed[0][0])
-    spool.ack(claimed[1][0])
-    assert [b[0] for _, b in spool.claim()] == [3]
-
-
-def test_circuit_breaker_opens_and_closes():
-    b = CircuitBreaker(threshold=2, base_s=60)
-    b.failure()
-    assert b.allow()
-    b.failure()
-    assert not b.allow()
-    b.success()
-    assert b.allow()
 
 
 def _span(name: str = "shell.command") -> SpanData:

@@ -45,6 +45,11 @@ class SinkConfig:
     wal_segment_spans: int = 100_000
     ack_timeout: float = 30.0
     encoder: str = "auto"
+    sql_store: str | None = None  # None: the store itself
+    sql_max_seconds: float = 30.0
+    sql_max_rows: int = 10_000
+    sql_max_result_bytes: int = 32 * 1024 * 1024
+    sql_max_memory: int = 1024 * 1024 * 1024
     auth: AuthConfig = field(default_factory=AuthConfig)
 
     @property
@@ -54,6 +59,14 @@ class SinkConfig:
     @property
     def schema(self) -> SchemaOptions:
         return SchemaOptions(database=self.database, cluster=self.cluster, ttl_days=self.ttl_days)
+
+    @property
+    def sql_limits(self):  # -> sqlgate.SqlLimits
+        from .sqlgate import SqlLimits
+
+        return SqlLimits(max_seconds=self.sql_max_seconds, max_rows=self.sql_max_rows,
+                         max_result_bytes=self.sql_max_result_bytes,
+                         max_memory_bytes=self.sql_max_memory)
 
     @property
     def limits(self):  # -> ingest.IngestLimits (imported here: the query commands never need it)
@@ -199,6 +212,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("wal_segment_age", ("--wal-segment-age",), ("SHELLSPAN_WAL_SEGMENT_AGE",), _seconds,
            "seconds after which the open WAL segment is sealed and inserted (fewer, larger "
            "inserts when longer; stored sooner when shorter)"),
+    Option("sql_store", ("--sql-store",), ("SHELLSPAN_SQL_STORE",), check_dsn,
+           "the DSN analysts' SQL runs with: on a server, a user with read grants on the "
+           "database only (docs/security.md); default: the store", STORE),
+    Option("sql_max_seconds", ("--sql-max-seconds",), ("SHELLSPAN_SQL_MAX_SECONDS",), _seconds,
+           "longest an analyst's SQL statement may run", STORE),
+    Option("sql_max_rows", ("--sql-max-rows",), ("SHELLSPAN_SQL_MAX_ROWS",), _whole(1),
+           "most rows an analyst's SQL statement may return", STORE),
+    Option("sql_max_result_bytes", ("--sql-max-result-bytes",), ("SHELLSPAN_SQL_MAX_RESULT_BYTES",),
+           _whole(1), "most bytes an analyst's SQL statement may return", STORE),
+    Option("sql_max_memory", ("--sql-max-memory",), ("SHELLSPAN_SQL_MAX_MEMORY",), _whole(1),
+           "most memory (bytes) an analyst's SQL statement may use", STORE),
     Option("encoder", (), ("SHELLSPAN_ENCODER",), _choice(*ENCODERS),
            "auto: the compiled encoder when installed; python: always the reference encoder"),
     Option("mode", (), ("SHELLSPAN_AUTH_MODE",), _choice(*MODES), "authentication mode",

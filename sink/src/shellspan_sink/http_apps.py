@@ -7,16 +7,17 @@ import json
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from aiohttp import web
 
 from . import otlp, recording_routes, search_routes, ui_routes
+from .answers import json_response as _json
 from .auth import READ_SCOPE, SQL_SCOPE, AuthError, Verifier
 from .ingest import Ingest
 from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
 from .queries import QueryError, SessionFilter, SessionQueries
 from .recordings import RecordingQueries
+from .sqlgate import SqlGate
 from .store import Store, StoreError
 from .wal import WriteAheadLog
 
@@ -84,15 +85,13 @@ def _decode_and_accept(ingest: Ingest, body: bytes, content_type: str, encoding:
     return ingest.accept(otlp.to_protobuf(raw, content_type, ingest.signal), identity)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data, default=str), status=status,
-                        content_type="application/json")
-
-
 def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: Ingest,
-            verifier: Verifier, logs: Ingest) -> web.Application:
+            verifier: Verifier, logs: Ingest, sql_gate: SqlGate) -> web.Application:
     # The store serializes calls anyway; one thread keeps queries off the event loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
+    # Analysts' SQL runs on its own client and thread: a slow statement holds up neither the
+    # writer nor the other API calls.
+    sql_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-sql")
 
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -123,8 +122,12 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
             "auth_mode": verifier.mode,
             "received_spans": ingest.received,
             "rejected_spans": ingest.rejected,
+            # refused because their session belongs to another identity (each is logged)
+            "foreign_spans": ingest.foreign,
+            "foreign_requests": ingest.foreign_requests,
             "logs": {"wal": logs.wal.state(), "received_log_records": logs.received,
-                     "rejected_log_records": logs.rejected},
+                     "rejected_log_records": logs.rejected,
+                     "foreign_log_records": logs.foreign},
         }
         return _json(body, 200 if store_state["ok"] else 503)
 
@@ -152,10 +155,8 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
         statement = (await request.text()).strip()
         if not statement:
             raise QueryError("send the SQL statement as the request body")
-        try:
-            return _json(await run(queries.sql, statement))
-        except StoreError as exc:  # a bad statement is the caller's error, not an outage
-            return _json({"error": str(exc)}, 400)
+        return _json(await asyncio.get_running_loop().run_in_executor(
+            sql_pool, sql_gate.run, statement))
 
     app = web.Application(middlewares=[errors])
     app.router.add_get("/health", health)
@@ -166,6 +167,7 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     ui_routes.register(app, queries, run)
     recording_routes.register(app, RecordingQueries(store), run)
     reading = search_routes.register(app, queries, verifier, run, wal.dir / "access-log")
-    app.on_cleanup.append(lambda _app: asyncio.get_running_loop().run_in_executor(
-        None, pool.shutdown))
+    for executor in (pool, sql_pool):
+        app.on_cleanup.append(lambda _app, e=executor: asyncio.get_running_loop().run_in_executor(
+            None, e.shutdown))
     return app

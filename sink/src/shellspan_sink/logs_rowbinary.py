@@ -13,6 +13,8 @@ for spans; docs/benchmarks.md has the measured throughput.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from shellspan import semconv
@@ -36,12 +38,16 @@ _SERVICE_NAME = semconv.SERVICE_NAME.encode()
 
 
 def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes: int,
-                   max_attribute_length: int) -> tuple[bytes, int, int]:
-    """(RowBinary rows, rows written, records rejected for invalid ids). ValueError if
-    undecodable. `identity` is stamped into every record's attributes, as on spans."""
+                   max_attribute_length: int, skip: Collection[str] | None = None,
+                   ) -> tuple[bytes, int, int, dict[str, int]]:
+    """(RowBinary rows, rows written, records rejected for invalid ids, {trace id: valid
+    records}), as ``rowbinary.encode_request`` for spans: records of the trace ids in `skip`
+    are counted, not written. ValueError if undecodable. `identity` is stamped into every
+    record's attributes, as on spans."""
     request: ExportLogsServiceRequest = parse_request(body, ExportLogsServiceRequest)
     w = _Writer()
     rows = rejected = 0
+    traces: dict[str, int] = {}
     extra = {k.encode(): _truncate(v.encode(), max_attribute_length)
              for k, v in (identity or {}).items()}
     for resource_logs in request.resource_logs:
@@ -59,9 +65,13 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                 if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
                     rejected += 1
                     continue
+                trace_hex = trace_id.hex()
+                traces[trace_hex] = traces.get(trace_hex, 0) + 1
+                if skip and trace_hex in skip:
+                    continue
                 rows += 1
                 w.u64(rec.time_unix_nano or rec.observed_time_unix_nano)
-                w.string(trace_id.hex())
+                w.string(trace_hex)
                 w.string(span_id.hex())
                 w.buf.append(rec.flags & 0xFF)
                 w.string(rec.severity_text)
@@ -80,4 +90,4 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                     attrs.update(extra)
                 w.map_(attrs)
                 w.string(rec.event_name)
-    return bytes(w.buf), rows, rejected
+    return bytes(w.buf), rows, rejected, traces

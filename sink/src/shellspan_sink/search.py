@@ -30,11 +30,14 @@ _CURSOR = re.compile(r"^(\d{1,19})-([0-9a-f]{32})-([0-9a-f]{1,64})$")
 _RE2_ERROR = re.compile(r"cannot compile re2: .*?, error: (.{1,200}?)(?:\. Look at|$)", re.S)
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
-# What a hit shows of its session: the verified identity first, else the name the shell claimed.
-SESSION_IDENTITY = """
-    max(user_name) AS user_name, max(enduser_id) AS enduser_id, max(verified) AS verified,
-    max(host_name) AS host_name, max(shell_type) AS shell_type"""
-SHOWN_USER = "if(max(enduser_id) != '', max(enduser_id), max(user_name))"
+# What a hit shows of its session, from the session's identity (one of its own spans, chosen as
+# the session list chooses it): the verified identity first, else the name the shell claimed.
+SESSION_IDENTITY = "argMinMerge(identity) AS ident, " + ", ".join(
+    f"tupleElement(ident, '{name}') AS {name}"
+    for name in ("user_name", "enduser_id", "verified", "host_name", "shell_type"))
+SHOWN_USER = ("if(tupleElement(argMinMerge(identity), 'enduser_id') != '', "
+              "tupleElement(argMinMerge(identity), 'enduser_id'), "
+              "tupleElement(argMinMerge(identity), 'user_name'))")
 
 
 def like_pattern(text: str) -> str:
@@ -131,21 +134,24 @@ class CommandFilter:
     def session_conditions(self) -> tuple[list[str], list[str], dict[str, Any]]:
         """(WHERE prefilter, HAVING) over ``shell_sessions`` rows for the session-level filters.
 
-        The prefilter keeps only rows that can match, so just those sessions are merged; HAVING
-        then checks the merged session (a user is its verified identity when it has one)."""
+        The prefilter keeps only rows that can match (each row's own first_* value, or the
+        verified identity every stored span of an owned session carries), so just those sessions
+        are merged; HAVING then checks the merged session as the session list does (a user is
+        its verified identity when it has one)."""
         where: list[str] = []
         having: list[str] = []
         params: dict[str, Any] = {}
         if self.user is not None:
             params["user"] = _bounded("user", self.user)
-            where.append("(user_name = {user:String} OR enduser_id = {user:String})")
+            where.append("(tupleElement(first_user_name, 5) = {user:String} "
+                         "OR enduser_id = {user:String})")
             having.append(f"{SHOWN_USER} = {{user:String}}")
         for name, column in (("host", "host_name"), ("shell_type", "shell_type")):
             value = getattr(self, name)
             if value is not None:
                 params[name] = _bounded(name, value)
-                where.append(f"{column} = {{{name}:String}}")
-                having.append(f"max({column}) = {{{name}:String}}")
+                where.append(f"tupleElement(first_{column}, 5) = {{{name}:String}}")
+                having.append(f"tupleElement(min(first_{column}), 5) = {{{name}:String}}")
         return where, having, params
 
 

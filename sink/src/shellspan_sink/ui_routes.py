@@ -17,7 +17,6 @@ With sink authentication on, the static files stay readable (they hold no data) 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from .analytics import AnalyticsQueries
+from .answers import json_response as _json
 from .queries import QueryError, SessionFilter, SessionQueries
 
 UI_DIR = Path(__file__).with_name("ui")
@@ -35,10 +35,6 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'")
 Runner = Callable[..., Awaitable[Any]]
-
-
-def _json(data: Any) -> web.Response:
-    return web.Response(text=json.dumps(data, default=str), content_type="application/json")
 
 
 def _filter(request: web.Request, *extra: str) -> tuple[SessionFilter, dict[str, str]]:

@@ -25,7 +25,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else node.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     node.append(typeof c === "object" ? c : document.createTextNode(String(c)));
   }
@@ -144,7 +144,7 @@ async function route() {
 
 function mount(gen, ...nodes) {
   if (gen !== generation) return false;
-  $("#app").replaceChildren(...nodes);
+  $("#app").replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
   return true;
 }
 
@@ -209,12 +209,25 @@ function filterForm(params, fields, target) {
 
 // ---- sessions list ------------------------------------------------------------------------
 
+// Who a session is: the identity the sink verified first, then a warning when the user name the
+// client claimed differs from it; an unverified session shows its claimed name, marked so.
+function identityBadges(s) {
+  if (!s.verified) {
+    return [h("a", { href: link("/sessions", { user: s.user_name }) }, s.user_name || "–"), " ",
+      h("span", { class: "badge", "data-testid": "unverified", title: "no verified token: the user name is what the client claimed" }, "unverified")];
+  }
+  return [h("span", { "data-testid": "verified-identity" }, s.enduser_id), " ",
+    h("span", { class: "badge ok", title: "verified by the sink from a token" }, "✓ verified"),
+    s.user_mismatch ? [" ", h("span", { class: "badge warn", "data-testid": "claimed-mismatch",
+      title: "the user name this session claims differs from its verified identity" }, `claims ${s.user_name || "(none)"}`)] : null];
+}
+
 function sessionRow(s) {
   const href = link(`/sessions/${s.session_id}`);
   const tr = h("tr", { class: "clickable", "data-testid": "session-row", "data-session-id": s.session_id, "data-state": s.state },
     h("td", {}, stateBadge(s.state)),
     h("td", { class: "mono" }, h("a", { href, "data-testid": "session-link" }, s.session_id.slice(0, 12))),
-    h("td", {}, h("a", { href: link("/sessions", { user: s.user_name }) }, s.user_name || "–")),
+    h("td", { "data-testid": "session-user" }, identityBadges(s)),
     h("td", {}, h("a", { href: link("/sessions", { host: s.host_name }) }, s.host_name || "–")),
     h("td", {}, s.shell_type || "–"),
     h("td", {}, s.component_name ? `${s.component_name}${s.component_version ? ` ${s.component_version}` : ""}` : ""),
@@ -337,7 +350,9 @@ async function sessionView(id, gen, params) {
     const endMs = Date.parse(s.end_time || s.last_seen || s.start_time);
     const meta = h("dl", { class: "meta", "data-testid": "session-meta" },
       metaItem("state", stateBadge(s.state)),
-      metaItem("user", h("a", { href: link("/sessions", { user: s.user_name }) }, s.user_name)),
+      metaItem("identity", h("span", { "data-testid": "session-identity" }, identityBadges(s))),
+      s.verified ? metaItem("claimed user", h("a", { href: link("/sessions", { user: s.user_name }) }, s.user_name)) : null,
+      metaItem("vouching host", s.auth_host),
       metaItem("host", h("a", { href: link("/sessions", { host: s.host_name }) }, s.host_name)),
       metaItem("shell", s.shell_type),
       metaItem("component", s.component_name ? `${s.component_name} ${s.component_version || ""}`.trim() : ""),
@@ -348,8 +363,15 @@ async function sessionView(id, gen, params) {
       metaItem("exit", s.exit_reason ? `${s.exit_reason}${s.exit_code !== null ? `, code ${s.exit_code}` : ""}` : ""),
       metaItem("pid", s.pid), metaItem("tty", s.tty), metaItem("client address", s.client_address),
       metaItem("start directory", attrs["shell.cwd"]), metaItem("service", s.service_name),
-      metaItem("token", s.verified ? `verified${s.enduser_id ? ` (${s.enduser_id})` : ""}` : "unverified"),
+      metaItem("started from", d.parent ? h("span", {}, h("a", { class: "mono", href: link(`/sessions/${d.parent.session_id}`), "data-testid": "parent-link" }, d.parent.session_id.slice(0, 12)),
+        d.parent.command ? [" by command ", d.parent.command_seq !== null ? `#${d.parent.command_seq} ` : "", h("code", {}, d.parent.command)] : "") : null),
+      metaItem("nested sessions", (d.children || []).length ? h("span", { "data-testid": "children" }, d.children.map((c, i) => [i ? ", " : "",
+        h("a", { class: "mono", href: link(`/sessions/${c.session_id}`), "data-testid": "child-link" }, c.session_id.slice(0, 12)),
+        c.command_seq !== null && c.command_seq !== undefined ? ` (command #${c.command_seq})` : ""])) : null),
     );
+    const foreign = (d.foreign_commands || []).map((c) => h("tr", { "data-testid": "foreign-row" },
+      h("td", { class: "num" }, String(c.seq)), h("td", {}, c.verified ? c.enduser_id : "unverified"),
+      h("td", { class: "mono cmd" }, c.command)));
     const rows = d.commands.map((c) => h("tr", { class: "clickable", "data-testid": "command-row", "data-seq": c.seq,
       onclick: (ev) => { if (!ev.target.closest("button, a")) recording.seek(c.seq); } },
       h("td", { class: "num" }, String(c.seq)),
@@ -379,6 +401,9 @@ async function sessionView(id, gen, params) {
         h("table", { "data-testid": "commands-table" },
           h("thead", {}, h("tr", {}, ["#", "at", "took", "exit", "cwd", "command", ""].map((c, i) => h("th", { class: i < 3 ? "num" : "" }, c)))),
           h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7, class: "empty" }, "no commands recorded"))))),
+      foreign.length ? h("div", { class: "card", "data-testid": "foreign-commands" }, h("h2", {}, `Sent by another identity (${foreign.length})`),
+        h("p", { class: "muted" }, "These spans carry this session's id but not its owner's identity; they reached the store without the sink's owner check and are not part of this session."),
+        h("table", {}, h("thead", {}, h("tr", {}, ["#", "sent by", "command"].map((c) => h("th", {}, c)))), h("tbody", {}, foreign))) : null,
       h("div", { class: "card" }, h("details", {}, h("summary", {}, `All attributes (${attrRows.length})`), h("table", {}, h("tbody", {}, attrRows)))),
     ];
   };
