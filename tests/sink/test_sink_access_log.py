@@ -109,6 +109,21 @@ def test_reading_a_recording_is_recorded(sink):
     assert events(sink, session="0" * 32) == []  # no such session: nothing read, nothing logged
 
 
+def test_sql_statements_are_recorded_with_their_text(sink):
+    analyst = token("ana", "sessions:read sessions:sql")
+    statement = "SELECT count() FROM shellspan.shell_commands"
+    status, _ = sink.call("/api/sql", body=statement.encode(), token=analyst)
+    assert status == 200
+    (event,) = wait_events(sink, subject="ana", action="sql")
+    assert event["detail"]["statement"] == statement and event["session_ids"] == []
+    assert sink.call("/api/sql", body=b"DROP TABLE shellspan.shell_commands", token=analyst)[0] == 400
+    assert sink.call("/api/sql", body=statement.encode(), token=READER)[0] == 401  # no sql scope
+    assert sink.call(f"/api/sessions/{TWO.session_id}", token=analyst)[0] == 200
+    wait_events(sink, subject="ana", action="show")  # recorded after the refusals, so ...
+    assert len(events(sink, subject="ana", action="sql")) == 1  # ... the refused read nothing
+    assert events(sink, subject="rita", action="sql") == []
+
+
 def test_the_log_needs_the_audit_scope(sink):
     assert sink.call("/api/access-log", token=READER)[0] == 401
     assert sink.call("/api/access-log", token=token("x", "sessions:audit"))[0] == 401  # read too

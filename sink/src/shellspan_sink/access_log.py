@@ -10,8 +10,9 @@ insert and deletion) is listed once. A journal that cannot be written refuses th
 503): no read goes unrecorded.
 
 Doors: ``api`` (any HTTP client), ``cli`` (``shellspan-sink``), ``ui`` (the web UI), ``mcp``
-(the MCP server). Actions: ``show``, ``search``, and the reads of a terminal recording
-(``recording``, ``screen``, ``excerpt``). All doors but ``mcp`` over HTTP are what the client says it is (the
+(the MCP server). Actions: ``show``, ``search``, the reads of a terminal recording
+(``recording``, ``screen``, ``excerpt``), and ``sql`` (a statement through the SQL door, which
+can read any session: its text is kept). All doors but ``mcp`` over HTTP are what the client says it is (the
 ``X-Shellspan-Client`` header); the subject is the verified one.
 """
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 DOORS = ("api", "cli", "ui", "mcp")
 CLIENT_HEADER = "X-Shellspan-Client"
-SHOW, SEARCH = "show", "search"
+SHOW, SEARCH, SQL = "show", "search", "sql"
 RECORDING_READS = ("recording", "screen", "excerpt")  # actions of reads of a terminal recording
 COLUMNS = ("event_id", "time", "subject", "verified", "door", "action", "session_ids", "detail",
            "client_address")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .access_log import SEARCH, SHOW, AccessEvent, AccessLog, Reader
+from .access_log import SEARCH, SHOW, SQL, AccessEvent, AccessLog, Reader
 from .annotations import Annotations
 from .queries import QueryError, SessionQueries
 from .search import CommandFilter, CommandSearch
@@ -42,6 +42,10 @@ class SessionReading:
                                           [hit["session_id"] for hit in result["commands"]],
                                           {**detail, "hits": result["count"]}))
         return result
+
+    def record_sql(self, statement: str, reader: Reader) -> None:
+        """Record that `reader` ran `statement` through the SQL door (it may read any session)."""
+        self.access.record(AccessEvent.of(reader, SQL, [], {"statement": statement}))
 
     def record_recording_read(self, session_id: str, what: str, detail: dict[str, Any],
                               reader: Reader) -> bool:

@@ -199,7 +199,7 @@ def add_commands(sub: argparse._SubParsersAction, sessions: argparse._SubParsers
     p.add_argument("--subject", help="who read")
     p.add_argument("--session", help="reads of this session")
     p.add_argument("--door", help="api, cli, ui or mcp")
-    p.add_argument("--action", help="show, search, recording, screen or excerpt")
+    p.add_argument("--action", help="show, search, recording, screen, excerpt or sql")
     p.add_argument("--since")
     p.add_argument("--until")
     p.add_argument("--limit", type=int, default=100)

@@ -4,7 +4,8 @@
 * ``GET|POST /api/sessions/{id}/annotations``: a session's annotation history; add one
   (scope ``sessions:annotate``).
 * ``GET /api/access-log``: who read which session (scope ``sessions:audit``); reads of the
-  recording routes (``/api/sessions/{id}/recording|screen|excerpt``) are recorded here too.
+  recording routes (``/api/sessions/{id}/recording|screen|excerpt``) and statements through the
+  SQL door (``/api/sql``) are recorded here too.
 * ``/mcp``: the Model Context Protocol over streamable HTTP (``mcp_http``), behind the same
   bearer tokens (scope ``sessions:read``).
 
@@ -32,6 +33,7 @@ from .search import CommandFilter
 
 Runner = Callable[..., Awaitable[Any]]
 MAX_ANNOTATION_BODY = 64 * 1024
+SQL_PATH = "/api/sql"
 _RECORDING_READ = re.compile(rf"^/api/sessions/([^/]+)/({'|'.join(RECORDING_READS)})$")
 
 
@@ -89,13 +91,19 @@ def register(app: web.Application, queries: SessionQueries, verifier: Verifier, 
         return _json(await run(access.list, flt))
 
     @web.middleware
-    async def record_recording_reads(request: web.Request, handler):
-        """A terminal recording, its screens and excerpts are a session's commands too: their
-        reads are recorded before the route answers (it streams, so not after)."""
+    async def record_other_reads(request: web.Request, handler):
+        """Reads the routes of other modules serve. A terminal recording, its screens and
+        excerpts are a session's commands too: recorded before the route answers (it streams,
+        so not after). A statement through the SQL door can read any session: recorded once it
+        has an answer, before the answer leaves (a refused one read nothing)."""
         if request.method == "GET" and (m := _RECORDING_READ.match(request.path)):
             await run(reading.record_recording_read, m.group(1), m.group(2), dict(request.query),
                       reader_of(request, verifier))
-        return await handler(request)
+        response = await handler(request)
+        if request.method == "POST" and request.path == SQL_PATH and response.status == 200:
+            await run(reading.record_sql, (await request.text()).strip(),
+                      reader_of(request, verifier))
+        return response
 
     async def start_access_log(_app: web.Application) -> None:
         access.start()
@@ -107,7 +115,7 @@ def register(app: web.Application, queries: SessionQueries, verifier: Verifier, 
     app.router.add_get("/api/sessions/{session_id}/annotations", list_annotations)
     app.router.add_post("/api/sessions/{session_id}/annotations", add_annotation)
     app.router.add_get("/api/access-log", access_log)
-    app.middlewares.append(record_recording_reads)  # inside the API's auth and error handling
+    app.middlewares.append(record_other_reads)  # inside the API's auth and error handling
     mcp_http.mount(app, reading, verifier, run)
     app.on_startup.append(start_access_log)
     app.on_cleanup.insert(0, stop_access_log)  # before the query pool shuts down
