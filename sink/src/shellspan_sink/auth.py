@@ -18,9 +18,8 @@ the host the token names (its ``host`` claim, set by a host's broker) and the RF
 of the public key that verified it: root on a host can name any host, not sign with another's key.
 
 Scopes (the ``scope`` claim, a space-separated string or a list): ``sessions:read`` for the API
-and UI, ``sessions:sql`` for SQL (not implied by ``sessions:read``), ``sessions:audit`` for the
-access log, ``sessions:annotate`` for
-annotations. A shell's token carries none of them.
+and UI, ``sessions:sql`` for SQL (not implied by ``sessions:read``), ``sessions:annotate`` for
+annotations, ``sessions:audit`` for the access log. A shell's token carries none of them.
 """
 
 from __future__ import annotations
