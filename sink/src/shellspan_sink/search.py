@@ -30,14 +30,15 @@ _CURSOR = re.compile(r"^(\d{1,19})-([0-9a-f]{32})-([0-9a-f]{1,64})$")
 _RE2_ERROR = re.compile(r"cannot compile re2: .*?, error: (.{1,200}?)(?:\. Look at|$)", re.S)
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
-# What a hit shows of its session, from the session's identity (one of its own spans, chosen as
-# the session list chooses it): the verified identity first, else the name the shell claimed.
-SESSION_IDENTITY = "argMinMerge(identity) AS ident, " + ", ".join(
-    f"tupleElement(ident, '{name}') AS {name}"
-    for name in ("user_name", "enduser_id", "verified", "host_name", "shell_type"))
-SHOWN_USER = ("if(tupleElement(argMinMerge(identity), 'enduser_id') != '', "
-              "tupleElement(argMinMerge(identity), 'enduser_id'), "
-              "tupleElement(argMinMerge(identity), 'user_name'))")
+# What a hit shows of its session, as the session list shows it: the verified identity (the
+# session's owner, the first verified identity stored, which every stored span of an owned session
+# carries) first, else the name the shell claimed; names from the session's first span (first_*).
+# Both are small columns: the whole identity state costs several times more to merge.
+_OWNER = "tupleElement(argMinMerge(owner), 'enduser_id')"
+SESSION_IDENTITY = (f"{_OWNER} AS enduser_id, enduser_id != '' AS verified, " + ", ".join(
+    f"tupleElement(min(first_{name}), 5) AS {name}"
+    for name in ("user_name", "host_name", "shell_type")))
+SHOWN_USER = f"if({_OWNER} != '', {_OWNER}, tupleElement(min(first_user_name), 5))"
 
 
 def like_pattern(text: str) -> str:
