@@ -3,6 +3,7 @@ sink (built once, then reused: see query_dataset.py), then the API's latency (me
 repeated calls) for the sessions list, filtered lists, one session, the stats and command search.
 
     .venv/bin/python bench/bench_queries.py [--sessions 100000] [--commands 20] [--repeat 30] [--fresh]
+                                            [--only sessions|search]
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def main() -> int:
     parser.add_argument("--commands", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached store")
+    parser.add_argument("--only", choices=("sessions", "search"),
+                        help="run only the session queries, or only command search")
     args = parser.parse_args()
 
     sink, loaded = open_store(args.sessions, args.commands, fresh=args.fresh)
@@ -66,14 +69,16 @@ def main() -> int:
             query = urllib.parse.urlencode(params)
             return f"{sink.api_url}{path}" + (f"?{query}" if query else "")
 
-        cases = [
+        session_cases = [
             ("sessions list (newest 100)", api("/api/sessions", limit=100), FLOOR_MS),
             ("sessions list, user filter", api("/api/sessions", user=USERS[7], limit=100), None),
             ("sessions list, active only", api("/api/sessions", state="active", limit=100), None),
             ("sessions list, last 24h", api("/api/sessions", since="24h", limit=100), None),
             ("one session with commands", api(f"/api/sessions/{sample['session_id']}"), None),
             ("stats (all sessions)", api("/api/stats"), None),
-        ] + search_cases(api)
+        ]
+        cases = ((session_cases if args.only != "search" else [])
+                 + (search_cases(api) if args.only != "sessions" else []))
         results = []
         for name, url, floor in cases:
             timed_get(url, 2)  # warm
