@@ -1,7 +1,5 @@
-"""The web UI in headless Chromium, over a sink holding real recorded sessions.
-
-Chromium is driven through the DevTools protocol (a websocket, via aiohttp, which the sink
-already depends on). Screenshots go to test-artifacts/ui/.
+"""The web UI in headless Chromium (shellspan_testing.browser), over a sink holding real
+recorded sessions. Screenshots go to test-artifacts/ui/.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shellspan.auth import login_name
-from shellspan_testing.browser import CHROMIUM, Browser
+from shellspan_testing.browser import CHROMIUM
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from shellspan_testing.python_shell_helpers import tagged
 from shellspan_testing.sinkproc import SinkProcess
@@ -83,13 +81,6 @@ def sink(tmp_path_factory, request):
     proc.real_user = user
     proc.real_session = tagged(proc, tag)[0]["session_id"]
     yield proc
-
-
-@pytest.fixture(scope="module")
-def browser():
-    b = Browser()
-    yield b
-    b.close()
 
 
 def test_sessions_list_shows_the_recorded_sessions(sink, browser):

@@ -25,7 +25,7 @@ class AnalyticsQueries:
         self.db = queries.db
 
     def _base(self, flt: SessionFilter) -> tuple[str, dict[str, Any]]:
-        having, params = flt.clauses(self.queries.abandon_after)
+        having, params = flt.clauses(self.queries.abandon_after, self.db)
         return (f"SELECT {SESSION_KEYS} FROM {self.db(tables.SESSIONS)} "
                 f"GROUP BY session_id HAVING {having}"), params
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from . import otlp, recording_routes, ui_routes
+from . import otlp, recording_routes, search_routes, ui_routes
 from .answers import json_response as _json
 from .auth import READ_SCOPE, SQL_SCOPE, AuthError, Verifier
 from .ingest import Ingest
@@ -136,7 +136,8 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
         return _json(await run(queries.list_sessions, flt))
 
     async def session(request: web.Request) -> web.Response:
-        found = await run(queries.get_session, request.match_info["session_id"])
+        found = await run(reading.show, request.match_info["session_id"],
+                          search_routes.reader_of(request, verifier))
         if found is None:
             return _json({"error": "no such session"}, 404)
         return _json(found)
@@ -165,6 +166,7 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     app.router.add_post("/api/sql", sql)
     ui_routes.register(app, queries, run)
     recording_routes.register(app, RecordingQueries(store), run)
+    reading = search_routes.register(app, queries, verifier, run, wal.dir / "access-log")
     for executor in (pool, sql_pool):
         app.on_cleanup.append(lambda _app, e=executor: asyncio.get_running_loop().run_in_executor(
             None, e.shutdown))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
@@ -72,6 +73,34 @@ def iso(ns: int | None) -> str | None:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
+def filter_values(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """The given values of dataclass `cls`'s fields: unknown names refused, empty values dropped,
+    ``limit`` read as a whole number."""
+    unknown = set(params) - {f.name for f in fields(cls)}
+    if unknown:
+        raise QueryError(f"unknown filter(s): {', '.join(sorted(unknown))}")
+    values = {k: v for k, v in params.items() if v not in (None, "")}
+    if "limit" in values:
+        try:
+            values["limit"] = int(values["limit"])
+        except (TypeError, ValueError) as exc:
+            raise QueryError(f"limit must be a whole number, not {values['limit']!r}") from exc
+    return values
+
+
+def time_range(column: str, since: str | None, until: str | None) -> tuple[list[str], dict[str, Any]]:
+    """Conditions bounding DateTime64 `column` (a constant name) to [since, until)."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if (start := parse_time(since)) is not None:
+        conditions.append(f"{column} >= fromUnixTimestamp64Nano({{since:Int64}})")
+        params["since"] = start
+    if (end := parse_time(until)) is not None:
+        conditions.append(f"{column} < fromUnixTimestamp64Nano({{until:Int64}})")
+        params["until"] = end
+    return conditions, params
+
+
 @dataclass
 class SessionFilter:
     user: str | None = None
@@ -83,23 +112,16 @@ class SessionFilter:
     until: str | None = None
     limit: int = 100
     cursor: str | None = None  # a page's next_cursor: continue after that session
+    tag: str | None = None  # an annotation tag the session carries
 
     @classmethod
     def from_mapping(cls, params: dict[str, Any]) -> SessionFilter:
-        known = {f.name for f in fields(cls)}
-        unknown = set(params) - known
-        if unknown:
-            raise QueryError(f"unknown filter(s): {', '.join(sorted(unknown))}")
-        values = {k: v for k, v in params.items() if v not in (None, "")}
-        if "limit" in values:
-            try:
-                values["limit"] = int(values["limit"])
-            except (TypeError, ValueError) as exc:
-                raise QueryError(f"limit must be a whole number, not {values['limit']!r}") from exc
-        return cls(**values)
+        return cls(**filter_values(cls, params))
 
-    def clauses(self, abandon_after: float) -> tuple[str, dict[str, Any]]:
-        """A HAVING clause over the aggregated session columns, and its bound parameters."""
+    def clauses(self, abandon_after: float,
+                db: Callable[[str], str] | None = None) -> tuple[str, dict[str, Any]]:
+        """A HAVING clause over the aggregated session columns, and its bound parameters
+        (`db` qualifies table names, for the filters that read another table)."""
         if self.state is not None and self.state not in STATES:
             raise QueryError(f"state must be one of {', '.join(STATES)}")
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -125,6 +147,15 @@ class SessionFilter:
             conditions.append("(start_ns < {cursor_ns:Int64} OR "
                               "(start_ns = {cursor_ns:Int64} AND session_id > {cursor_id:String}))")
             params.update(cursor_ns=int(m.group(1)), cursor_id=m.group(2))
+        if self.tag is not None:
+            from .annotations import tagged_sessions  # here: annotations imports this module
+
+            if db is None or len(self.tag) > 1024:
+                raise QueryError("the tag filter is not available here" if db is None
+                                 else "tag is longer than 1024 characters")
+            tagged, tag_params = tagged_sessions(db, self.tag)
+            conditions.append(f"session_id IN ({tagged})")
+            params.update(tag_params)
         return (" AND ".join(conditions) or "1"), params
 
 
@@ -223,7 +254,7 @@ class SessionQueries:
         sessions, then the full rows (command counts) are merged for those ids only, by primary
         key. Pages continue with a keyset cursor, so a deep page costs what the first does.
         """
-        having, params = flt.clauses(self.abandon_after)
+        having, params = flt.clauses(self.abandon_after, self.db)
         params["limit"] = flt.limit + 1  # one more tells whether there is a next page
         table = self.db(tables.SESSIONS)
         keys = session_keys(*(f for f in _FILTERED if f in params))
@@ -324,7 +355,7 @@ class SessionQueries:
 
     def stats(self, flt: SessionFilter, top: int = 10) -> dict[str, Any]:
         """Counts, duration percentiles, busiest hours, top commands and failure rates."""
-        having, params = flt.clauses(self.abandon_after)
+        having, params = flt.clauses(self.abandon_after, self.db)
         params["top"] = top
         base = (f"SELECT {SESSION_KEYS}, {_SESSION_COUNTS} FROM {self.db(tables.SESSIONS)} "
                 f"GROUP BY session_id HAVING {having}")

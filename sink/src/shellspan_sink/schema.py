@@ -306,6 +306,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         Step("shell_commands_mv_2.sql", tables.COMMANDS_MV),
         Step("shell_commands_backfill.sql"),
     )),
+    Migration(3, "command search, annotations, access log", (
+        create(tables.COMMAND_SEARCH, _BY_SESSION),
+        create(tables.COMMAND_SEARCH_MV),
+        Step("shell_command_search_backfill.sql"),
+        create(tables.ANNOTATIONS, _BY_SESSION),
+        create(tables.ACCESS_LOG, "cityHash64(event_id)"),
+    )),
     Migration(5, "terminal recordings", (
         create(tables.OTEL_LOGS, _BY_TRACE),
         create(tables.RECORDINGS, _BY_SESSION),

@@ -22,6 +22,14 @@ COMMANDS = "shell_commands"
 COMMANDS_MV = "shell_commands_mv"
 # The schema versions applied to this database.
 MIGRATIONS = "shellspan_migrations"
+# Every command again, in time order with text indexes (command search), and the view filling it
+# from COMMANDS.
+COMMAND_SEARCH = "shell_command_search"
+COMMAND_SEARCH_MV = "shell_command_search_mv"
+# Tags and notes added to sessions after the fact (append-only).
+ANNOTATIONS = "shell_annotations"
+# Who read which session's commands, when, and through which door.
+ACCESS_LOG = "shell_access_log"
 # Every log record (terminal recordings), with the contrib ClickHouse exporter's columns.
 OTEL_LOGS = "otel_logs"
 # One row per recorded chunk of terminal I/O, keyed by (session, seq), and the view filling it.
@@ -29,7 +37,8 @@ RECORDINGS = "shell_recordings"
 RECORDINGS_MV = "shell_recordings_mv"
 
 ALL = (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, SESSIONS, SESSIONS_MV, COMMANDS, COMMANDS_MV,
-       MIGRATIONS, OTEL_LOGS, RECORDINGS, RECORDINGS_MV)
+       MIGRATIONS, COMMAND_SEARCH, COMMAND_SEARCH_MV, ANNOTATIONS, ACCESS_LOG, OTEL_LOGS,
+       RECORDINGS, RECORDINGS_MV)
 
 LOCAL_SUFFIX = "_local"
 

@@ -1,14 +1,17 @@
 // The shellspan web UI: hash routes, each a view over the sink's HTTP API.
-//   #/sessions?user=&host=&component=&shell_type=&state=&since=&until=&limit=&cursor=
+//   #/sessions?user=&host=&component=&shell_type=&state=&since=&until=&tag=&limit=&cursor=
 //   #/sessions/<session id>            (with its terminal recording, when it has one: player.js)
+//   #/sessions/<session id>?seq=N      (opened at command N: highlighted, the player seeks there)
 //   #/analytics?user=&host=&component=&shell_type=&since=&until=
+//   #/commands?q=&regex=1&...   (command search: search.js)
 // Nothing here loads all rows: lists are pages (limit + keyset cursor), analytics are aggregates.
 
 import { fmtCount, fmtDuration, fmtPercent, hbars, heatmap, histogram, waterfall } from "./charts.js";
+import { annotationsCard, commandsView, focusCommand, setupSearchBox } from "./search.js";
 import { Player, screenView } from "./player.js";
 
 const REFRESH_MS = 5000;
-const FILTERS = ["user", "host", "component", "shell_type", "state", "since", "until"];
+const FILTERS = ["user", "host", "component", "shell_type", "state", "since", "until", "tag"];
 const TOKEN_KEY = "shellspan.token";
 
 const $ = (sel) => document.querySelector(sel);
@@ -35,9 +38,10 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// Sent with every API call, the recording's too: the token, and the access log's door.
 function authHeaders() {
   const token = localStorage.getItem(TOKEN_KEY);
-  return token ? { Authorization: `Bearer ${token}` } : {};
+  return { "X-Shellspan-Client": "ui", ...(token ? { Authorization: `Bearer ${token}` } : {}) };
 }
 
 async function api(path, params = {}) {
@@ -121,15 +125,16 @@ async function route() {
   showError("");
   document.body.dataset.loaded = "";
   const { parts, params } = parseHash();
-  const view = parts[0] === "analytics" ? "analytics" : parts[0] === "sessions" && parts[1] ? "session" : "sessions";
+  const view = ["analytics", "commands"].includes(parts[0]) ? parts[0] : parts[0] === "sessions" && parts[1] ? "session" : "sessions";
   for (const a of document.querySelectorAll("[data-nav]")) {
-    a.classList.toggle("current", a.dataset.nav === (view === "analytics" ? "analytics" : "sessions"));
+    a.classList.toggle("current", a.dataset.nav === (view === "session" ? "sessions" : view));
   }
   document.body.dataset.view = view;
   const gen = generation;
   try {
     if (view === "analytics") await analyticsView(params, gen);
-    else if (view === "session") await sessionView(parts[1], gen);
+    else if (view === "commands") await commandsView(ui, params, gen);
+    else if (view === "session") await sessionView(parts[1], gen, params);
     else await sessionsView(params, gen);
   } catch (err) {
     if (gen === generation) showError(String(err.message || err));
@@ -142,6 +147,10 @@ function mount(gen, ...nodes) {
   $("#app").replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
   return true;
 }
+
+// What the views kept in other modules use of this one.
+const ui = { h, api, link, mount, localTime: (iso) => localTime(iso), exitBadge: (code) => exitBadge(code),
+  isCurrent: (gen) => gen === generation };
 
 // ---- shared pieces ------------------------------------------------------------------------
 
@@ -177,6 +186,7 @@ function filterForm(params, fields, target) {
       ["", "active", "ended", "abandoned"].map((v) => h("option", { value: v, selected: params.get("state") === v }, v || "any")));
     nodes.push(h("label", {}, "state", inputs.state));
   }
+  if (fields.includes("tag")) nodes.push(field("tag", "tag", "any"));
   nodes.push(field("since", "since", "24h, 7d, 2024-05-01"));
   nodes.push(field("until", "until", "ISO time or age"));
   if (fields.includes("limit")) {
@@ -272,7 +282,7 @@ async function sessionsView(params, gen) {
     h("thead", {}, h("tr", {}, ["state", "session", "user", "host", "shell", "component", "started (local)", "duration",
       "commands", "failed", "exit"].map((c, i) => h("th", { class: i >= 7 && i <= 9 ? "num" : "" }, c)))),
     tbody);
-  if (!mount(gen, h("h1", {}, "Sessions"), filterForm(params, ["user", "host", "component", "shell_type", "state", "limit"], "/sessions"),
+  if (!mount(gen, h("h1", {}, "Sessions"), filterForm(params, ["user", "host", "component", "shell_type", "state", "tag", "limit"], "/sessions"),
     h("div", { class: "card" }, table, pager))) return;
   await load();
   schedule(load);
@@ -291,7 +301,7 @@ function recordingPanel(id) {
   const root = h("div", { class: "player", "data-testid": "player" });
   const screenCard = h("div", { class: "card", "data-testid": "screen-card", hidden: true });
   const player = new Player(root, id, authHeaders);
-  player.start().catch((err) => { if (err.name !== "AbortError") showError(String(err.message || err)); });
+  const started = player.start().catch((err) => { if (err.name !== "AbortError") showError(String(err.message || err)); });
   currentPlayer = player;
   const card = h("div", { class: "card", "data-testid": "recording-card" },
     h("h2", {}, "Terminal recording"),
@@ -320,10 +330,12 @@ function recordingPanel(id) {
     screenCard.hidden = false;
     screenCard.scrollIntoView({ block: "nearest" });
   };
-  return { card, screenCard, seek, showScreen };
+  // Opened at a command (a search hit): the player starts there once it has loaded.
+  const startAt = async (seq) => { await started; await player.seekToCommand(seq); };
+  return { card, screenCard, seek, showScreen, startAt };
 }
 
-async function sessionView(id, gen) {
+async function sessionView(id, gen, params) {
   const recording = recordingPanel(id); // its recording loads while the session does
   const data = await api(`/api/sessions/${encodeURIComponent(id)}`);
   if (gen !== generation) return;
@@ -376,6 +388,7 @@ async function sessionView(id, gen) {
       h("p", {}, h("a", { href: link("/sessions") }, "« sessions")),
       h("h1", {}, `Session `, h("span", { class: "mono", "data-testid": "session-id" }, s.session_id), " ", stateBadge(s.state)),
       h("div", { class: "card" }, meta),
+      annotationsCard(ui, d),
       recording.card,
       recording.screenCard,
       h("div", { class: "card" }, h("h2", {}, "Command timeline"),
@@ -395,12 +408,14 @@ async function sessionView(id, gen) {
     ];
   };
   if (!mount(gen, ...render(data))) return;
+  if (focusCommand(id, params.get("seq"), data.commands)) recording.startAt(Number(params.get("seq")));
   if (data.session.state === "active") {
     setLive(`● live · refreshed ${new Date().toLocaleTimeString()}`);
     schedule(async () => {
       const fresh = await api(`/api/sessions/${encodeURIComponent(id)}`);
       if (fresh && gen === generation) {
         mount(gen, ...render(fresh));
+        focusCommand(id, params.get("seq"), fresh.commands, { first: false });
         setLive(fresh.session.state === "active" ? `● live · refreshed ${new Date().toLocaleTimeString()}` : "");
       }
     });
@@ -498,5 +513,6 @@ async function analyticsView(params, gen) {
 // ---- start --------------------------------------------------------------------------------
 
 setupToken();
+setupSearchBox(link);
 window.addEventListener("hashchange", route);
 route();
