@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from shellspan import semconv
 
 from . import tables
+from .session_index import IDENTITY_COLUMNS, Window
 from .store import Store
 
 STATES = ("active", "ended", "abandoned")
@@ -114,25 +115,58 @@ class SessionFilter:
             params.update(cursor_ns=int(m.group(1)), cursor_id=m.group(2))
         return (" AND ".join(conditions) or "1"), params
 
+    def window(self, params: dict[str, Any], abandon_after: float) -> Window:
+        """The index rows that can belong to matching sessions, from the bounds `clauses` put
+        in `params` (so both read the same parsed times)."""
+        highs = [params[k] + d for k, d in (("until", 0), ("cursor_ns", 1)) if k in params]
+        identity = {column: getattr(self, name) for column, name in IDENTITY_COLUMNS
+                    if getattr(self, name) is not None}
+        seen_after = None
+        if self.state == "active":  # active: seen within abandon_after (a minute of slack)
+            seen_after = int((time.time() - abandon_after - 60) * 1e9)
+        return Window(lo_ns=params.get("since"), hi_ns=min(*highs, 2**63 - 1) if highs else None,
+                      identity=identity, seen_after_ns=seen_after)
+
 
 # What filters, ordering and liveness need: cheap to aggregate over every session.
-SESSION_KEYS = """
+# A session's state, over the aggregated columns is_ended and last_seen_ns.
+SESSION_STATE = """multiIf(is_ended = 1, 'ended',
+            last_seen_ns >= toUnixTimestamp64Nano(now64(9)) - {abandon_ns:Int64}, 'active',
+            'abandoned') AS state"""
+
+# The identity columns of a session (the maximum over its rows).
+SESSION_IDENTITY = """max(shell_type) AS shell_type,
+    max(user_name) AS user_name,
+    max(host_name) AS host_name,
+    max(component_name) AS component_name"""
+
+SESSION_KEYS = f"""
     session_id,
     toUnixTimestamp64Nano(min(start_time)) AS start_ns,
     toUnixTimestamp64Nano(max(last_seen)) AS last_seen_ns,
     toUnixTimestamp64Nano(max(end_time)) AS end_ns,
     max(ended) AS is_ended,
-    multiIf(is_ended = 1, 'ended',
-            last_seen_ns >= toUnixTimestamp64Nano(now64(9)) - {abandon_ns:Int64}, 'active',
-            'abandoned') AS state,
-    max(shell_type) AS shell_type,
-    max(user_name) AS user_name,
-    max(host_name) AS host_name,
-    max(component_name) AS component_name"""
+    {SESSION_STATE},
+    {SESSION_IDENTITY}"""
+
+# The same over the index's rows (which have no end time): exact for a session when every one
+# of its rows is read (session_index.py).
+INDEX_KEYS = f"""
+    session_id,
+    toUnixTimestamp64Nano(min(start_time)) AS start_ns,
+    toUnixTimestamp64Nano(max(last_seen)) AS last_seen_ns,
+    max(ended) AS is_ended,
+    {SESSION_STATE},
+    {SESSION_IDENTITY}"""
 
 # A session's duration in seconds, over the columns of SESSION_KEYS: to its end once ended, else
 # to its last activity.
 SESSION_DURATION_S = "(if(is_ended = 1 AND end_ns > 0, end_ns, last_seen_ns) - start_ns) / 1e9"
+
+# What the stats read of each session: the keys and the command counts.
+SESSION_STATS_COLUMNS = SESSION_KEYS + """,
+    uniqExactMerge(command_ids) AS command_count,
+    uniqExactMerge(failed_ids) AS failed_count"""
 
 # Everything a session row shows; the uniqExact merges are the costly part.
 _SESSION_COLUMNS = SESSION_KEYS + """,
@@ -173,18 +207,50 @@ class SessionQueries:
     def list_sessions(self, flt: SessionFilter) -> dict[str, Any]:
         """A page of sessions, newest first: {sessions, count, next_cursor}.
 
-        Two passes: the page's session ids are chosen with the cheap key columns over all
-        sessions, then the full rows (command counts) are merged for those ids only, by primary
-        key. Pages continue with a keyset cursor, so a deep page costs what the first does.
+        The page is looked for among the sessions with index rows at or after T, T being the
+        start of the newest few hundred matching index rows (``session_index``):
+
+        1. their keys are aggregated from the index rows at or after T, exact for every session
+           that started at or after T (all its rows are there), and the newest `extra` more
+           than a page that match the filters by these keys are taken;
+        2. those are read by id (states and all) and kept if they really started at or after T
+           (a session that started before T shows a later start in step 1).
+
+        If that leaves fewer than limit + 1, T moves back or more are taken, until it does or
+        no bound is left. A page continues after a keyset cursor, so the cost of a page grows
+        with what is newer than it only through the index rows read in step 1.
         """
         having, params = flt.clauses(self.abandon_after)
-        params["limit"] = flt.limit + 1  # one more tells whether there is a next page
-        table = self.db(tables.SESSIONS)
-        page = (f"SELECT session_id FROM (SELECT {SESSION_KEYS} FROM {table} GROUP BY session_id "
-                f"HAVING {having} ORDER BY start_ns DESC, session_id LIMIT {{limit:UInt32}})")
-        rows = self.store.query(
-            f"SELECT {_SESSION_COLUMNS} FROM {table} WHERE session_id IN ({page}) "
-            "GROUP BY session_id ORDER BY start_ns DESC, session_id", params).dicts()
+        window = flt.window(params, self.abandon_after)
+        want = flt.limit + 1  # one more tells whether there is a next page
+        index, table = self.db(tables.SESSION_INDEX), self.db(tables.SESSIONS_BY_ID)
+        rows_guessed, extra = want * 4, 32
+        while True:
+            sql, guess_params = window.nth_newest_start(self.db, rows_guessed - 1, params)
+            found = self.store.query(sql, guess_params).rows
+            start_ns = int(found[0][0]) if found else None
+            page_window = window if start_ns is None else replace(
+                window, lo_ns=max(start_ns, window.lo_ns if window.lo_ns is not None else start_ns))
+            page_params = dict(params, page_lo=start_ns or 0, take=want + extra)
+            candidates = page_window.candidates(self.db, page_params)
+            lo = ("WHERE start_time >= fromUnixTimestamp64Nano({page_lo:Int64}) AND "
+                  if start_ns is not None else "WHERE ")
+            chosen = self.store.query(
+                f"SELECT session_id FROM (SELECT {INDEX_KEYS} FROM {index} "
+                f"{lo}session_id IN ({candidates}) GROUP BY session_id "
+                f"HAVING {having} AND start_ns >= {{page_lo:Int64}} "
+                "ORDER BY start_ns DESC, session_id LIMIT {take:UInt32})", page_params).rows
+            ids = [r[0] for r in chosen]
+            rows = self.store.query(
+                f"SELECT {_SESSION_COLUMNS} FROM {table} WHERE session_id IN {{ids:Array(String)}} "
+                f"GROUP BY session_id HAVING {having} AND start_ns >= {{page_lo:Int64}} "
+                "ORDER BY start_ns DESC, session_id", {**page_params, "ids": ids}).dicts()
+            if len(rows) >= want or (start_ns is None and len(ids) < want + extra):
+                break
+            if len(ids) < want + extra:  # the window held too few: reach further back
+                rows_guessed *= 8
+            else:  # sessions that started before T took places: take more
+                extra *= 4
         more = len(rows) > flt.limit
         rows = rows[: flt.limit]
         next_cursor = f"{rows[-1]['start_ns']}-{rows[-1]['session_id']}" if more else None
@@ -198,18 +264,16 @@ class SessionQueries:
             raise QueryError("a session id is 32 hexadecimal characters")
         params = {"id": session_id, "abandon_ns": int(self.abandon_after * 1e9)}
         rows = self.store.query(
-            f"SELECT {_SESSION_COLUMNS} FROM {self.db(tables.SESSIONS)} "
+            f"SELECT {_SESSION_COLUMNS} FROM {self.db(tables.SESSIONS_BY_ID)} "
             "WHERE session_id = {id:String} GROUP BY session_id", params).dicts()
         if not rows:
             return None
         session = _session_dict(rows[0])
         # No FINAL: a re-delivered copy carries the same attributes, merged below anyway.
         spans = self.store.query(
-            "SELECT SpanName, ResourceAttributes, SpanAttributes "
-            f"FROM {self.db(tables.OTEL_TRACES)} "
-            "WHERE TraceId = {id:String} AND SpanName IN "
-            f"('{semconv.SPAN_SESSION_START}', '{semconv.SPAN_SESSION}') "
-            "ORDER BY SpanName = {root:String}", {**params, "root": semconv.SPAN_SESSION}).rows
+            "SELECT span_name, resource_attributes, span_attributes "
+            f"FROM {self.db(tables.SESSION_ATTRIBUTES)} WHERE session_id = {{id:String}} "
+            "ORDER BY span_name = {root:String}", {**params, "root": semconv.SPAN_SESSION}).rows
         attributes: dict[str, str] = {}
         for _name, resource, span_attrs in spans:  # start span first, then the root overrides
             attributes.update(resource)
@@ -227,11 +291,26 @@ class SessionQueries:
         return {"session": session, "commands": commands}
 
     def stats(self, flt: SessionFilter, top: int = 10) -> dict[str, Any]:
-        """Counts, duration percentiles, busiest hours, top commands and failure rates."""
+        """Counts, duration percentiles, busiest hours, top commands and failure rates: from the
+        hourly rollups where they hold the answer, else computed exactly (``rollups.py``)."""
+        from .rollups import Rollups  # it builds on this module
+
+        return Rollups(self).stats(flt, top)
+
+    def stats_base(self, flt: SessionFilter, window: Window | None = None
+                   ) -> tuple[str, dict[str, Any]]:
+        """Every matching session's row (a subquery); with `window`, only its candidates are
+        read (they must include every matching session)."""
         having, params = flt.clauses(self.abandon_after)
+        where = f"WHERE session_id IN ({window.candidates(self.db, params)}) " if window else ""
+        return (f"SELECT {SESSION_STATS_COLUMNS} FROM {self.db(tables.SESSIONS_BY_ID)} {where}"
+                f"GROUP BY session_id HAVING {having}"), params
+
+    def exact_stats(self, flt: SessionFilter, top: int = 10,
+                    window: Window | None = None) -> dict[str, Any]:
+        """`stats` computed from every matching session (the definition the rollups match)."""
+        base, params = self.stats_base(flt, window)
         params["top"] = top
-        base = (f"SELECT {_SESSION_COLUMNS} FROM {self.db(tables.SESSIONS)} "
-                f"GROUP BY session_id HAVING {having}")
         duration = SESSION_DURATION_S
 
         def grouped(key: str) -> list[dict[str, Any]]:
@@ -259,14 +338,6 @@ class SessionQueries:
                    toHour(fromUnixTimestamp64Nano(start_ns, 'UTC')) AS hour, count() AS sessions
             FROM ({base}) GROUP BY weekday, hour ORDER BY sessions DESC, weekday, hour""",
             params).dicts()
-        top_commands = self.store.query(f"""
-            SELECT command_name, count() AS runs, countIf(status = 'Error') AS failures,
-                   round(failures / runs, 4) AS failure_rate,
-                   round(quantile(0.5)(duration_ns) / 1e6, 3) AS duration_p50_ms
-            FROM {self.db(tables.COMMANDS)} FINAL
-            WHERE session_id IN (SELECT session_id FROM ({base})) AND command_name != ''
-            GROUP BY command_name ORDER BY runs DESC, command_name LIMIT {{top:UInt32}}""",
-            params).dicts()
         return {
             "totals": {k: (int(v) if isinstance(v, int) else v) for k, v in totals.items()},
             "by_user": grouped("user_name"),
@@ -274,8 +345,19 @@ class SessionQueries:
             "by_component": grouped("component_name"),
             "by_shell_type": grouped("shell_type"),
             "busiest_hours": hours,
-            "top_commands": top_commands,
+            "top_commands": self.top_commands(base, params, top),
         }
+
+    def top_commands(self, base: str, params: dict[str, Any], top: int) -> list[dict[str, Any]]:
+        """The most run commands of the sessions `base` selects."""
+        return self.store.query(f"""
+            SELECT command_name, count() AS runs, countIf(status = 'Error') AS failures,
+                   round(failures / runs, 4) AS failure_rate,
+                   round(quantile(0.5)(duration_ns) / 1e6, 3) AS duration_p50_ms
+            FROM {self.db(tables.COMMANDS)} FINAL
+            WHERE session_id IN (SELECT session_id FROM ({base})) AND command_name != ''
+            GROUP BY command_name ORDER BY runs DESC, command_name LIMIT {{top:UInt32}}""",
+            {**params, "top": top}).dicts()
 
     def sql(self, statement: str, max_rows: int = 10_000) -> dict[str, Any]:
         """Read-only SQL for `shellspan-sink sql` (ClickHouse enforces readonly=2)."""
