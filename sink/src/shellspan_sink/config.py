@@ -44,6 +44,10 @@ class SinkConfig:
     wal_segment_spans: int = 100_000
     ack_timeout: float = 30.0
     encoder: str = "auto"
+    max_streams: int = 64
+    stream_heartbeat: float = 15.0
+    live_poll: float = 2.0
+    rollup_interval: float = 5.0
     auth: AuthConfig = field(default_factory=AuthConfig)
 
     @property
@@ -190,6 +194,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("wal_segment_age", ("--wal-segment-age",), ("SHELLSPAN_WAL_SEGMENT_AGE",), _seconds,
            "seconds after which the open WAL segment is sealed and inserted (fewer, larger "
            "inserts when longer; stored sooner when shorter)"),
+    Option("max_streams", ("--max-streams",), ("SHELLSPAN_MAX_STREAMS",), _whole(1),
+           "live streams (Server-Sent Events) open at once; more are answered 503"),
+    Option("stream_heartbeat", ("--stream-heartbeat",), ("SHELLSPAN_STREAM_HEARTBEAT",),
+           _seconds, "seconds of silence after which a live stream sends a keep-alive comment"),
+    Option("live_poll", ("--live-poll",), ("SHELLSPAN_LIVE_POLL",), _seconds,
+           "while live streams are open, seconds between looks at the store for spans another "
+           "writer stored (the sink's own inserts are seen at once)"),
+    Option("rollup_interval", ("--rollup-interval",), ("SHELLSPAN_ROLLUP_INTERVAL",), _seconds,
+           "at most this often, the hourly rollups of the stats are brought up to date after "
+           "inserts (queries are exact meanwhile, at more cost)"),
     Option("encoder", (), ("SHELLSPAN_ENCODER",), _choice(*ENCODERS),
            "auto: the compiled encoder when installed; python: always the reference encoder"),
     Option("mode", (), ("SHELLSPAN_AUTH_MODE",), _choice(*MODES), "authentication mode",

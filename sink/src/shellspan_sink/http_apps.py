@@ -10,11 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
-from . import otlp, ui_routes
+from . import live_routes, otlp, ui_routes
 from .auth import AuthError, Verifier
 from .ingest import Ingest
+from .live import LiveHub, LiveLimits
 from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
 from .queries import QueryError, SessionFilter, SessionQueries
+from .rollups import Refresher, Rollups
 from .store import Store, StoreError
 from .wal import WriteAheadLog
 
@@ -77,12 +79,18 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: Ingest,
-            verifier: Verifier) -> web.Application:
+            verifier: Verifier, live: LiveLimits | None = None,
+            rollup_interval: float = 5.0) -> web.Application:
     # The store serializes calls anyway; one thread keeps queries off the event loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
 
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    # Background work that follows the inserts: the live streams and the stats' rollups.
+    hub = LiveHub(queries, run, live or LiveLimits())
+    refresher = Refresher(Rollups(queries), run, min_interval=rollup_interval)
+    wal.listeners += [hub.notify, refresher.notify]
 
     @web.middleware
     async def errors(request: web.Request, handler):
@@ -110,6 +118,8 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
             "auth_mode": verifier.mode,
             "received_spans": ingest.received_spans,
             "rejected_spans": ingest.rejected_spans,
+            "live": hub.state(),
+            "rollups": refresher.state(),
         }
         return _json(body, 200 if store_state["ok"] else 503)
 
@@ -128,8 +138,12 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
         top = params.pop("top", "10")
         if not top.isdigit() or not 1 <= int(top) <= 1000:
             raise QueryError("top must be a whole number from 1 to 1000")
+        exact = params.pop("exact", "0")
+        if exact not in ("0", "1"):
+            raise QueryError("exact must be 0 or 1")
         flt = SessionFilter.from_mapping(params)
-        return _json(await run(queries.stats, flt, int(top)))
+        compute = queries.exact_stats if exact == "1" else queries.stats
+        return _json(await run(compute, flt, int(top)))
 
     async def sql(request: web.Request) -> web.Response:
         statement = (await request.text()).strip()
@@ -147,6 +161,24 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     app.router.add_get("/api/stats", stats)
     app.router.add_post("/api/sql", sql)
     ui_routes.register(app, queries, run)
+    live_routes.register(app, queries, run, hub)
+
+    async def start_background(app: web.Application) -> None:
+        app["background"] = [asyncio.create_task(hub.run_forever()),
+                             asyncio.create_task(refresher.run_forever())]
+
+    async def stop_background(app: web.Application) -> None:
+        for task in app.get("background", []):
+            task.cancel()
+        await asyncio.gather(*app.get("background", []), return_exceptions=True)
+
+    app.on_startup.append(start_background)
+    app.on_shutdown.append(lambda _app: _async(hub.close_all))
+    app.on_cleanup.append(stop_background)
     app.on_cleanup.append(lambda _app: asyncio.get_running_loop().run_in_executor(
         None, pool.shutdown))
     return app
+
+
+async def _async(fn) -> None:
+    fn()

@@ -169,7 +169,7 @@ SESSION_STATS_COLUMNS = SESSION_KEYS + """,
     uniqExactMerge(failed_ids) AS failed_count"""
 
 # Everything a session row shows; the uniqExact merges are the costly part.
-_SESSION_COLUMNS = SESSION_KEYS + """,
+SESSION_COLUMNS = SESSION_KEYS + """,
     max(service_name) AS service_name,
     max(component_version) AS component_version,
     max(tty) AS tty,
@@ -183,7 +183,7 @@ _SESSION_COLUMNS = SESSION_KEYS + """,
     uniqExactMerge(failed_ids) AS failed_count"""
 
 
-def _session_dict(row: dict[str, Any]) -> dict[str, Any]:
+def session_dict(row: dict[str, Any]) -> dict[str, Any]:
     start, last, end = row.pop("start_ns"), row.pop("last_seen_ns"), row.pop("end_ns")
     ended = bool(row.pop("is_ended"))
     stop = end if ended and end else last
@@ -242,7 +242,7 @@ class SessionQueries:
                 "ORDER BY start_ns DESC, session_id LIMIT {take:UInt32})", page_params).rows
             ids = [r[0] for r in chosen]
             rows = self.store.query(
-                f"SELECT {_SESSION_COLUMNS} FROM {table} WHERE session_id IN {{ids:Array(String)}} "
+                f"SELECT {SESSION_COLUMNS} FROM {table} WHERE session_id IN {{ids:Array(String)}} "
                 f"GROUP BY session_id HAVING {having} AND start_ns >= {{page_lo:Int64}} "
                 "ORDER BY start_ns DESC, session_id", {**page_params, "ids": ids}).dicts()
             if len(rows) >= want or (start_ns is None and len(ids) < want + extra):
@@ -254,7 +254,7 @@ class SessionQueries:
         more = len(rows) > flt.limit
         rows = rows[: flt.limit]
         next_cursor = f"{rows[-1]['start_ns']}-{rows[-1]['session_id']}" if more else None
-        sessions = [_session_dict(r) for r in rows]
+        sessions = [session_dict(r) for r in rows]
         return {"sessions": sessions, "count": len(sessions), "next_cursor": next_cursor}
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
@@ -264,11 +264,11 @@ class SessionQueries:
             raise QueryError("a session id is 32 hexadecimal characters")
         params = {"id": session_id, "abandon_ns": int(self.abandon_after * 1e9)}
         rows = self.store.query(
-            f"SELECT {_SESSION_COLUMNS} FROM {self.db(tables.SESSIONS_BY_ID)} "
+            f"SELECT {SESSION_COLUMNS} FROM {self.db(tables.SESSIONS_BY_ID)} "
             "WHERE session_id = {id:String} GROUP BY session_id", params).dicts()
         if not rows:
             return None
-        session = _session_dict(rows[0])
+        session = session_dict(rows[0])
         # No FINAL: a re-delivered copy carries the same attributes, merged below anyway.
         spans = self.store.query(
             "SELECT span_name, resource_attributes, span_attributes "
@@ -279,16 +279,43 @@ class SessionQueries:
             attributes.update(resource)
             attributes.update(span_attrs)
         session["attributes"] = attributes
-        commands = self.store.query(
-            "SELECT span_id, seq, toUnixTimestamp64Nano(start_time) AS start_ns, duration_ns, "
-            "command, command_name, cwd, exit_code, status, redacted "
-            f"FROM {self.db(tables.COMMANDS)} FINAL WHERE session_id = {{id:String}} "
-            "ORDER BY seq, start_ns, span_id", params).dicts()
-        for c in commands:
+        commands = self.commands_of([session_id])
+        return {"session": session, "commands": commands.get(session_id, [])}
+
+    def sessions_by_id(self, session_ids: list[str],
+                       keep_start_ns: bool = False) -> dict[str, dict[str, Any]]:
+        """The rows (as the list shows them) of these sessions, by id; unknown ids are left out.
+        With `keep_start_ns`, each also has its start in Unix nanoseconds (``start_ns``)."""
+        if not session_ids:
+            return {}
+        rows = self.store.query(
+            f"SELECT {SESSION_COLUMNS} FROM {self.db(tables.SESSIONS_BY_ID)} "
+            "WHERE session_id IN {ids:Array(String)} GROUP BY session_id",
+            {"ids": session_ids, "abandon_ns": int(self.abandon_after * 1e9)}).dicts()
+        out = {}
+        for r in rows:
+            start_ns = r["start_ns"]
+            out[r["session_id"]] = session_dict(r)
+            if keep_start_ns:
+                out[r["session_id"]]["start_ns"] = start_ns
+        return out
+
+    def commands_of(self, session_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The commands of these sessions, in order (sequence number, start, span id)."""
+        if not session_ids:
+            return {}
+        rows = self.store.query(
+            "SELECT session_id, span_id, seq, toUnixTimestamp64Nano(start_time) AS start_ns, "
+            "duration_ns, command, command_name, cwd, exit_code, status, redacted "
+            f"FROM {self.db(tables.COMMANDS)} FINAL WHERE session_id IN {{ids:Array(String)}} "
+            "ORDER BY session_id, seq, start_ns, span_id", {"ids": session_ids}).dicts()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for c in rows:
             c["start_time"] = iso(c.pop("start_ns"))
             c["duration_ms"] = round(c.pop("duration_ns") / 1e6, 3)
             c["redacted"] = bool(c["redacted"])
-        return {"session": session, "commands": commands}
+            out.setdefault(c.pop("session_id"), []).append(c)
+        return out
 
     def stats(self, flt: SessionFilter, top: int = 10) -> dict[str, Any]:
         """Counts, duration percentiles, busiest hours, top commands and failure rates: from the

@@ -15,6 +15,7 @@ from .config import SinkConfig, split_address
 from .grpc_receiver import start_grpc
 from .http_apps import api_app, otlp_app
 from .ingest import Ingest
+from .live import LiveLimits
 from .queries import SessionQueries
 from .store import Store, StoreError, redact_dsn
 from .wal import WriteAheadLog
@@ -61,7 +62,11 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     runners: list[web.AppRunner] = []
     # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
     for app, address, inflate in ((otlp_app(ingest, verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
-                                  (api_app(store, queries, wal, ingest, verifier), cfg.api, True)):
+                                  (api_app(store, queries, wal, ingest, verifier,
+                                           LiveLimits(max_streams=cfg.max_streams,
+                                                      heartbeat_s=cfg.stream_heartbeat,
+                                                      poll_s=cfg.live_poll),
+                                           cfg.rollup_interval), cfg.api, True)):
         runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)

@@ -20,6 +20,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,9 @@ class WriteAheadLog:
         self.failed_inserts = 0
         self.last_error: str | None = None
         self.last_insert_at: float | None = None
+        # Called (on the insert thread) after each insert into the store: what was inserted is
+        # queryable by then. The live views and the rollups learn of new spans this way.
+        self.listeners: list[Callable[[], None]] = []
         self._lock_fd: int | None = None
         self._threads = [threading.Thread(target=self._sync_loop, name="wal-sync", daemon=True),
                          threading.Thread(target=self._insert_loop, name="wal-insert", daemon=True)]
@@ -252,6 +256,11 @@ class WriteAheadLog:
                 self.inserted_spans += rows
                 self.last_insert_at = time.time()
                 self.last_error = None
+            for listener in self.listeners:
+                try:
+                    listener()
+                except Exception:  # noqa: BLE001 - a listener must never stop the inserts
+                    log.exception("WAL insert listener failed")
 
     def state(self) -> dict:
         with self._cond:
