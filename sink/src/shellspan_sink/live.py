@@ -300,10 +300,11 @@ class LiveHub:
             since = self.watermark_ms if self.watermark_ms is not None else 0
             ids, watermark = await self.run(self._updated_since, since)
             now_ns = time.time_ns()
-            ids |= await self.run(self._turned_abandoned, self._seen_at_ns, now_ns)
+            aged = await self.run(self._turned_abandoned, self._seen_at_ns, now_ns) - ids
             self._seen_at_ns = now_ns
-            if ids:
-                rows = await self.run(self._rows, ids)
+            if ids or aged:
+                rows = [r for r in await self.run(self._rows, ids | aged)
+                        if r["session_id"] in ids or r["state"] == "abandoned"]
                 for w in watchers:
                     w.offer(rows, watermark)
             self.watermark_ms = watermark
@@ -325,8 +326,9 @@ class LiveHub:
         return {r[0] for r in rows}, max((int(r[1]) for r in rows), default=since_ms)
 
     def _turned_abandoned(self, from_ns: int, to_ns: int) -> set[str]:
-        """Open sessions whose last activity crossed the abandon-after age between the two
-        times (state changes nothing is stored for)."""
+        """Open sessions that may have turned abandoned between the two times (a state change
+        nothing is stored for): one of their rows' last activity crossed the abandon-after age
+        (the caller keeps those that are abandoned now)."""
         age = int(self.queries.abandon_after * 1e9)
         rows = self.queries.store.query(
             f"SELECT DISTINCT session_id FROM {self.queries.db(tables.SESSION_INDEX)} "

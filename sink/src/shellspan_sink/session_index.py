@@ -45,7 +45,8 @@ class Window:
     identity: dict[str, str] = field(default_factory=dict)
     seen_after_ns: int | None = None
 
-    def _row_conditions(self, prefix: str, params: dict[str, Any]) -> list[str]:
+    def _row_conditions(self, prefix: str, params: dict[str, Any],
+                        seen: bool = True) -> list[str]:
         conditions = []
         if self.lo_ns is not None:
             params[f"{prefix}lo"] = self.lo_ns
@@ -53,7 +54,7 @@ class Window:
         for column, value in sorted(self.identity.items()):
             params[f"{prefix}{column}"] = value
             conditions.append(f"{column} = {{{prefix}{column}:String}}")
-        if self.seen_after_ns is not None:
+        if seen and self.seen_after_ns is not None:
             params[f"{prefix}seen"] = self.seen_after_ns
             conditions.append(f"last_seen >= {ns_literal(prefix + 'seen')} AND ended = 0")
         return conditions
@@ -61,17 +62,22 @@ class Window:
     def candidates(self, db, params: dict[str, Any], prefix: str = "w_") -> str:
         """A subquery of session ids: a superset of the sessions this window describes.
 
-        A row matching the identity can come after ``hi_ns`` even when its session started
-        before it, so the upper bound is a second condition: the session has some row in
-        [lo, hi), which its earliest row is when it started there."""
+        The identity, the last activity and the start within [lo, hi) can each be on a
+        different row of a session (at or after its start), so each is a condition of its
+        own: the session has a row with that identity, a row with that activity (and not
+        ended), and a row in [lo, hi), which its earliest row is when it started there."""
         index = db(tables.SESSION_INDEX)
-        conditions = self._row_conditions(prefix, params)
+        conditions = self._row_conditions(prefix, params, seen=False)
         sql = f"SELECT session_id FROM {index} WHERE {' AND '.join(conditions) or '1'}"
+        lower = [f"start_time >= {ns_literal(prefix + 'lo')}"] if self.lo_ns is not None else []
+        if self.seen_after_ns is not None:
+            params[f"{prefix}seen"] = self.seen_after_ns
+            active = lower + [f"last_seen >= {ns_literal(prefix + 'seen')}", "ended = 0"]
+            sql += (f" AND session_id IN (SELECT session_id FROM {index} "
+                    f"WHERE {' AND '.join(active)})")
         if self.hi_ns is not None:
             params[f"{prefix}hi"] = self.hi_ns
-            bounded = [f"start_time < {ns_literal(prefix + 'hi')}"]
-            if self.lo_ns is not None:
-                bounded.append(f"start_time >= {ns_literal(prefix + 'lo')}")
+            bounded = lower + [f"start_time < {ns_literal(prefix + 'hi')}"]
             sql += (f" AND session_id IN (SELECT session_id FROM {index} "
                     f"WHERE {' AND '.join(bounded)})")
         return sql
