@@ -3,74 +3,27 @@ list, with spans sent over OTLP while the streams are open; the CLI's --follow a
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import queue
 import subprocess
 import threading
 import time
-import urllib.error
 import urllib.parse
 
 import pytest
 
 from shellspan import semconv
-from shellspan_sink.cli_live import SseEvent, iter_events
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
+from shellspan_testing.sse import SseListener
 
 HEARTBEAT_S = 0.5
 
 
-class Listener:
-    """An SSE client on a thread: the events it received, the raw lines (comments too)."""
-
-    def __init__(self, sink: SinkProcess, path: str, last_event_id: str | None = None,
-                 token: str | None = None) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", sink.api_port, timeout=60)
-        headers = {"Accept": "text/event-stream"}
-        if last_event_id:
-            headers["Last-Event-ID"] = last_event_id
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self.conn.request("GET", path, headers=headers)
-        self.response = self.conn.getresponse()
-        self.status = self.response.status
-        self.events: queue.Queue[SseEvent] = queue.Queue()
-        self.lines: list[bytes] = []
-        self.done = threading.Event()
-        if self.status == 200:
-            threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        def lines():
-            while True:
-                line = self.response.readline()
-                if not line:
-                    return
-                self.lines.append(line)
-                yield line
-        try:
-            for event in iter_events(lines()):
-                self.events.put(event)
-        except (OSError, ValueError, AttributeError):  # closed under the reader
-            pass
-        finally:
-            self.done.set()
-
-    def next(self, kind: str | None = None, timeout: float = 30.0) -> SseEvent:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no {kind or 'event'} within {timeout}s")
-            event = self.events.get(timeout=left)
-            if kind is None or event.kind == kind:
-                return event
-
-    def close(self) -> None:
-        self.conn.close()
+def Listener(sink: SinkProcess, path: str, last_event_id: str | None = None,  # noqa: N802
+             token: str | None = None) -> SseListener:
+    return SseListener(sink.api_port, path, last_event_id, token)
 
 
 def spans_of(spec: SessionSpec) -> tuple[list, list, list]:

@@ -91,6 +91,7 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     hub = LiveHub(queries, run, live or LiveLimits())
     refresher = Refresher(Rollups(queries), run, min_interval=rollup_interval)
     wal.listeners += [hub.notify, refresher.notify]
+    ingest.followed = hub.followed
 
     @web.middleware
     async def errors(request: web.Request, handler):

@@ -63,6 +63,9 @@ class Ingest:
         self.encoder, self._encode = select_encoder(encoder)
         self.received_spans = 0
         self.rejected_spans = 0
+        # Whether a request holds spans someone follows live (their WAL segment is then
+        # inserted at once); set by the live API.
+        self.followed: Callable[[bytes], bool] = lambda _body: False
 
     def accept(self, body: bytes, identity: dict[str, str] | None = None) -> Accepted:
         """Take a serialized ExportTraceServiceRequest.
@@ -77,7 +80,7 @@ class Ingest:
         if count + rejected > self.limits.max_spans_per_request:
             raise Refused(Outcome.TOO_LARGE, f"{count + rejected} spans in one request; the limit "
                                              f"is {self.limits.max_spans_per_request}")
-        durable = self.wal.submit(RowBatch(rows, count))
+        durable = self.wal.submit(RowBatch(rows, count), urgent=self.followed(body))
         self.received_spans += count
         self.rejected_spans += rejected
         return Accepted(durable, count, rejected)

@@ -80,6 +80,7 @@ class WriteAheadLog:
         self._open_rows = 0
         self._open_size = 0
         self._open_since = 0.0
+        self._urgent = False
         self._seq = 0
         self._stopping = False
         self.pending_bytes = 0
@@ -145,8 +146,10 @@ class WriteAheadLog:
         if self.pending_bytes >= self.max_bytes:
             raise Overloaded(f"WAL full ({self.pending_bytes} bytes waiting for the store)")
 
-    def submit(self, batch: RowBatch) -> Future:
-        """Append a batch; the future resolves once it is on disk (fdatasync)."""
+    def submit(self, batch: RowBatch, urgent: bool = False) -> Future:
+        """Append a batch; the future resolves once it is on disk (fdatasync). An `urgent`
+        batch (someone is following it live) has its segment sealed and inserted right after
+        the sync instead of when the segment is due."""
         future: Future = Future()
         if batch.size == 0:
             future.set_result(0)
@@ -178,6 +181,7 @@ class WriteAheadLog:
                 raise Overloaded(f"WAL write failed: {exc}") from exc
             self._open_size += len(record)
             self._open_rows += batch.size
+            self._urgent = self._urgent or urgent
             self.pending_bytes += len(record)
             self._pending.append((future, batch.size))
             self._cond.notify_all()
@@ -193,6 +197,7 @@ class WriteAheadLog:
                 seal = fd is not None and (self._seal_due() or self._stopping)
                 if seal:  # later appends start a new segment; this one is ours to finish
                     self._fd, self._open_path, self._open_rows = None, None, 0
+                    self._urgent = False
                 done = self._stopping and not seal
             # The sync runs outside the lock, so appends go on meanwhile (group commit).
             error: OSError | None = None
@@ -217,7 +222,7 @@ class WriteAheadLog:
 
     def _seal_due(self) -> bool:
         return self._fd is not None and (
-            self._open_rows >= self.segment_spans
+            self._urgent or self._open_rows >= self.segment_spans
             or time.monotonic() - self._open_since >= self.segment_age)
 
     # --- into the store -------------------------------------------------------------------------
