@@ -208,9 +208,14 @@ def main() -> int:
     sink = store.sink(log_dir)
     started = time.perf_counter()
     sink.start(timeout=1800)  # the first start after an upgrade applies the new migrations
-    print(f"sink ready in {time.perf_counter() - started:.1f}s; "
-          f"{disk_bytes(store.store_dir) / 2**20:,.0f} MiB on disk now", flush=True)
+    print(f"sink ready in {time.perf_counter() - started:.1f}s", flush=True)
     try:
+        if "rollups" in sink.get("/health"):  # the first start after an upgrade computes them
+            sink.wait_for(lambda: (r := sink.get("/health")["rollups"])["watermark_ms"]
+                          and r["pending_hours"] == 0, timeout=3600, interval=1.0)
+            print(f"rollups current {time.perf_counter() - started:.1f}s after the start",
+                  flush=True)
+        print(f"{disk_bytes(store.store_dir) / 2**20:,.0f} MiB on disk now", flush=True)
         sizes = sink.sql("SELECT table, sum(bytes_on_disk) FROM system.parts WHERE active AND "
                          "database = 'shellspan' GROUP BY table ORDER BY 2 DESC")["rows"]
         print("  " + ", ".join(f"{t} {b / 2**20:,.0f} MiB" for t, b in sizes))
