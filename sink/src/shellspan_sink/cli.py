@@ -47,11 +47,7 @@ class Backend:
             with urllib.request.urlopen(request, timeout=60) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail).get("error", detail)
-            except ValueError:
-                pass
+            detail = cli_live.error_detail(exc)
             if exc.code == 404:
                 return None
             raise SystemExit(f"shellspan-sink: {self.api} answered {exc.code}: {detail}") from exc

@@ -20,6 +20,10 @@ from typing import Any, TextIO
 RETRY_S = (0.5, 1, 2, 5)  # waits between reconnections (the last repeats)
 
 
+def warn(message: str) -> None:
+    print(f"shellspan-sink: {message}", file=sys.stderr)
+
+
 @dataclass
 class SseEvent:
     kind: str
@@ -54,6 +58,26 @@ class StreamGone(Exception):
     """The stream cannot be (re)opened: the message says why."""
 
 
+def error_detail(exc: urllib.error.HTTPError) -> str:
+    """What the sink said was wrong (its JSON ``error``, else the body)."""
+    detail = exc.read().decode(errors="replace")
+    try:
+        return json.loads(detail).get("error", detail)
+    except (ValueError, AttributeError):
+        return detail
+
+
+def until_done(run: Callable[[], int]) -> int:
+    """Run a streaming command: 1 if its stream cannot be opened, 0 on Ctrl-C."""
+    try:
+        return run()
+    except StreamGone as exc:
+        print(f"shellspan-sink: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
 def open_stream(url: str, token: str | None, last_event_id: str | None,
                 timeout: float = 60.0):
     headers = {"Accept": "text/event-stream"}
@@ -65,11 +89,7 @@ def open_stream(url: str, token: str | None, last_event_id: str | None,
         return urllib.request.urlopen(urllib.request.Request(url, headers=headers),
                                       timeout=timeout)
     except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        try:
-            detail = json.loads(detail).get("error", detail)
-        except ValueError:
-            pass
+        detail = error_detail(exc)
         if exc.code in (404, 400, 401, 403):
             raise StreamGone(f"{url} answered {exc.code}: {detail}") from exc
         raise OSError(f"{exc.code}: {detail}") from exc
@@ -119,9 +139,8 @@ def follow_session(api: str, token: str | None, session_id: str, fmt: str,
         out.write(text + "\n")
         out.flush()
 
-    try:
-        for event in follow_events(url, token, lambda m: print(f"shellspan-sink: {m}",
-                                                               file=sys.stderr)):
+    def run() -> int:
+        for event in follow_events(url, token, warn):
             if fmt == "json":
                 if event.kind != "command" or event.data["span_id"] not in seen:
                     emit(json.dumps({"event": event.kind, "data": event.data}, default=str))
@@ -145,12 +164,9 @@ def follow_session(api: str, token: str | None, session_id: str, fmt: str,
                 seen.add(event.data["span_id"])
             if event.kind == "end":
                 return 0
-    except StreamGone as exc:
-        print(f"shellspan-sink: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
         return 0
-    return 0
+
+    return until_done(run)
 
 
 # --- sessions list --watch -------------------------------------------------------------------
@@ -207,9 +223,8 @@ def watch_list(api: str, token: str | None, params: dict[str, Any], fetch: Calla
             out.write(f"-- {stamp}\n{text}\n\n")
         out.flush()
 
-    try:
-        for event in follow_events(url, token, lambda m: print(f"shellspan-sink: {m}",
-                                                               file=sys.stderr)):
+    def run() -> int:
+        for event in follow_events(url, token, warn):
             if event.kind in ("ready", "reset"):
                 watched.load(fetch())
                 show()
@@ -217,9 +232,6 @@ def watch_list(api: str, token: str | None, params: dict[str, Any], fetch: Calla
                 if watched.apply(event.data["sessions"]):
                     watched.load(fetch())
                 show()
-    except StreamGone as exc:
-        print(f"shellspan-sink: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
         return 0
-    return 0
+
+    return until_done(run)
