@@ -65,7 +65,7 @@ chunks = [encode_request(body, None, 128, 16384) for body in bodies]
 client = clickhouse_connect.get_client(dsn="chdb://" + path)
 for stmt in all_statements(SchemaOptions()):
     client.command(stmt)
-n = sum(rows for _, rows, _ in chunks)
+n = sum(chunk[1] for chunk in chunks)
 per_insert = max(1, rows_per_insert // max(1, chunks[0][1]))
 started = time.perf_counter()
 for lo in range(0, len(chunks), per_insert):

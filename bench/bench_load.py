@@ -511,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="shellspan-load-") as tmp:
         sink = SinkProcess(Path(tmp) / "sink", env=env,
                            extra_args=["--max-wal-bytes", str(max_wal)]).start()
-        sink.read_token = token("bench-reader", scope="sessions:read")
+        sink.read_token = token("bench-reader", scope="sessions:read sessions:sql")
         sampler = Sampler(sink.proc.pid, Path(tmp) / "sink" / "store-wal")
         sampler.start()
         load = Load(sink, args)

@@ -19,32 +19,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from shellspan import semconv
+from shellspan_testing.auth_helpers import SECRET, bearer, send, token
 from shellspan_testing.otlp_builders import (
     Command,
     SessionSpec,
     kv,
-    post,
     request_for,
     session_spans,
 )
 from shellspan_testing.sinkproc import SinkProcess, start_all
-
-SECRET = "s3cret-for-tests-only-0123456789abcdef"
-
-
-def token(sub: str = "alice", key=SECRET, alg: str = "HS256", **claims) -> str:
-    now = int(time.time())
-    payload = {"sub": sub, "aud": "shellspan", "iat": now, "exp": now + 300, **claims}
-    return jwt.encode(payload, key, algorithm=alg, headers=claims.pop("headers", None))
-
-
-def bearer(tok: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tok}"}
-
-
-def send(sink: SinkProcess, spec: SessionSpec, headers: dict[str, str] | None = None, spans=None):
-    body = request_for(spans or session_spans(spec)).SerializeToString()
-    return post(sink.otlp_http_endpoint, body, headers=headers)
 
 
 def _pem(private) -> bytes:
@@ -228,3 +211,59 @@ def test_misconfigured_auth_stops_the_sink_with_a_clear_message(tmp_path):
     with pytest.raises(RuntimeError) as err:
         proc.start(timeout=30)
     assert "needs a key" in str(err.value)
+
+
+def _status(sink: SinkProcess, path: str, tok: str | None, data: bytes | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(sink.api_url + path, data=data,
+                                     method="POST" if data else "GET")
+    if tok is not None:
+        request.add_header("Authorization", f"Bearer {tok}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.mark.parametrize("name,claims,message", [
+    ("scope a number", {"scope": 1}, "scope"),
+    ("sub a number", {"sub": 7}, "sub"),
+    ("sub a list", {"sub": ["reader"]}, "sub"),
+    ("exp a string", {"exp": str(int(time.time()) + 300)}, "exp"),
+    ("year 9999", {"exp": 253402300799}, "longer than"),
+])
+def test_bad_claims_are_401_with_a_message_never_500(sink, name, claims, message):
+    from jwt.api_jws import PyJWS  # PyJWT's own encoder refuses some of these claims
+
+    now = int(time.time())
+    payload = {"sub": "reader", "aud": "shellspan", "iat": now, "exp": now + 300,
+               "scope": "sessions:read", **claims}
+    tok = PyJWS().encode(json.dumps(payload).encode(), SECRET, algorithm="HS256")
+    status, body = _status(sink, "/api/sessions", tok)
+    assert status == 401 and message in body["error"], (name, body)
+    reply = send(sink, SessionSpec(user=f"bad-claims-{name}"), bearer(tok))
+    assert reply.status == 401, name
+
+
+def test_sql_needs_its_own_scope(sink):
+    statement = b"SELECT 1 AS one"
+    status, body = _status(sink, "/api/sql", token("reader", scope="sessions:read"), statement)
+    assert status == 401 and "sessions:sql" in body["error"]
+    status, body = _status(sink, "/api/sql", token("analyst", scope="sessions:sql"), statement)
+    assert status == 401  # SQL is an API route: reading is needed too
+    both = token("analyst", scope="sessions:read sessions:sql")
+    status, body = _status(sink, "/api/sql", both, statement)
+    assert status == 200 and body["rows"] == [[1]], body
+
+
+def test_the_vouching_host_is_stamped_and_a_claimed_one_dropped(sink):
+    forged = [kv(semconv.AUTH_HOST, "forged-host"), kv(semconv.AUTH_VERIFIED, "true")]
+    for user, claims in (("host-claimed", {"host": "web-7"}), ("host-none", {})):
+        spans = session_spans(SessionSpec(user=user))
+        for span in spans:
+            span.attributes.extend(forged)
+        assert send(sink, SessionSpec(user=user), bearer(token("alice", **claims)), spans).status == 200
+    for user, expected in (("host-claimed", "web-7"), ("host-none", None)):
+        s = sink.wait_for(lambda u=user: sink.sessions(user=u))[0]
+        attrs = sink.session(s["session_id"])["session"]["attributes"]
+        assert attrs.get(semconv.AUTH_HOST) == expected, attrs

@@ -13,26 +13,7 @@ from pathlib import Path
 import pytest
 
 from shellspan_testing.otlp_builders import Command, SessionSpec, request_for, session_spans
-from shellspan_testing.sinkproc import SinkProcess
-
-
-def send_until_acked(port_of, body: bytes, deadline: float) -> int:
-    """Retry like an OTLP exporter: on a refused connection or a retryable status, try again."""
-    attempts = 0
-    while time.monotonic() < deadline:
-        attempts += 1
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port_of(), timeout=10)
-            conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
-            status = conn.getresponse().status
-            conn.close()
-            if status == 200:
-                return attempts
-            assert status in (429, 502, 503, 504), status
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("request never acknowledged")
+from shellspan_testing.sinkproc import SinkProcess, send_until_acked
 
 
 def stored_spans(sink: SinkProcess) -> tuple[int, int]:
@@ -136,7 +117,7 @@ def test_torn_wal_record_is_dropped_and_the_rest_replayed(tmp_path):
     from shellspan_sink.rowbinary import encode_request
     from shellspan_sink.wal import HEADER, MAGIC
 
-    rows, count, _ = encode_request(body, None, 128, 16384)
+    rows, count, _, _ = encode_request(body, None, 128, 16384)
     record = HEADER.pack(MAGIC, len(rows), count, zlib.crc32(rows)) + rows
     (wal / "000000000099.open").write_bytes(record + record[: len(record) // 2])
     restarted = sink.start()  # as after a crash mid-append

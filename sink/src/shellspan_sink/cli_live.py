@@ -121,17 +121,20 @@ def follow_events(url: str, token: str | None,
 COMMAND_LINE = "{seq:>5}  {start_time:29}  {took:>10}  {exit:>4}  {cwd}  {command}"
 
 
-def command_line(c: dict[str, Any]) -> str:
-    return COMMAND_LINE.format(
+def command_line(c: dict[str, Any], escape: Callable[[Any], str] = str) -> str:
+    return escape(COMMAND_LINE.format(
         seq=c.get("seq", ""), start_time=c.get("start_time") or "",
         took=f"{c['duration_ms']:.1f}ms" if c.get("duration_ms") is not None else "",
         exit="" if c.get("exit_code") is None else c["exit_code"], cwd=c.get("cwd") or "",
-        command=c.get("command", ""))
+        command=c.get("command", "")))
 
 
 def follow_session(api: str, token: str | None, session_id: str, fmt: str,
+                   escape: Callable[[Any], str] = str, who: Callable[[dict], str] | None = None,
                    out: TextIO = sys.stdout) -> int:
-    """Print a session's commands as they arrive, then its end; 0 once it ended."""
+    """Print a session's commands as they arrive, then its end; 0 once it ended. Table lines
+    go through `escape` (control characters a command holds must not act on the terminal);
+    `who` says whose session it is."""
     url = f"{api}/api/sessions/{urllib.parse.quote(session_id, safe='')}/events"
     seen: set[str] = set()
 
@@ -146,20 +149,22 @@ def follow_session(api: str, token: str | None, session_id: str, fmt: str,
                     emit(json.dumps({"event": event.kind, "data": event.data}, default=str))
             elif event.kind == "session" and not seen:
                 s = event.data
-                emit(f"session {s['session_id']}  {s.get('user_name') or '-'}@"
-                     f"{s.get('host_name') or '-'}  {s.get('shell_type') or ''}  "
-                     f"started {s.get('start_time')}  {s['state']}")
+                user = who(s) if who else s.get("user_name") or "-"
+                emit(escape(f"session {s['session_id']}  {user}@{s.get('host_name') or '-'}  "
+                            f"{s.get('shell_type') or ''}  started {s.get('start_time')}  "
+                            f"{s['state']}"))
                 emit(COMMAND_LINE.format(seq="SEQ", start_time="START_TIME", took="TOOK",
                                          exit="EXIT", cwd="CWD", command="COMMAND"))
             elif event.kind == "command" and event.data["span_id"] not in seen:
-                emit(command_line(event.data))
+                emit(command_line(event.data, escape))
             elif event.kind == "state":
                 emit(f"-- {event.data['state']} (last seen {event.data.get('last_seen')})")
             elif event.kind == "end":
                 s = event.data
                 code = f", code {s['exit_code']}" if s.get("exit_code") is not None else ""
-                emit(f"-- ended {s.get('end_time')} ({s.get('exit_reason') or 'unknown'}{code}); "
-                     f"{s.get('command_count')} commands, {s.get('failed_count')} failed")
+                emit(escape(f"-- ended {s.get('end_time')} ({s.get('exit_reason') or 'unknown'}"
+                            f"{code}); {s.get('command_count')} commands, "
+                            f"{s.get('failed_count')} failed"))
             if event.kind == "command":
                 seen.add(event.data["span_id"])
             if event.kind == "end":

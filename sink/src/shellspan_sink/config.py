@@ -33,6 +33,7 @@ class SinkConfig:
     store: str | None = None  # None: the embedded store under the state directory
     database: str = "shellspan"
     cluster: str | None = None
+    ttl_days: int = 0  # 0 keeps data forever
     abandon_after: float = 300.0
     otlp_http: str = "127.0.0.1:4318"
     otlp_grpc: str = "127.0.0.1:4317"
@@ -44,6 +45,11 @@ class SinkConfig:
     wal_segment_spans: int = 100_000
     ack_timeout: float = 30.0
     encoder: str = "auto"
+    sql_store: str | None = None  # None: the store itself
+    sql_max_seconds: float = 30.0
+    sql_max_rows: int = 10_000
+    sql_max_result_bytes: int = 32 * 1024 * 1024
+    sql_max_memory: int = 1024 * 1024 * 1024
     max_streams: int = 64
     stream_heartbeat: float = 15.0
     live_poll: float = 2.0
@@ -56,7 +62,15 @@ class SinkConfig:
 
     @property
     def schema(self) -> SchemaOptions:
-        return SchemaOptions(database=self.database, cluster=self.cluster)
+        return SchemaOptions(database=self.database, cluster=self.cluster, ttl_days=self.ttl_days)
+
+    @property
+    def sql_limits(self):  # -> sqlgate.SqlLimits
+        from .sqlgate import SqlLimits
+
+        return SqlLimits(max_seconds=self.sql_max_seconds, max_rows=self.sql_max_rows,
+                         max_result_bytes=self.sql_max_result_bytes,
+                         max_memory_bytes=self.sql_max_memory)
 
     @property
     def limits(self):  # -> ingest.IngestLimits (imported here: the query commands never need it)
@@ -72,6 +86,11 @@ class SinkConfig:
         if dsn.startswith("chdb://"):
             return Path(dsn[len("chdb://"):].rstrip("/") + "-wal")
         return state_dir() / "sink-wal"
+
+    @property
+    def logs_wal_path(self) -> Path:
+        """The log records' WAL (terminal recordings): a directory of its own in the WAL's."""
+        return self.wal_path / "logs"
 
 
 # --- checks: text in, value out, ValueError with the reason ------------------------------------
@@ -175,6 +194,9 @@ OPTIONS: tuple[Option, ...] = (
            "database holding the tables", STORE),
     Option("cluster", ("--cluster",), ("SHELLSPAN_CLUSTER",), _identifier,
            "ClickHouse cluster name: replicated + distributed tables, ON CLUSTER DDL", STORE),
+    Option("ttl_days", ("--ttl-days",), ("SHELLSPAN_TTL_DAYS",), _whole(0),
+           "days to keep spans and recordings (0: forever); applies to the tables a migration "
+           "creates", STORE),
     Option("abandon_after", ("--abandon-after",), ("SHELLSPAN_ABANDON_AFTER",), _seconds,
            "seconds without a heartbeat after which an open session is abandoned", STORE),
     Option("otlp_http", ("--otlp-http",), ("SHELLSPAN_OTLP_HTTP",), _address,
@@ -194,6 +216,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("wal_segment_age", ("--wal-segment-age",), ("SHELLSPAN_WAL_SEGMENT_AGE",), _seconds,
            "seconds after which the open WAL segment is sealed and inserted (fewer, larger "
            "inserts when longer; stored sooner when shorter)"),
+    Option("sql_store", ("--sql-store",), ("SHELLSPAN_SQL_STORE",), check_dsn,
+           "the DSN analysts' SQL runs with: on a server, a user with read grants on the "
+           "database only (docs/security.md); default: the store", STORE),
+    Option("sql_max_seconds", ("--sql-max-seconds",), ("SHELLSPAN_SQL_MAX_SECONDS",), _seconds,
+           "longest an analyst's SQL statement may run", STORE),
+    Option("sql_max_rows", ("--sql-max-rows",), ("SHELLSPAN_SQL_MAX_ROWS",), _whole(1),
+           "most rows an analyst's SQL statement may return", STORE),
+    Option("sql_max_result_bytes", ("--sql-max-result-bytes",), ("SHELLSPAN_SQL_MAX_RESULT_BYTES",),
+           _whole(1), "most bytes an analyst's SQL statement may return", STORE),
+    Option("sql_max_memory", ("--sql-max-memory",), ("SHELLSPAN_SQL_MAX_MEMORY",), _whole(1),
+           "most memory (bytes) an analyst's SQL statement may use", STORE),
     Option("max_streams", ("--max-streams",), ("SHELLSPAN_MAX_STREAMS",), _whole(1),
            "live streams (Server-Sent Events) open at once; more are answered 503"),
     Option("stream_heartbeat", ("--stream-heartbeat",), ("SHELLSPAN_STREAM_HEARTBEAT",),
@@ -209,6 +242,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("mode", (), ("SHELLSPAN_AUTH_MODE",), _choice(*MODES), "authentication mode",
            auth=True),
     Option("secret", (), ("SHELLSPAN_AUTH_SECRET",), _text, "HS256 shared secret", auth=True),
+    Option("secret_file", (), ("SHELLSPAN_AUTH_SECRET_FILE",), _text,
+           "a 0600 file holding the HS256 shared secret", auth=True),
     Option("public_key_files", (), ("SHELLSPAN_AUTH_PUBLIC_KEYS",), _paths,
            "comma-separated PEM files of RS256/ES256 public keys", auth=True),
     Option("jwks_file", (), ("SHELLSPAN_AUTH_JWKS",), _text, "a JWKS file", auth=True),
@@ -217,6 +252,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("issuer", (), ("SHELLSPAN_AUTH_ISSUER",), _text, "required iss claim", auth=True),
     Option("leeway", (), ("SHELLSPAN_AUTH_LEEWAY",), _number,
            "seconds of clock skew allowed on exp, nbf, iat", auth=True),
+    Option("max_lifetime", (), ("SHELLSPAN_AUTH_MAX_LIFETIME",), _seconds,
+           "longest token lifetime accepted (exp - iat), seconds", auth=True),
 )
 
 _DEFAULTS = {f.name: f.default for f in fields(SinkConfig)}

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from aiohttp import web
 
-from . import live_routes, otlp, ui_routes
-from .auth import AuthError, Verifier
+from . import live_routes, otlp, recording_routes, ui_routes
+from .answers import json_response as _json
+from .auth import READ_SCOPE, SQL_SCOPE, AuthError, Verifier
 from .ingest import Ingest
 from .live import LiveHub, LiveLimits
 from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
 from .queries import QueryError, SessionFilter, SessionQueries
+from .recordings import RecordingQueries
 from .rollups import Refresher, Rollups
+from .sqlgate import SqlGate
 from .store import Store, StoreError
 from .wal import WriteAheadLog
 
@@ -32,11 +35,23 @@ def _refusal_response(content_type: str, refused: Refused) -> web.Response:
                         headers=http_headers(refused.outcome))
 
 
-def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.Application:
-    max_body = ingest.limits.max_body_bytes
+def otlp_app(ingests: Sequence[Ingest], verifier: Verifier, *,
+             ack_timeout: float) -> web.Application:
+    """`POST /v1/traces` and `POST /v1/logs`: one route per ingest (signal), the same checks."""
+    max_body = ingests[0].limits.max_body_bytes
     # One thread: the Python encoder holds the GIL (more threads only contend), and with the
     # compiled encoder a second thread measured no faster (bench/bench_ingest.py).
     encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-encode")
+    app = web.Application(client_max_size=max_body)
+    for ingest in ingests:
+        app.router.add_post(ingest.signal.path, _exporter(ingest, verifier, encoder, max_body,
+                                                           ack_timeout))
+    return app
+
+
+def _exporter(ingest: Ingest, verifier: Verifier, encoder: ThreadPoolExecutor, max_body: int,
+              ack_timeout: float):
+    signal = ingest.signal
 
     async def export(request: web.Request) -> web.Response:
         content_type = otlp.media_type(request.content_type)
@@ -59,30 +74,27 @@ def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.A
             await asyncio.wait_for(asyncio.wrap_future(accepted.durable), ack_timeout)
         except REFUSALS as exc:
             return _refusal_response(content_type, refusal(exc))
-        return web.Response(body=otlp.encode_response(content_type, accepted.rejected, accepted.message),
+        return web.Response(body=otlp.encode_response(content_type, accepted.rejected,
+                                                      accepted.message, signal),
                             content_type=content_type)
 
-    app = web.Application(client_max_size=max_body)
-    app.router.add_post("/v1/traces", export)
-    return app
+    return export
 
 
 def _decode_and_accept(ingest: Ingest, body: bytes, content_type: str, encoding: str | None,
                        max_inflated: int, identity: dict[str, str] | None):
     raw = otlp.decompress(body, encoding, max_inflated)
-    return ingest.accept(otlp.to_protobuf(raw, content_type), identity)
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data, default=str), status=status,
-                        content_type="application/json")
+    return ingest.accept(otlp.to_protobuf(raw, content_type, ingest.signal), identity)
 
 
 def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: Ingest,
-            verifier: Verifier, live: LiveLimits | None = None,
+            verifier: Verifier, logs: Ingest, sql_gate: SqlGate, live: LiveLimits | None = None,
             rollup_interval: float = 5.0) -> web.Application:
     # The store serializes calls anyway; one thread keeps queries off the event loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
+    # Analysts' SQL runs on its own client and thread: a slow statement holds up neither the
+    # writer nor the other API calls.
+    sql_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-sql")
 
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -97,7 +109,7 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     async def errors(request: web.Request, handler):
         try:
             if request.path.startswith("/api/"):  # /health and the UI's static files stay open
-                verifier.check_read(request.headers.get("Authorization"))
+                verifier.check_scope(request.headers.get("Authorization"), READ_SCOPE)
             return await handler(request)
         except AuthError as exc:
             return web.Response(text=json.dumps({"error": str(exc)}), status=401,
@@ -117,8 +129,14 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
             "wal": wal.state(),
             "encoder": ingest.encoder,
             "auth_mode": verifier.mode,
-            "received_spans": ingest.received_spans,
-            "rejected_spans": ingest.rejected_spans,
+            "received_spans": ingest.received,
+            "rejected_spans": ingest.rejected,
+            # refused because their session belongs to another identity (each is logged)
+            "foreign_spans": ingest.foreign,
+            "foreign_requests": ingest.foreign_requests,
+            "logs": {"wal": logs.wal.state(), "received_log_records": logs.received,
+                     "rejected_log_records": logs.rejected,
+                     "foreign_log_records": logs.foreign},
             "live": hub.state(),
             "rollups": refresher.state(),
         }
@@ -147,13 +165,12 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
         return _json(await run(compute, flt, int(top)))
 
     async def sql(request: web.Request) -> web.Response:
+        verifier.check_scope(request.headers.get("Authorization"), SQL_SCOPE)
         statement = (await request.text()).strip()
         if not statement:
             raise QueryError("send the SQL statement as the request body")
-        try:
-            return _json(await run(queries.sql, statement))
-        except StoreError as exc:  # a bad statement is the caller's error, not an outage
-            return _json({"error": str(exc)}, 400)
+        return _json(await asyncio.get_running_loop().run_in_executor(
+            sql_pool, sql_gate.run, statement))
 
     app = web.Application(middlewares=[errors])
     app.router.add_get("/health", health)
@@ -162,6 +179,7 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     app.router.add_get("/api/stats", stats)
     app.router.add_post("/api/sql", sql)
     ui_routes.register(app, queries, run)
+    recording_routes.register(app, RecordingQueries(store), run)
     live_routes.register(app, queries, run, hub)
 
     async def start_background(app: web.Application) -> None:
@@ -176,8 +194,9 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     app.on_startup.append(start_background)
     app.on_shutdown.append(lambda _app: _async(hub.close_all))
     app.on_cleanup.append(stop_background)
-    app.on_cleanup.append(lambda _app: asyncio.get_running_loop().run_in_executor(
-        None, pool.shutdown))
+    for executor in (pool, sql_pool):
+        app.on_cleanup.append(lambda _app, e=executor: asyncio.get_running_loop().run_in_executor(
+            None, e.shutdown))
     return app
 
 

@@ -1,17 +1,26 @@
-"""The receive path shared by OTLP/HTTP and OTLP/gRPC: encode, queue, report the outcome."""
+"""The receive path shared by OTLP/HTTP and OTLP/gRPC, traces and logs alike: encode, queue,
+report the outcome. One `Ingest` per signal, each with its own WAL."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from . import rowbinary
+from shellspan import semconv
+
+from . import logs_rowbinary, rowbinary
 from .config import ENCODERS
 from .outcomes import Outcome, Refused
+from .owners import SessionOwners
+from .signals import LOGS, TRACES, Signal
 from .wal import RowBatch, WriteAheadLog
 
-Encoder = Callable[..., tuple[bytes, int, int]]  # (body, identity, max attrs, max length)
+log = logging.getLogger(__name__)
+
+# (body, identity, max attrs, max length, skip) -> (rows, written, invalid, {trace id: items})
+Encoder = Callable[..., tuple[bytes, int, int, dict[str, int]]]
 
 
 def select_encoder(choice: str = "auto") -> tuple[str, Encoder]:
@@ -35,17 +44,28 @@ def select_encoder(choice: str = "auto") -> tuple[str, Encoder]:
 
 @dataclass
 class Accepted:
-    """A request's valid spans are in the WAL; `durable` resolves once they are on disk."""
+    """A request's valid spans (or log records) are in the WAL; `durable` resolves once they
+    are on disk."""
 
     durable: Future
     spans: int
-    rejected: int
+    invalid: int  # items with an invalid trace id or span id
+    foreign: int = 0  # items of sessions owned by another identity
+    unit: str = TRACES.unit
+
+    @property
+    def rejected(self) -> int:
+        return self.invalid + self.foreign
 
     @property
     def message(self) -> str:
-        if not self.rejected:
-            return ""
-        return f"{self.rejected} span(s) rejected: invalid trace id or span id"
+        parts = []
+        if self.invalid:
+            parts.append(f"{self.invalid} {self.unit}(s) rejected: invalid trace id or span id")
+        if self.foreign:
+            parts.append(f"{self.foreign} {self.unit}(s) refused: their session belongs to "
+                         "another identity")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -57,30 +77,67 @@ class IngestLimits:
 
 
 class Ingest:
-    def __init__(self, wal: WriteAheadLog, limits: IngestLimits, encoder: str = "auto") -> None:
+    """`owners` (None: no checks, auth is off) refuses items of sessions another identity owns
+    (spans, and the log records of a session's recording)."""
+
+    def __init__(self, wal: WriteAheadLog, limits: IngestLimits, encoder: str = "auto",
+                 signal: Signal = TRACES, owners: SessionOwners | None = None) -> None:
         self.wal = wal
         self.limits = limits
-        self.encoder, self._encode = select_encoder(encoder)
-        self.received_spans = 0
-        self.rejected_spans = 0
-        # Whether a request holds spans someone follows live (their WAL segment is then
-        # inserted at once); set by the live API.
-        self.followed: Callable[[bytes], bool] = lambda _body: False
+        self.signal = signal
+        self.owners = owners
+        if signal is LOGS:  # the compiled encoder covers traces only
+            self.encoder, self._encode = "python", logs_rowbinary.encode_request
+        else:
+            self.encoder, self._encode = select_encoder(encoder)
+        self.received = 0
+        self.rejected = 0
+        self.foreign = 0  # items refused: their session belongs to another identity
+        self.foreign_requests = 0
+        # Whether a request holds items of sessions someone follows live (given the trace ids
+        # in it): their WAL segment is then inserted at once. Set by the live API.
+        self.followed: Callable[[Collection[str]], bool] = lambda _traces: False
 
     def accept(self, body: bytes, identity: dict[str, str] | None = None) -> Accepted:
-        """Take a serialized ExportTraceServiceRequest.
+        """Take a serialized export request of the signal (ExportTraceServiceRequest or
+        ExportLogsServiceRequest).
 
-        Raises Refused (bad request: undecodable; too large: too many spans) or wal.Overloaded.
+        Raises Refused (bad request: undecodable; too large: too many spans or records;
+        forbidden: everything belongs to sessions of another identity), wal.Overloaded, or
+        StoreError when the owner of a session cannot be looked up.
         """
+        rows, count, invalid, traces = self._run_encoder(body, identity)
+        if count + invalid > self.limits.max_spans_per_request:
+            raise Refused(Outcome.TOO_LARGE, f"{count + invalid} {self.signal.unit}s in one "
+                                             f"request; the limit is "
+                                             f"{self.limits.max_spans_per_request}")
+        foreign = self.owners.foreign(traces, identity) if self.owners and traces else set()
+        refused = sum(traces[t] for t in foreign)
+        if foreign:
+            self.foreign += refused
+            self.foreign_requests += 1
+            log.warning("refused %d %s(s) from %s: session(s) %s belong to another identity",
+                        refused, self.signal.unit, _who(identity), ", ".join(sorted(foreign)[:10]))
+            if refused == count:
+                raise Refused(Outcome.FORBIDDEN,
+                              f"session(s) {', '.join(sorted(foreign)[:10])} belong to another "
+                              f"identity: {self.signal.unit}s refused")
+            rows, count, invalid, _ = self._run_encoder(body, identity, foreign)
+        durable = self.wal.submit(RowBatch(rows, count), urgent=self.followed(traces.keys()))
+        self.received += count
+        self.rejected += invalid + refused
+        return Accepted(durable, count, invalid, refused, self.signal.unit)
+
+    def _run_encoder(self, body: bytes, identity: dict[str, str] | None,
+                     skip: set[str] | None = None) -> tuple[bytes, int, int, dict[str, int]]:
         try:
-            rows, count, rejected = self._encode(body, identity, self.limits.max_attributes,
-                                                 self.limits.max_attribute_length)
+            return self._encode(body, identity, self.limits.max_attributes,
+                                self.limits.max_attribute_length, skip)
         except ValueError as exc:
             raise Refused(Outcome.BAD_REQUEST, str(exc)) from exc
-        if count + rejected > self.limits.max_spans_per_request:
-            raise Refused(Outcome.TOO_LARGE, f"{count + rejected} spans in one request; the limit "
-                                             f"is {self.limits.max_spans_per_request}")
-        durable = self.wal.submit(RowBatch(rows, count), urgent=self.followed(body))
-        self.received_spans += count
-        self.rejected_spans += rejected
-        return Accepted(durable, count, rejected)
+
+
+def _who(identity: dict[str, str] | None) -> str:
+    if not identity:
+        return "an unverified sender"
+    return f"{identity.get(semconv.ENDUSER_ID)!r} (key {identity.get(semconv.AUTH_KEY_ID) or '-'})"

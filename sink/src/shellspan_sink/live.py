@@ -5,8 +5,9 @@ How the sink learns of new spans: the write-ahead log calls `LiveHub.notify` aft
 into the store, so what a stream sends is already queryable; spans that another writer (the
 contrib ClickHouse exporter) stores are found by a bounded poll every `poll_s` seconds while
 streams are open, which also notices sessions that became abandoned with the clock alone. A
-request that holds spans of a followed session has its WAL segment inserted at once rather
-than when the segment is due (`followed`), which takes up to half a second off.
+request that holds spans of a followed session (the encoder reports each request's trace ids)
+has its WAL segment inserted at once rather than when the segment is due (`followed`), which
+takes up to half a second off.
 
 Each notification (at most one round per `min_gap_s`) runs one round for every open stream:
 
@@ -26,19 +27,18 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import tables
-from .queries import SessionFilter, SessionQueries, parse_time
+from .queries import SessionFilter, SessionQueries, finite, parse_time, split_by_owner
 
 log = logging.getLogger(__name__)
 
 Runner = Callable[..., Awaitable[Any]]
 QUEUE_LIMIT = 10_000  # events waiting for a slow client before its stream is closed
 RESUME_LIMIT_MS = 3_600_000  # a list watcher resuming from further back is told to reload
-FOLLOWED_BODY_LIMIT = 64 * 1024  # larger requests (bulk senders) are not searched for ids
 
 
 class TooManyStreams(Exception):
@@ -61,7 +61,8 @@ class Event:
 
     def encode(self) -> bytes:
         head = f"event: {self.kind}\n" + (f"id: {self.id}\n" if self.id is not None else "")
-        return (head + "data: " + json.dumps(self.data, default=str) + "\n\n").encode()
+        data = json.dumps(finite(self.data), default=str, allow_nan=False)
+        return (head + "data: " + data + "\n\n").encode()
 
 
 class Stream:
@@ -215,7 +216,7 @@ class LiveHub:
         self._seen_at_ns = time.time_ns()  # for sessions that turn abandoned with the clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self._followed: frozenset[bytes] = frozenset()
+        self._followed: frozenset[str] = frozenset()
 
     # --- streams ---------------------------------------------------------------------------
 
@@ -232,15 +233,13 @@ class LiveHub:
         self._update_followed()
 
     def _update_followed(self) -> None:
-        self._followed = frozenset(bytes.fromhex(s.session_id) for s in self.streams
+        self._followed = frozenset(s.session_id for s in self.streams
                                    if isinstance(s, SessionFollower))
 
-    def followed(self, body: bytes) -> bool:
-        """Whether an OTLP request (protobuf) holds spans of a followed session: its raw trace
-        id appears in the body (looked for in small requests only, such as a shell's agent
-        sends; any thread)."""
-        ids = self._followed
-        return bool(ids) and len(body) <= FOLLOWED_BODY_LIMIT and any(i in body for i in ids)
+    def followed(self, trace_ids: Collection[str]) -> bool:
+        """Whether a request holds spans of a followed session, given its trace ids (any
+        thread)."""
+        return not self._followed.isdisjoint(trace_ids)
 
     def close_all(self) -> None:
         for stream in list(self.streams):
@@ -310,9 +309,10 @@ class LiveHub:
             wanted = sorted({f.session_id for f in followers
                              if f.session_id in rows and f.wants_commands(rows[f.session_id])})
             commands = await self.run(self.queries.commands_of, wanted) if wanted else {}
+            owned = {sid: split_by_owner(rows[sid], cmds)[0] for sid, cmds in commands.items()}
             for f in followers:
                 f.update(rows.get(f.session_id),
-                         commands.get(f.session_id, []) if f.session_id in wanted else None)
+                         owned.get(f.session_id, []) if f.session_id in wanted else None)
         if watchers:
             since = self.watermark_ms if self.watermark_ms is not None else 0
             ids, watermark = await self.run(self._updated_since, since)

@@ -1,4 +1,5 @@
-"""Decoding OTLP/HTTP trace requests (binary protobuf and JSON, optionally gzip-compressed).
+"""Decoding OTLP/HTTP requests, traces and logs (binary protobuf and JSON, optionally
+gzip-compressed).
 
 Refusals name their outcome (``outcomes.Outcome``): a bad request for an undecodable body, too
 large for an oversized one, an unsupported media type for an unknown content type or encoding.
@@ -12,12 +13,9 @@ import json
 import zlib
 
 from google.protobuf import json_format
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
 from .outcomes import Outcome, Refused
+from .signals import TRACES, Signal
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -68,7 +66,7 @@ def _hex_ids_to_base64(node: object) -> None:
             _hex_ids_to_base64(item)
 
 
-def to_protobuf(body: bytes, content_type: str) -> bytes:
+def to_protobuf(body: bytes, content_type: str, signal: Signal = TRACES) -> bytes:
     """The request as protobuf bytes: binary bodies pass through (the encoder validates them),
     JSON bodies are parsed and re-serialized."""
     if content_type == PROTOBUF:
@@ -83,27 +81,24 @@ def to_protobuf(body: bytes, content_type: str) -> bytes:
     if not isinstance(doc, dict):
         raise Refused(Outcome.BAD_REQUEST, "JSON body must be an object")
     _hex_ids_to_base64(doc)
-    request = ExportTraceServiceRequest()
+    request = signal.request_type()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, binascii.Error, TypeError, ValueError, RecursionError) as exc:
-        raise Refused(Outcome.BAD_REQUEST,
-                      f"JSON body is not a valid ExportTraceServiceRequest: {exc}") from exc
+        raise Refused(Outcome.BAD_REQUEST, f"JSON body is not a valid "
+                                           f"{signal.request_type.__name__}: {exc}") from exc
     return request.SerializeToString()
 
 
-def encode_response(content_type: str, rejected: int = 0, message: str = "") -> bytes:
-    """An ExportTraceServiceResponse in the request's encoding (partial success when rejected)."""
-    response = ExportTraceServiceResponse()
-    if rejected or message:
-        response.partial_success.rejected_spans = rejected
-        response.partial_success.error_message = message
+def encode_response(content_type: str, rejected: int = 0, message: str = "",
+                    signal: Signal = TRACES) -> bytes:
+    """The signal's export response in the request's encoding (partial success when rejected)."""
     if content_type == JSON:
         body: dict = {}
         if rejected or message:
-            body["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": message}
+            body["partialSuccess"] = {signal.rejected_json: str(rejected), "errorMessage": message}
         return json.dumps(body).encode()
-    return response.SerializeToString()
+    return signal.response(rejected, message).SerializeToString()
 
 
 def encode_status(content_type: str, code: int, message: str) -> bytes:

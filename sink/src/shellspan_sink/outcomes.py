@@ -38,6 +38,7 @@ class Outcome(enum.Enum):
 
     BAD_REQUEST = Answer(400, grpc.StatusCode.INVALID_ARGUMENT, False)
     UNAUTHENTICATED = Answer(401, grpc.StatusCode.UNAUTHENTICATED, False)
+    FORBIDDEN = Answer(403, grpc.StatusCode.PERMISSION_DENIED, False)  # another identity's session
     # RESOURCE_EXHAUSTED without RetryInfo is not retried: the same request would fail again.
     # It is also what gRPC itself answers for a message over the size limit.
     TOO_LARGE = Answer(413, grpc.StatusCode.RESOURCE_EXHAUSTED, False)

@@ -1,12 +1,13 @@
 """The schema: its SQL templates (``sql/*.sql``, one per table and view), the renderer that fills
 them with typed options, and the versioned migrations built from them.
 
-The raw table keeps the column names and types of the OpenTelemetry Collector contrib ClickHouse
-exporter's ``otel_traces`` table, so the contrib exporter, Grafana's ClickHouse data source and the
-sink can share it. Two departures, both for exactly-once query results:
+The raw tables keep the column names and types of the OpenTelemetry Collector contrib ClickHouse
+exporter's ``otel_traces`` and ``otel_logs`` tables, so the contrib exporter, Grafana's ClickHouse
+data source and the sink can share them. Two departures, both for exactly-once query results:
 
-* the engine is ``ReplacingMergeTree`` and the sorting key ends with ``TraceId, SpanId``, so a
-  re-delivered span collapses into its first copy (queries read with ``FINAL``);
+* the engine is ``ReplacingMergeTree`` and the sorting key ends with the row's identity
+  (``TraceId, SpanId`` for spans; trace id, span id, recording seq and body for log records), so
+  a re-delivered span or record collapses into its first copy (queries read with ``FINAL``);
 * the derived tables are filled by materialized views from the raw table, never by the sink
   directly, so every ingestion path (sink or contrib exporter) yields the same sessions.
 
@@ -32,6 +33,17 @@ Templates are plain SQL with placeholders, ``{{ name }}`` or ``{{ name ARG }}``:
 ``attr NAME``       the attribute ``semconv.NAME`` from the span's attributes, else its resource's
 ``cluster_name``, ``database_name``, ``table_name``, ``sharding_key``
                     (``distributed.sql``) the arguments of the ``Distributed`` engine
+``include NAME``    the text of ``sql/NAME.sql``, rendered in the same way (a select list that a
+                    view and a migration's backfill share)
+``identity_type``, ``owner_type``
+                    the named tuple types of a session's identity and owner (``IDENTITY``,
+                    ``OWNER``)
+``first_key``, ``first_key_type``
+                    the order a session's identity is chosen in (verified first, then first
+                    stored, start before root before heartbeat, earliest start), and its type
+``first NAME``, ``first_type``
+                    the attribute ``semconv.NAME`` of the span first in that order, as a
+                    ``min`` over (order, value) tuples (a command span never comes first)
 
 Table names must be in ``tables.ALL``; database and cluster names are checked identifiers. Nothing
 a client sends ever reaches a template. An applied migration never changes: a schema change is a
@@ -89,13 +101,50 @@ def _semconv(name: str) -> str | tuple[str, ...]:
     return value
 
 
+# A session's identity, taken whole from one of its spans, and its owner: the first verified
+# identity stored for it (``shell_sessions_rows.sql``). Names and types of the tuple's fields.
+IDENTITY = (("service_name", "String"), ("shell_type", "String"), ("user_name", "String"),
+            ("host_name", "String"), ("component_name", "String"),
+            ("component_version", "String"), ("tty", "String"), ("client_address", "String"),
+            ("pid", "String"), ("enduser_id", "String"), ("verified", "UInt8"),
+            ("auth_host", "String"), ("auth_key_id", "String"), ("parent_session_id", "String"),
+            ("parent_span_id", "String"))
+OWNER = (("enduser_id", "String"), ("key_id", "String"))
+
+
+FIRST_KEY_TYPE = "Tuple(UInt8, DateTime64(9), UInt8, DateTime64(9))"
+
+
+def _tuple_type(fields: tuple[tuple[str, str], ...]) -> str:
+    return "Tuple(" + ", ".join(f"{name} {kind}" for name, kind in fields) + ")"
+
+
+def _first_key() -> str:
+    """(0 verified / 1 not, stored at, 0 start / 1 root / 2 other, span start)."""
+    return (f"tuple(SpanAttributes[{literal(semconv.AUTH_VERIFIED)}] != 'true', now64(9), "
+            f"multiIf(SpanName = {literal(semconv.SPAN_SESSION_START)}, 0, "
+            f"SpanName = {literal(semconv.SPAN_SESSION)}, 1, 2), Timestamp)")
+
+
+# Sorts after every real key (whose first element is 0 or 1): what a command span, and a row
+# stored before the column existed, hold, so they never name the session.
+_NO_FIRST = "tuple(2, toDateTime64(0, 9), 0, toDateTime64(0, 9), '')"
+
+
+def _first(context: _Context, name: str | None) -> str:
+    return (f"min(if(SpanName != {literal(semconv.SPAN_COMMAND)}, "
+            f"tupleConcat({_first_key()}, tuple({context.attr(name)})), {_NO_FIRST}))")
+
+
 @dataclass(frozen=True)
 class _Context:
-    """What one rendering knows: the options, the object created, the Distributed key."""
+    """What one rendering knows: the options, the object created, the Distributed key, and
+    whether ``table`` names the Distributed table (an ALTER both need on a cluster)."""
 
     options: SchemaOptions
     creates: str | None
     sharding_key: str | None = None
+    distributed: bool = False
 
     def target(self, arg: str | None) -> str:
         if arg:
@@ -145,7 +194,7 @@ class _Context:
 _PLACEHOLDERS: dict[str, Callable[[_Context, str | None], str]] = {
     "database": lambda c, _: f"`{c.options.database}`",
     "on_cluster": lambda c, _: f" ON CLUSTER `{c.options.cluster}`" if c.options.cluster else "",
-    "table": lambda c, arg: c.options.local(c.target(arg)),
+    "table": lambda c, arg: (c.options.name if c.distributed else c.options.local)(c.target(arg)),
     "name": lambda c, arg: c.options.name(c.target(arg)),
     "engine": _Context.engine,
     "ttl": _Context.ttl,
@@ -156,6 +205,14 @@ _PLACEHOLDERS: dict[str, Callable[[_Context, str | None], str]] = {
     "table_name": lambda c, arg: literal(
         c.target(arg) + (tables.LOCAL_SUFFIX if c.options.cluster else "")),
     "sharding_key": _Context.key,
+    "include": lambda c, arg: _render_in(template(f"{arg}.sql"), c, arg or "?"),
+    "identity_type": lambda c, _: _tuple_type(IDENTITY),
+    "owner_type": lambda c, _: _tuple_type(OWNER),
+    "first_key": lambda c, _: _first_key(),
+    "first_key_type": lambda c, _: FIRST_KEY_TYPE,
+    "first": _first,
+    "first_type": lambda c, _: ("SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9), UInt8, "
+                                f"DateTime64(9), String)) DEFAULT {_NO_FIRST}"),
 }
 
 
@@ -166,15 +223,20 @@ def template(name: str) -> str:
 
 
 def render(name: str, options: SchemaOptions, creates: str | None = None,
-           sharding_key: str | None = None) -> str:
+           sharding_key: str | None = None, distributed: bool = False) -> str:
     """The statement of template `name` for `options`; `creates` is the table or view it makes."""
-    return render_text(template(name), options, creates, sharding_key, name=name)
+    return render_text(template(name), options, creates, sharding_key, name=name,
+                       distributed=distributed)
 
 
 def render_text(text: str, options: SchemaOptions, creates: str | None = None,
-                sharding_key: str | None = None, *, name: str = "?") -> str:
-    context = _Context(options, creates and tables.registered(creates), sharding_key)
+                sharding_key: str | None = None, *, name: str = "?",
+                distributed: bool = False) -> str:
+    context = _Context(options, creates and tables.registered(creates), sharding_key, distributed)
+    return _render_in(text, context, name)
 
+
+def _render_in(text: str, context: _Context, name: str) -> str:
     def fill(match: re.Match) -> str:
         placeholder, arg, more = match.group(1), match.group(2), match.group(3).split()
         if placeholder not in _PLACEHOLDERS:
@@ -194,16 +256,20 @@ def render_text(text: str, options: SchemaOptions, creates: str | None = None,
 @dataclass(frozen=True)
 class Step:
     """One statement from ``sql/<template>``; a table that holds rows names its sharding key,
-    and on a cluster it gets a ``Distributed`` table over it."""
+    and on a cluster it gets a ``Distributed`` table over it. An ALTER that adds columns runs
+    on a cluster for the ``Distributed`` table too (`distributed_too`)."""
 
     template: str
     creates: str | None = None
     shard_by: str | None = None
+    distributed_too: bool = False
 
     def statements(self, options: SchemaOptions) -> list[str]:
         out = [render(self.template, options, self.creates)]
         if options.cluster and self.shard_by:
             out.append(render("distributed.sql", options, self.creates, self.shard_by))
+        if options.cluster and self.distributed_too:
+            out.append(render(self.template, options, self.creates, distributed=True))
         return out
 
 
@@ -238,6 +304,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         create(tables.COMMANDS, _BY_SESSION),
         create(tables.COMMANDS_MV),
     )),
+    # A session shows the identity of one of its own spans, not max() over all of them; it has
+    # an owner; each command keeps the identity that sent it. Existing rows are derived again.
+    Migration(2, "session identity from its own span, session owner, command identity", (
+        Step("shell_sessions_identity.sql", distributed_too=True),
+        Step("drop_view.sql", tables.SESSIONS_MV),
+        Step("shell_sessions_mv_2.sql", tables.SESSIONS_MV),
+        Step("shell_sessions_backfill.sql"),
+        Step("shell_commands_identity.sql", distributed_too=True),
+        Step("drop_view.sql", tables.COMMANDS_MV),
+        Step("shell_commands_mv_2.sql", tables.COMMANDS_MV),
+        Step("shell_commands_backfill.sql"),
+    )),
     Migration(4, "session lookups by time and by id, update log, hourly rollups", (
         create(tables.SESSION_INDEX, _BY_SESSION),
         create(tables.SESSION_INDEX_MV),
@@ -257,6 +335,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         create(tables.STATS_SESSIONS, _BY_SESSION),
         create(tables.STATS_SESSION_STARTS, _BY_SESSION),
         create(tables.STATS_PROGRESS, "cityHash64(name)"),
+    )),
+    Migration(5, "terminal recordings", (
+        create(tables.OTEL_LOGS, _BY_TRACE),
+        create(tables.RECORDINGS, _BY_SESSION),
+        create(tables.RECORDINGS_MV),
     )),
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,8 +17,11 @@ from .grpc_receiver import start_grpc
 from .http_apps import api_app, otlp_app
 from .ingest import Ingest
 from .live import LiveLimits
+from .owners import SessionOwners
 from .queries import SessionQueries
-from .store import Store, StoreError, redact_dsn
+from .signals import LOGS
+from .sqlgate import SqlGate
+from .store import Store, StoreError, private_dir, redact_dsn
 from .wal import WriteAheadLog
 
 log = logging.getLogger("shellspan_sink")
@@ -31,7 +35,7 @@ def banner(cfg: SinkConfig, auth_mode: str) -> str:
     return f"""shellspan sink is running
   store      {redact_dsn(cfg.store_dsn)}
   WAL        {cfg.wal_path}
-  OTLP/HTTP  http://{cfg.otlp_http}/v1/traces
+  OTLP/HTTP  http://{cfg.otlp_http}/v1/traces  (recordings: /v1/logs)
   OTLP/gRPC  {cfg.otlp_grpc}
   API        {api}/api/sessions   (health: {api}/health)
   web UI     {api}/
@@ -54,25 +58,34 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     applied = await asyncio.to_thread(store.migrate)
     if applied:
         log.info("applied schema migrations %s", applied)
+    private_dir(cfg.wal_path)
     wal = WriteAheadLog(cfg.wal_path, store, segment_spans=cfg.wal_segment_spans,
                         segment_age=cfg.wal_segment_age, max_bytes=cfg.max_wal_bytes).start()
-    ingest = Ingest(wal, cfg.limits, cfg.encoder)
+    private_dir(cfg.logs_wal_path)
+    logs_wal = WriteAheadLog(cfg.logs_wal_path, store, table=LOGS.table, columns=LOGS.columns,
+                             segment_spans=cfg.wal_segment_spans, segment_age=cfg.wal_segment_age,
+                             max_bytes=cfg.max_wal_bytes).start()
+    # With auth off nothing is verified, so no session has an owner to protect. Spans and a
+    # session's recording (log records) answer to the same owners.
+    owners = SessionOwners(store) if verifier.enabled else None
+    ingest = Ingest(wal, cfg.limits, cfg.encoder, owners=owners)
+    logs = Ingest(logs_wal, cfg.limits, signal=LOGS, owners=owners)
     queries = SessionQueries(store, cfg.abandon_after)
+    sql_gate = SqlGate(cfg.sql_store or cfg.store_dsn, cfg.schema, cfg.sql_limits)
 
     runners: list[web.AppRunner] = []
     # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
-    for app, address, inflate in ((otlp_app(ingest, verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
-                                  (api_app(store, queries, wal, ingest, verifier,
-                                           LiveLimits(max_streams=cfg.max_streams,
-                                                      heartbeat_s=cfg.stream_heartbeat,
-                                                      poll_s=cfg.live_poll),
-                                           cfg.rollup_interval), cfg.api, True)):
+    live = LiveLimits(max_streams=cfg.max_streams, heartbeat_s=cfg.stream_heartbeat,
+                      poll_s=cfg.live_poll)
+    for app, address, inflate in ((otlp_app((ingest, logs), verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
+                                  (api_app(store, queries, wal, ingest, verifier, logs, sql_gate,
+                                           live, cfg.rollup_interval), cfg.api, True)):
         runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)
-    grpc_server = start_grpc(ingest, verifier, cfg.otlp_grpc, max_message_bytes=cfg.limits.max_body_bytes,
+    grpc_server = start_grpc((ingest, logs), verifier, cfg.otlp_grpc, max_message_bytes=cfg.limits.max_body_bytes,
                              ack_timeout=cfg.ack_timeout)
 
     stop = asyncio.Event()
@@ -88,11 +101,15 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     grpc_server.stop(grace=5).wait(10)
     for runner in runners:
         await runner.cleanup()
-    await asyncio.to_thread(wal.stop)
+    await asyncio.gather(asyncio.to_thread(wal.stop), asyncio.to_thread(logs_wal.stop))
+    sql_gate.close()
     store.close()
 
 
 def serve(cfg: SinkConfig) -> int:
+    # Whatever the sink and its embedded engine create (the store's parts, the WAL) is its own:
+    # chDB would otherwise write 0644 files in 0755 directories.
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

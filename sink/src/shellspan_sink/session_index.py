@@ -6,8 +6,8 @@ The index holds one row per session and insert block, with the block's earliest 
 
 * a row's ``start_time`` is never earlier than its session's start (the minimum over the
   session's rows), so every session that started at or after T has all its rows at or after T;
-* a session's identity columns (the maximum over its rows, as in ``shell_sessions``) are those
-  of one of its rows, which is also at or after its start.
+* a session's identity fields (the least (order, value) tuple over its rows, as in
+  ``shell_sessions``) are those of one of its rows, which is also at or after its start.
 
 So "sessions with a row at or after T that matches the filters" is a superset of "sessions
 that started at or after T and match them" (`Window.candidates`); the queries then compute each
@@ -53,7 +53,7 @@ class Window:
             conditions.append(f"start_time >= {ns_literal(prefix + 'lo')}")
         for column, value in sorted(self.identity.items()):
             params[f"{prefix}{column}"] = value
-            conditions.append(f"{column} = {{{prefix}{column}:String}}")
+            conditions.append(f"tupleElement(first_{column}, 5) = {{{prefix}{column}:String}}")
         if seen and self.seen_after_ns is not None:
             params[f"{prefix}seen"] = self.seen_after_ns
             conditions.append(f"last_seen >= {ns_literal(prefix + 'seen')} AND ended = 0")

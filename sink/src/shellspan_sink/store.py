@@ -29,6 +29,14 @@ def state_dir() -> Path:
     return Path(state) / "shellspan"
 
 
+def private_dir(path: Path | str) -> Path:
+    """`path` as a directory only its owner can enter (created 0700, or tightened to 0700)."""
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def default_store_dsn() -> str:
     return f"chdb://{state_dir() / 'store'}"
 
@@ -51,6 +59,11 @@ def redact_dsn(dsn: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def tuple_values(value: Any) -> tuple:
+    """A tuple column's value as a plain tuple (the client returns a named tuple as a dict)."""
+    return tuple(value.values()) if isinstance(value, dict) else tuple(value)
+
+
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[str]
@@ -61,12 +74,21 @@ class QueryResult:
 
 
 class Store:
-    """Owns the ClickHouse client. Thread-safe; every call is serialized."""
+    """Owns a ClickHouse client. Thread-safe; every call is serialized.
 
-    def __init__(self, dsn: str, options: SchemaOptions | None = None) -> None:
+    With `read_only` (settings), the client is one for reading only, beside the writer's: on the
+    embedded store its own chDB connection, whose session gets these settings and then
+    ``readonly = 1``, so nothing run on it can change them or reach the writer's session; on a
+    server a client without a session that sends these settings (and ``readonly = 2``) with every
+    query, in the schema's database.
+    """
+
+    def __init__(self, dsn: str, options: SchemaOptions | None = None, *,
+                 read_only: dict[str, Any] | None = None) -> None:
         self.dsn = check_dsn(dsn)
         self.kind = urllib.parse.urlsplit(dsn).scheme
         self.options = options or SchemaOptions()
+        self.read_only = read_only
         self._password = urllib.parse.urlsplit(dsn).password
         self._lock = threading.Lock()
         self._client = None
@@ -80,15 +102,30 @@ class Store:
             import clickhouse_connect  # here, so the query commands start without it
 
             try:
-                if self.embedded:
+                if self.read_only is not None:
+                    self._client = self._read_only_client(clickhouse_connect)
+                elif self.embedded:
                     path = urllib.parse.urlsplit(self.dsn).path
-                    Path(path).mkdir(parents=True, exist_ok=True)
+                    private_dir(path)
                     self._client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
                 else:
                     self._client = clickhouse_connect.get_client(dsn=self.dsn)
             except Exception as exc:  # driver raises many types; callers need one
                 raise StoreError(f"cannot open store {redact_dsn(self.dsn)}: {self._error(exc)}") from exc
         return self._client
+
+    def _read_only_client(self, clickhouse_connect):
+        database = self.options.database
+        if self.embedded:
+            path = urllib.parse.urlsplit(self.dsn).path
+            client = clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database)
+            # A chDB connection's SETs stay in its own session; readonly=1 locks them there.
+            for key, value in {**self.read_only, "readonly": 1}.items():
+                client.set_client_setting(key, value)
+            return client
+        return clickhouse_connect.get_client(dsn=self.dsn, database=database,
+                                             autogenerate_session_id=False,
+                                             settings={**self.read_only, "readonly": 2})
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         with self._lock:

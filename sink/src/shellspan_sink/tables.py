@@ -22,6 +22,12 @@ COMMANDS = "shell_commands"
 COMMANDS_MV = "shell_commands_mv"
 # The schema versions applied to this database.
 MIGRATIONS = "shellspan_migrations"
+# Every log record (terminal recordings), with the contrib ClickHouse exporter's columns.
+OTEL_LOGS = "otel_logs"
+# One row per recorded chunk of terminal I/O, keyed by (session, seq), and the view filling it.
+RECORDINGS = "shell_recordings"
+RECORDINGS_MV = "shell_recordings_mv"
+
 # Sessions by start time (one row per session and insert block), and the view filling it from
 # the rows inserted into SESSIONS.
 SESSION_INDEX = "shell_session_index"
@@ -46,11 +52,12 @@ STATS_SESSIONS = "shell_stats_sessions"
 STATS_SESSION_STARTS = "shell_stats_session_starts"
 STATS_PROGRESS = "shell_stats_progress"
 
+
 ALL = (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, SESSIONS, SESSIONS_MV, COMMANDS, COMMANDS_MV,
-       MIGRATIONS, SESSION_INDEX, SESSION_INDEX_MV, SESSIONS_BY_ID, SESSIONS_BY_ID_MV,
-       SESSION_ATTRIBUTES, SESSION_ATTRIBUTES_MV, SESSION_UPDATES, SESSION_UPDATES_MV,
-       STATS_HOURLY, STATS_HOURLY_COMMANDS, STATS_DAILY, STATS_DAILY_COMMANDS, STATS_SESSIONS,
-       STATS_SESSION_STARTS, STATS_PROGRESS)
+       MIGRATIONS, OTEL_LOGS, RECORDINGS, RECORDINGS_MV, SESSION_INDEX, SESSION_INDEX_MV,
+       SESSIONS_BY_ID, SESSIONS_BY_ID_MV, SESSION_ATTRIBUTES, SESSION_ATTRIBUTES_MV,
+       SESSION_UPDATES, SESSION_UPDATES_MV, STATS_HOURLY, STATS_HOURLY_COMMANDS, STATS_DAILY,
+       STATS_DAILY_COMMANDS, STATS_SESSIONS, STATS_SESSION_STARTS, STATS_PROGRESS)
 
 LOCAL_SUFFIX = "_local"
 

@@ -1,5 +1,7 @@
 """The sink's write-ahead log (WAL): acknowledge once on disk, insert into ClickHouse in large batches.
 
+Each signal has its own WAL (its own directory, inserting into its own table): spans into
+``otel_traces`` in the WAL directory, log records into ``otel_logs`` in its ``logs`` subdirectory.
 A request's encoded rows are appended to the open segment; one ``fdatasync`` covers every request
 that arrived meanwhile (group commit), and only then are they acknowledged. Segments are sealed by
 size or age and inserted by a separate thread, one insert per segment, then deleted. A segment
@@ -64,11 +66,13 @@ def read_records(path: Path) -> tuple[list[bytes], int, int]:
 
 
 class WriteAheadLog:
-    def __init__(self, directory: Path, store: Store, *, segment_spans: int = 100_000,
+    def __init__(self, directory: Path, store: Store, *, table: str = tables.OTEL_TRACES,
+                 columns: tuple[str, ...] = COLUMNS, segment_spans: int = 100_000,
                  segment_age: float = 0.5, max_bytes: int = 1 << 30,
                  retry_delay: float = 0.5, max_retry_delay: float = 10.0) -> None:
         self.dir = Path(directory)
         self.store = store
+        self.table, self.columns = table, columns
         self.segment_spans = segment_spans
         self.segment_age = segment_age
         self.max_bytes = max_bytes
@@ -242,12 +246,12 @@ class WriteAheadLog:
             size = path.stat().st_size
             try:
                 if records:
-                    self.store.insert_rowbinary(tables.OTEL_TRACES, COLUMNS, b"".join(records))
+                    self.store.insert_rowbinary(self.table, self.columns, b"".join(records))
             except StoreError as exc:
                 self.failed_inserts += 1
                 self.last_error = str(exc)
-                log.warning("insert of %d spans from the WAL failed (kept, retry in %.1fs): %s",
-                            rows, delay, exc)
+                log.warning("insert of %d rows from the WAL %s failed (kept, retry in %.1fs): %s",
+                            rows, self.dir, delay, exc)
                 with self._cond:
                     if self._stopping:
                         return

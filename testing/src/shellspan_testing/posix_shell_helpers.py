@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -74,6 +75,24 @@ class ShellEnv:
             time.sleep(0.05)
         log = self.runtime / "agent.log"
         raise TimeoutError("agent did not start: " + (log.read_text() if log.exists() else ""))
+
+    def state(self) -> dict:
+        """The agent's state file ({} until it is written)."""
+        try:
+            return json.loads((self.runtime / "state.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def wait_state(self, predicate, timeout: float = 15.0):
+        """Wait until ``predicate(state)`` is truthy (the agent rewrites its state file when its
+        sessions change); returns its value."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate(self.state())
+            if value:
+                return value
+            time.sleep(0.05)
+        raise TimeoutError(f"agent state never matched: {self.state()}")
 
     def stop_agent(self, timeout: float = 5.0) -> None:
         """Stop the agent this environment started (by its pid), SIGKILL if it lingers."""

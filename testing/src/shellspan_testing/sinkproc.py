@@ -101,6 +101,16 @@ class SinkProcess:
         with urllib.request.urlopen(self._request(url), timeout=30) as resp:
             return json.loads(resp.read())
 
+    def fetch(self, path: str, **params: Any) -> tuple[int, str, bytes]:
+        """(HTTP status, Content-Type, body) of an API GET, whatever the status."""
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        url = f"{self.api_url}{path}" + (f"?{query}" if query else "")
+        try:
+            with urllib.request.urlopen(self._request(url), timeout=60) as resp:
+                return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
     def sql(self, statement: str) -> dict:
         """Read-only SQL through the sink (the embedded store belongs to the sink's process)."""
         request = self._request(f"{self.api_url}/api/sql", data=statement.encode())
@@ -158,15 +168,41 @@ def start_all(*sinks: SinkProcess, timeout: float = 60.0) -> tuple[SinkProcess, 
 
 
 def drained(sink: SinkProcess, timeout: float = 300) -> None:
-    """Wait until the sink's WAL is empty: every acknowledged span is in ClickHouse.
+    """Wait until the sink's WALs are empty: every acknowledged span and log record is in
+    ClickHouse.
 
     Polls every 0.2 s: each /health asks the store, which competes with the inserts a benchmark
     is timing."""
-    sink.wait_for(lambda: sink.get("/health")["wal"]["pending_bytes"] == 0, timeout=timeout,
-                  interval=0.2)
+    def empty() -> bool:
+        health = sink.get("/health")
+        return health["wal"]["pending_bytes"] == 0 and \
+            health.get("logs", {}).get("wal", {}).get("pending_bytes", 0) == 0
+
+    sink.wait_for(empty, timeout=timeout, interval=0.2)
 
 
-def send_all(port: int, bodies: list[bytes], clients: int) -> float:
+def send_until_acked(port_of: Callable[[], int], body: bytes, deadline: float,
+                     path: str = "/v1/traces") -> int:
+    """POST like an OTLP exporter until acknowledged: on a refused connection or a retryable
+    status, try again. Returns the attempts it took."""
+    attempts = 0
+    while time.monotonic() < deadline:
+        attempts += 1
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port_of(), timeout=10)
+            conn.request("POST", path, body, {"Content-Type": "application/x-protobuf"})
+            status = conn.getresponse().status
+            conn.close()
+            if status == 200:
+                return attempts
+            assert status in (429, 502, 503, 504), status
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("request never acknowledged")
+
+
+def send_all(port: int, bodies: list[bytes], clients: int, path: str = "/v1/traces") -> float:
     """POST every body over `clients` keep-alive connections; return elapsed seconds."""
     chunks = [bodies[i::clients] for i in range(clients)]
     errors: list[str] = []
@@ -175,7 +211,7 @@ def send_all(port: int, bodies: list[bytes], clients: int) -> float:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         for body in chunk:
             while True:
-                conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+                conn.request("POST", path, body, {"Content-Type": "application/x-protobuf"})
                 resp = conn.getresponse()
                 resp.read()
                 if resp.status == 200:

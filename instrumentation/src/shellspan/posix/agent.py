@@ -21,10 +21,10 @@ from typing import Any
 from shellspan.config import Config, _env_float
 from shellspan.export import Exporter
 from shellspan.otlp import SpanData
-from shellspan.posix import daemon
+from shellspan.posix import daemon, runtime
 from shellspan.posix import state as state_file
 from shellspan.posix.records import Record, RecordReader
-from shellspan.posix.runtime import path, runtime_dir
+from shellspan.posix.runtime import path
 from shellspan.posix.sessions import SessionTracker, ShellSession
 from shellspan.redact import default_redactor
 
@@ -41,18 +41,18 @@ def _login_name() -> str:
 
 def export_status(exporter: Exporter) -> dict[str, Any]:
     """What ``shellspan status`` shows about the export side."""
-    n, size = exporter.spool.size()
-    return {"spooled_entries": n, "spooled_bytes": size,
-            "last_export_ok": exporter.last_success, "last_error": exporter.last_error,
-            "breaker_open": bool(exporter.breaker.is_open), "stats": dict(exporter.stats)}
+    st = exporter.status()
+    return {"spooled_entries": st.spooled_entries, "spooled_bytes": st.spooled_bytes,
+            "last_export_ok": st.last_success, "last_error": st.last_error,
+            "breaker_open": st.breaker_open, "breaker": st.breaker, "stats": st.stats}
 
 
 class Agent:
-    def __init__(self, env: dict[str, str] | None = None,
+    def __init__(self, directory: str, env: dict[str, str] | None = None,
                  exporter: Exporter | None = None) -> None:
         self.env = dict(os.environ if env is None else env)
         self.config = Config(self.env)
-        self.dir = runtime_dir(self.env)
+        self.dir = directory
         self.fifo = path(FIFO, self.dir)
         self.fd = -1
         self.exporter = exporter
@@ -82,30 +82,19 @@ class Agent:
     # --- set-up ------------------------------------------------------------------------------
 
     def prepare(self) -> bool:
-        """Create the directory and FIFO and take the lock; False if another agent holds it."""
+        """Create the FIFO and take the lock (the directory was checked by
+        ``runtime.choose``); False if another agent holds the lock."""
         import fcntl
 
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        st = os.stat(self.dir)
-        if st.st_uid != os.getuid():
-            raise RuntimeError(f"{self.dir} is not owned by this user")
-        if stat.S_IMODE(st.st_mode) & 0o077:
-            os.chmod(self.dir, 0o700)
         if not self.lock.acquire():
             return False
-        try:
-            if not stat.S_ISFIFO(os.lstat(self.fifo).st_mode):
-                os.unlink(self.fifo)
-                raise FileNotFoundError
-        except FileNotFoundError:
-            os.mkfifo(self.fifo, 0o600)
-        self.fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.fd = open_fifo(self.fifo)
         try:
             fcntl.fcntl(self.fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
         except OSError:
             pass
         if self.exporter is None:
-            self.exporter = Exporter(self.config, subject=_login_name())
+            self.exporter = Exporter(self.config)
             self.exporter.start()
         for sess in state_file.sessions(state_file.read(self.dir)):
             self.tracker.register(sess)  # take over what a previous agent was watching
@@ -165,8 +154,13 @@ class Agent:
         for name in names:
             spilled = path(name, self.dir)
             try:
-                with open(spilled, "rb") as f:
-                    data = f.read()
+                fd = os.open(spilled, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    st = os.fstat(fd)
+                    data = (os.read(fd, st.st_size + 1) if stat.S_ISREG(st.st_mode)
+                            and st.st_uid == os.geteuid() else b"")
+                finally:
+                    os.close(fd)
                 os.unlink(spilled)
             except OSError:
                 continue
@@ -265,28 +259,58 @@ class Agent:
         self.log("stopped")
 
 
+def open_fifo(fifo: str) -> int:
+    """Open the FIFO read-write and non-blocking. An existing FIFO of this user is kept: what
+    shells wrote while no agent ran is still in it (a pipe lives while anyone holds it open).
+    Anything else there (a file, a link, another user's FIFO) is replaced by a new FIFO, made
+    and opened under another name first, so no shell can write into it before it is held."""
+    flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        st = os.lstat(fifo)
+        if stat.S_ISFIFO(st.st_mode) and st.st_uid == os.geteuid():
+            fd = os.open(fifo, flags)
+            if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
+                os.fchmod(fd, 0o600)
+            return fd
+    except FileNotFoundError:
+        pass
+    new = f"{fifo}.{os.getpid()}.new"
+    try:
+        os.unlink(new)
+    except FileNotFoundError:
+        pass
+    os.mkfifo(new, 0o600)
+    fd = os.open(new, flags)
+    os.fchmod(fd, 0o600)
+    os.rename(new, fifo)
+    return fd
+
+
 def main(args: list[str]) -> int:
     """``shellspan agent [--daemon]``: run the agent (in the foreground unless --daemon);
     ``shellspan agent stop``: stop the running agent."""
-    d = runtime_dir()
+    choice = runtime.choose()
+    if choice.refused:
+        sys.stderr.write(f"shellspan agent: not using {choice.wanted}: {choice.refused}\n")
+    d = choice.path
+    if not d:
+        sys.stderr.write("shellspan agent: no usable runtime directory\n")
+        return 1
     if args[:1] == ["stop"]:
         return daemon.stop_agent(d)
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    st = os.lstat(d)
-    if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode):
-        sys.stderr.write(f"shellspan agent: {d} is not a directory owned by this user\n")
-        return 1
     if "--daemon" in args:
         daemon.detach(path(daemon.LOG_FILE, d))
     try:  # a background helper: never compete with the interactive shells for the CPU
         os.nice(int(_env_float(os.environ, "SHELLSPAN_AGENT_NICE", 10)))
     except (OSError, AttributeError):
         pass
-    agent = Agent()
+    agent = Agent(d)
     try:
         if not agent.prepare():
             return 0  # another agent serves this user
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - said in one line (the log), never a traceback
         agent.log(f"cannot start: {exc!r}")
         return 1
+    if choice.refused:
+        agent.log(f"not using {choice.wanted}: {choice.refused}")
     return agent.run()

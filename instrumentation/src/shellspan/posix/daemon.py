@@ -8,7 +8,7 @@ import signal
 import time
 
 from shellspan.posix import procfs
-from shellspan.posix.runtime import path
+from shellspan.posix.runtime import open_private, path, write_private
 
 PID_FILE = "agent.pid"
 LOCK_FILE = "agent.lock"
@@ -35,7 +35,7 @@ def detach(log_path: str) -> None:
             os.replace(log_path, log_path + ".1")
     except OSError:
         pass
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    log = open_private(log_path, os.O_WRONLY | os.O_APPEND)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
@@ -52,7 +52,7 @@ class AgentLock:
         """Take the lock; False if another agent holds it."""
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -64,10 +64,7 @@ class AgentLock:
 
 def write_pid_file(directory: str) -> None:
     """Publish this process as the agent (written aside and renamed: never seen half-written)."""
-    tmp = path(f".{PID_FILE}.{os.getpid()}", directory)
-    with open(tmp, "w") as f:
-        f.write(f"{os.getpid()}\n")
-    os.rename(tmp, path(PID_FILE, directory))
+    write_private(path(PID_FILE, directory), f"{os.getpid()}\n".encode())
 
 
 def remove_pid_file(directory: str) -> None:

@@ -9,17 +9,60 @@ if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 404 )) || [[ ${SHELLSPAN_BASH_
 then __shellspan_debug=1
 fi
 __shellspan_bin=${SHELLSPAN_BIN:-@BIN@}
-if [[ -n ${SHELLSPAN_RUNTIME_DIR-} ]]; then __shellspan_dir=$SHELLSPAN_RUNTIME_DIR
-elif [[ -n ${XDG_RUNTIME_DIR-} && -d $XDG_RUNTIME_DIR ]]; then
-  __shellspan_dir=$XDG_RUNTIME_DIR/shellspan
-else __shellspan_dir=/tmp/shellspan-$UID; fi
 __shellspan_fd=-1 __shellspan_apid=0 __shellspan_retry=0 __shellspan_starting=0 __shellspan_q=() __shellspan_seq=0
 __shellspan_t0=0 __shellspan_hnum='' __shellspan_done=0 __shellspan_cwd=$PWD __shellspan_e=''
-__shellspan_hf='' __shellspan_proc=0
+__shellspan_hf='' __shellspan_proc=0 __shellspan_dir='' __shellspan_why=''
 [[ -d /proc/$$ ]] && __shellspan_proc=1
-# The first shell of the user creates the directory (one fork, once); the agent checks it.
-[[ -d $__shellspan_dir ]] || command mkdir -m 700 -p -- "$__shellspan_dir" 2>/dev/null
-[[ -O $__shellspan_dir ]] && __shellspan_hf=$__shellspan_dir/h.$$
+
+# The runtime directory: the rule of shellspan/posix/runtime.py (a test holds this to it).
+# A candidate is used if it is, or can be created as, a directory of this user that is not a
+# symbolic link; the agent closes it to others (0700). The first shell creates it (one fork).
+__shellspan_usable() {  # $1 directory; sets __shellspan_why when it cannot be used
+  [[ -e $1 || -L $1 ]] || command mkdir -m 700 -p -- "$1" 2>/dev/null
+  if [[ -L $1 ]]; then __shellspan_why='is a symbolic link'
+  elif [[ ! -d $1 ]]; then __shellspan_why='cannot be created or reached'
+  elif [[ ! -O $1 ]]; then __shellspan_why='belongs to another user'
+  elif [[ ! -w $1 || ! -x $1 ]]; then __shellspan_why='is not writable'
+  else return 0; fi
+  return 1
+}
+__shellspan_choose_dir() {
+  local want home=${HOME-} host=${HOSTNAME-} c why=''
+  if [[ -n ${SHELLSPAN_RUNTIME_DIR-} ]]; then want=$SHELLSPAN_RUNTIME_DIR
+  elif [[ -n ${XDG_RUNTIME_DIR-} && -d $XDG_RUNTIME_DIR ]]; then want=$XDG_RUNTIME_DIR/shellspan
+  else want=/tmp/shellspan-$UID; fi
+  if __shellspan_usable "$want"; then __shellspan_dir=$want; return; fi
+  why=$__shellspan_why
+  if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 404 )); then
+    # The home directory from the password database: an inherited $HOME may be another user's.
+    c='\u'; c=${c@P}; host='\H'; host=${host@P}
+    [[ $c =~ ^[A-Za-z0-9._][A-Za-z0-9._-]*$ ]] && eval "home=~$c"
+  fi
+  for c in ${XDG_RUNTIME_DIR:+"$XDG_RUNTIME_DIR/shellspan"} "/tmp/shellspan-$UID" \
+           ${home:+"$home/.local/state/shellspan/run-$host"}; do
+    [[ $c != "$want" && ( $c != "${XDG_RUNTIME_DIR-}/shellspan" || -d $XDG_RUNTIME_DIR ) ]] \
+      && __shellspan_usable "$c" && { __shellspan_dir=$c; break; }
+  done
+  c='nothing is recorded'
+  [[ -n $__shellspan_dir ]] && c="recording through $__shellspan_dir"
+  printf 'shellspan: not using %s: it %s; %s\n' "$want" "$why" "$c" >&2
+}
+__shellspan_choose_dir
+# A file of this shell in the runtime directory, created 0600 (a redirection cannot set a
+# mode: the umask, read from /proc, is 077 while it is created), never a link or another's.
+__shellspan_private() {  # $1 file
+  [[ -n $__shellspan_dir && ! -L $1 ]] || return 1
+  if [[ ! -e $1 ]]; then
+    local k v um=''
+    { while read -r k v; do [[ $k == Umask: ]] && { um=$v; break; }; done < /proc/$$/status
+    } 2>/dev/null
+    [[ -n $um ]] && umask 077
+    { : >> "$1"; } 2>/dev/null
+    [[ -n $um ]] && umask "$um"
+  fi
+  [[ -f $1 && -O $1 && ! -L $1 ]]
+}
+__shellspan_private "$__shellspan_dir/h.$$" && __shellspan_hf=$__shellspan_dir/h.$$
 if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501 )); then
   __shellspan_id() { printf -v __shellspan_r '%08x%08x' "$SRANDOM" "$SRANDOM"; }
 else
@@ -48,9 +91,9 @@ __shellspan_connect() {
   # At most one attempt a second (records queue meanwhile), except while an agent this shell
   # started is coming up: then at every prompt, so the first commands are not held back.
   (( SECONDS < __shellspan_starting )) || __shellspan_retry=$(( SECONDS + 1 ))
-  # Only a directory and FIFO of this user (another user could create /tmp/shellspan-UID).
-  [[ -O $__shellspan_dir && -p $__shellspan_dir/events && -O $__shellspan_dir/events \
-     && -r $__shellspan_dir/agent.pid ]] || return 1
+  # Only a FIFO of this user (not a link) in the directory chosen above.
+  [[ -n $__shellspan_dir && -p $__shellspan_dir/events && ! -L $__shellspan_dir/events \
+     && -O $__shellspan_dir/events && -r $__shellspan_dir/agent.pid ]] || return 1
   local pid=
   { read -r pid < "$__shellspan_dir/agent.pid"; } 2>/dev/null
   [[ $pid =~ ^[0-9]+$ ]] || return 1
@@ -98,7 +141,7 @@ __shellspan_send() {
 __shellspan_record() {  # $1 status, $2 pipeline statuses
   local t0=$__shellspan_t0 h='' num flags=h
   __shellspan_t0=0
-  [[ -n $__shellspan_hf ]] || { [[ -O $__shellspan_dir ]] && __shellspan_hf=$__shellspan_dir/h.$$; }
+  [[ -n $__shellspan_hf ]] || return 0  # no runtime directory: nothing is recorded
   if (( __shellspan_apid == 0 && ${#__shellspan_q[@]} >= 100 && SECONDS < __shellspan_retry ))
   then  # no agent for a while and the queue is full: do nothing until the next attempt
     __shellspan_hnum=
@@ -129,7 +172,6 @@ __shellspan_record() {  # $1 status, $2 pipeline statuses
 }
 __shellspan_precmd() {
   local st=$? ps=${PIPESTATUS[*]}
-  [[ -n $__shellspan_hf ]] || { [[ -O $__shellspan_dir ]] && __shellspan_hf=$__shellspan_dir/h.$$; }
   if (( __shellspan_t0 )); then __shellspan_record "$st" "$ps"
   elif [[ -z $__shellspan_hnum && -n $__shellspan_hf ]]; then  # where the history ends now
     { builtin fc -l -1; printf '\0'; } 2>/dev/null 1<>"$__shellspan_hf"
@@ -157,8 +199,8 @@ __shellspan_finish() {  # $1 status, $2 reason
   __shellspan_now
   __shellspan_retry=0
   __shellspan_send "X"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"$1"$'\037'"${reason:-eof}"
-  if (( ${#__shellspan_q[@]} )) && [[ -O $__shellspan_dir ]]; then  # leave them to the agent
-    { printf '%s\0' "${__shellspan_q[@]}" >> "$__shellspan_dir/q.$$"; } 2>/dev/null
+  if (( ${#__shellspan_q[@]} )) && __shellspan_private "$__shellspan_dir/q.$$"; then
+    { printf '%s\0' "${__shellspan_q[@]}" >> "$__shellspan_dir/q.$$"; } 2>/dev/null  # for the agent
   fi
 }
 __shellspan_exit() { local st=$?; __shellspan_finish "$st" ""; return "$st"; }
@@ -175,8 +217,9 @@ __shellspan_q=("S"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\
 export SHELLSPAN_SESSION_ID=$__shellspan_sid
 export TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
 __shellspan_retry=0
-if ! __shellspan_connect && [[ ${SHELLSPAN_AGENT_AUTOSTART-1} != 0 ]]; then
-  ( "$__shellspan_bin" agent --daemon </dev/null >/dev/null 2>&1 & )
+if [[ -n $__shellspan_dir ]] && ! __shellspan_connect && [[ ${SHELLSPAN_AGENT_AUTOSTART-1} != 0 ]]
+then
+  ( SHELLSPAN_RUNTIME_DIR=$__shellspan_dir "$__shellspan_bin" agent --daemon </dev/null >/dev/null 2>&1 & )
   __shellspan_starting=$(( SECONDS + 5 ))
 fi
 __shellspan_retry=0

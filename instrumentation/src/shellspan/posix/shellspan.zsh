@@ -4,11 +4,43 @@ if [[ -o interactive && -z ${__shellspan_on-} && ${SHELLSPAN_DISABLED-} != 1 ]] 
    && zmodload zsh/system zsh/datetime 2>/dev/null; then
 typeset -g __shellspan_on=1
 typeset -g __shellspan_bin=${SHELLSPAN_BIN:-@BIN@}
-typeset -g __shellspan_dir
-if [[ -n ${SHELLSPAN_RUNTIME_DIR-} ]]; then __shellspan_dir=$SHELLSPAN_RUNTIME_DIR
-elif [[ -n ${XDG_RUNTIME_DIR-} && -d $XDG_RUNTIME_DIR ]]; then
-  __shellspan_dir=$XDG_RUNTIME_DIR/shellspan
-else __shellspan_dir=/tmp/shellspan-$UID; fi
+typeset -g __shellspan_dir= __shellspan_why=
+
+# The runtime directory: the rule of shellspan/posix/runtime.py (a test holds this to it).
+# A candidate is used if it is, or can be created as, a directory of this user that is not a
+# symbolic link; the agent closes it to others (0700).
+zmodload -F zsh/files b:zf_mkdir 2>/dev/null
+__shellspan_usable() {  # $1 directory; sets __shellspan_why when it cannot be used
+  if [[ ! -e $1 && ! -L $1 ]]; then
+    if (( ${+builtins[zf_mkdir]} )); then zf_mkdir -p -m 700 -- $1 2>/dev/null
+    else command mkdir -p -m 700 -- $1 2>/dev/null; fi
+  fi
+  if [[ -L $1 ]]; then __shellspan_why='is a symbolic link'
+  elif [[ ! -d $1 ]]; then __shellspan_why='cannot be created or reached'
+  elif [[ ! -O $1 ]]; then __shellspan_why='belongs to another user'
+  elif [[ ! -w $1 || ! -x $1 ]]; then __shellspan_why='is not writable'
+  else return 0; fi
+  return 1
+}
+__shellspan_choose_dir() {
+  local want home= c why=
+  if [[ -n ${SHELLSPAN_RUNTIME_DIR-} ]]; then want=$SHELLSPAN_RUNTIME_DIR
+  elif [[ -n ${XDG_RUNTIME_DIR-} && -d $XDG_RUNTIME_DIR ]]; then want=$XDG_RUNTIME_DIR/shellspan
+  else want=/tmp/shellspan-$UID; fi
+  if __shellspan_usable $want; then __shellspan_dir=$want; return; fi
+  why=$__shellspan_why
+  # The home directory from the password database: an inherited $HOME may be another user's.
+  [[ -n $USERNAME && $USERNAME != (-*|*[^A-Za-z0-9._-]*) ]] && eval "home=~$USERNAME" 2>/dev/null
+  for c in ${XDG_RUNTIME_DIR:+$XDG_RUNTIME_DIR/shellspan} /tmp/shellspan-$UID \
+           ${home:+$home/.local/state/shellspan/run-$HOST}; do
+    [[ $c != $want && ( $c != ${XDG_RUNTIME_DIR-}/shellspan || -d $XDG_RUNTIME_DIR ) ]] \
+      && __shellspan_usable $c && { __shellspan_dir=$c; break; }
+  done
+  c='nothing is recorded'
+  [[ -n $__shellspan_dir ]] && c="recording through $__shellspan_dir"
+  print -ru2 -- "shellspan: not using $want: it $why; $c"
+}
+__shellspan_choose_dir
 typeset -gi __shellspan_fd=-1 __shellspan_seq=0 __shellspan_t0=0 __shellspan_done=0
 typeset -gi __shellspan_retry=0 __shellspan_starting=0
 typeset -g __shellspan_r= __shellspan_sid= __shellspan_root= __shellspan_span=
@@ -27,9 +59,10 @@ __shellspan_connect() {
   # At most one attempt a second (records queue meanwhile), except while an agent this shell
   # started is coming up: then at every prompt, so the first commands are not held back.
   (( SECONDS < __shellspan_starting )) || __shellspan_retry=$(( SECONDS + 1 ))
-  [[ -O $__shellspan_dir && -p $__shellspan_dir/events && -O $__shellspan_dir/events ]] || return 1
+  [[ -n $__shellspan_dir && -p $__shellspan_dir/events && -O $__shellspan_dir/events ]] || return 1
   local fd
-  sysopen -rw -o nonblock -o cloexec -u fd $__shellspan_dir/events 2>/dev/null || return 1
+  sysopen -rw -o nonblock,cloexec,nofollow -u fd $__shellspan_dir/events 2>/dev/null \
+    || return 1
   __shellspan_fd=$fd
 }
 __shellspan_write() {
@@ -97,8 +130,13 @@ __shellspan_finish() {  # $1 status, $2 reason
   __shellspan_now
   __shellspan_retry=0
   __shellspan_send "X"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"$1"$'\037'"${reason:-eof}"
-  if (( ${#__shellspan_q[@]} )) && [[ -O $__shellspan_dir ]]; then  # leave them to the agent
-    { printf '%s\0' "${__shellspan_q[@]}" >> "$__shellspan_dir/q.$$"; } 2>/dev/null
+  if (( ${#__shellspan_q[@]} )) && [[ -n $__shellspan_dir ]]; then  # leave them to the agent
+    local fd  # a file of this user, created 0600, never through a link
+    if sysopen -w -a -m 600 -o create,nofollow,cloexec -u fd $__shellspan_dir/q.$$ 2>/dev/null
+    then
+      [[ -O $__shellspan_dir/q.$$ ]] && { printf '%s\0' "${__shellspan_q[@]}" >&$fd; } 2>/dev/null
+      exec {fd}>&-
+    fi
   fi
 }
 __shellspan_zshexit() { local st=$?; __shellspan_finish $st ""; return $st; }
@@ -110,8 +148,9 @@ __shellspan_now
 __shellspan_q=("S"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"zsh"$'\037'"$__shellspan_root"$'\037'"$PPID"$'\037'"${SHLVL-}"$'\037'"${TRACEPARENT-}"$'\037'"${USER-}"$'\037'"${SSH_CONNECTION:-${SSH_CLIENT-}}"$'\037'"$ZSH_VERSION"$'\037'"$PWD")
 export SHELLSPAN_SESSION_ID=$__shellspan_sid
 export TRACEPARENT=00-$__shellspan_sid-$__shellspan_root-01
-if ! __shellspan_connect && [[ ${SHELLSPAN_AGENT_AUTOSTART-1} != 0 ]]; then
-  ( "$__shellspan_bin" agent --daemon </dev/null >/dev/null 2>&1 & )
+if [[ -n $__shellspan_dir ]] && ! __shellspan_connect && [[ ${SHELLSPAN_AGENT_AUTOSTART-1} != 0 ]]
+then
+  ( SHELLSPAN_RUNTIME_DIR=$__shellspan_dir "$__shellspan_bin" agent --daemon </dev/null >/dev/null 2>&1 & )
   __shellspan_starting=$(( SECONDS + 5 ))
 fi
 __shellspan_retry=0

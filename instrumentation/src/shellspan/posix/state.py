@@ -8,11 +8,10 @@ one stopped or crashed takes over the sessions listed in it.
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
-from shellspan.posix.runtime import path
+from shellspan.posix.runtime import path, write_private
 from shellspan.posix.sessions import ShellSession
 
 STATE_FILE = "state.json"
@@ -41,11 +40,7 @@ def session_from_entry(entry: dict[str, Any]) -> ShellSession | None:
 
 def write(directory: str, state: dict[str, Any]) -> None:
     """Replace the state file (written aside and renamed; raises OSError)."""
-    target = path(STATE_FILE, directory)
-    tmp = f"{target}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(dict(state, updated=time.time()), f)
-    os.rename(tmp, target)
+    write_private(path(STATE_FILE, directory), json.dumps(dict(state, updated=time.time())).encode())
 
 
 def read(directory: str) -> dict[str, Any]:

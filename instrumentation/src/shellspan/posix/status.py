@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from shellspan.config import Config
-from shellspan.posix import daemon
+from shellspan.posix import daemon, runtime
 from shellspan.posix import state as state_file
-from shellspan.posix.runtime import path, runtime_dir
+from shellspan.posix.runtime import path
 
 LABEL = 13  # width of the "name:" column
 
@@ -45,11 +45,16 @@ def print_status(doctor: bool = False, env: Mapping[str, str] | None = None) -> 
     """Print the status; with ``doctor`` also the agent log's end and the problems found
     (exit status 1 if any)."""
     env = dict(os.environ if env is None else env)
-    d = runtime_dir(env)
+    choice = runtime.choose(env)
+    d = choice.path
     problems: list[str] = []
-    pid = daemon.read_pid(d)
-    state = state_file.read(d)
-    _line("runtime dir", d)
+    if choice.refused:
+        problems.append(f"the runtime directory {choice.wanted} is refused: it {choice.refused}"
+                        + (f"; {d} is used instead" if d else "; nothing is recorded"))
+    pid = daemon.read_pid(d) if d else None
+    state = state_file.read(d) if d else {}
+    _line("runtime dir", (d or "none usable")
+          + (f" ({choice.wanted} refused: it {choice.refused})" if choice.refused else ""))
     _hook_line(env.get("SHELLSPAN_SESSION_ID", ""), state, pid, problems)
     if pid is None:
         _line("agent", "not running (it starts with the next interactive shell; "
@@ -77,8 +82,8 @@ def print_status(doctor: bool = False, env: Mapping[str, str] | None = None) -> 
     if n and pid is not None and state.get("breaker_open"):
         problems.append("the endpoint is failing; spans are being spooled")
     if doctor:
-        log = path(daemon.LOG_FILE, d)
-        if os.path.exists(log):
+        log = path(daemon.LOG_FILE, d) if d else ""
+        if log and os.path.exists(log):
             with open(log, errors="replace") as f:
                 tail = f.readlines()[-5:]
             _line("agent log", (" " * LABEL).join(tail).rstrip())
