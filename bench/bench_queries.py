@@ -216,9 +216,6 @@ def main() -> int:
             print(f"rollups current {time.perf_counter() - started:.1f}s after the start",
                   flush=True)
         print(f"{disk_bytes(store.store_dir) / 2**20:,.0f} MiB on disk now", flush=True)
-        sizes = sink.sql("SELECT table, sum(bytes_on_disk) FROM system.parts WHERE active AND "
-                         "database = 'shellspan' GROUP BY table ORDER BY 2 DESC")["rows"]
-        print("  " + ", ".join(f"{t} {b / 2**20:,.0f} MiB" for t, b in sizes))
         results = []
         for case in [c for group in CASE_GROUPS for c in group(store)]:
             url = resolve(sink, case)

@@ -359,20 +359,17 @@ class SessionQueries:
     def _children(self, session_id: str) -> list[dict[str, Any]]:
         """Sessions whose start or root span names this one as their parent, with the command
         of this session that started each, oldest first."""
-        key = semconv.PARENT_SESSION_ID
         rows = self.store.query(
-            "SELECT TraceId AS session_id, toUnixTimestamp64Nano(min(Timestamp)) AS started, "
-            f"any(SpanAttributes['{semconv.PARENT_SPAN_ID}']) AS span_id "
-            f"FROM {self.db(tables.OTEL_TRACES)} "
-            f"WHERE SpanName IN ('{semconv.SPAN_SESSION_START}', '{semconv.SPAN_SESSION}') "
-            # has(mapValues(...)) lets the table's bloom filter skip most granules
-            f"AND has(mapValues(SpanAttributes), {{id:String}}) AND SpanAttributes['{key}'] = {{id:String}} "
-            "GROUP BY TraceId ORDER BY started, session_id LIMIT 1000", {"id": session_id}).dicts()
+            "SELECT session_id, toUnixTimestamp64Nano(min(started)) AS started, "
+            f"any(parent_span_id) AS span_id FROM {self.db(tables.SESSION_CHILDREN)} "
+            "WHERE parent_session_id = {id:String} "
+            "GROUP BY session_id ORDER BY started, session_id LIMIT 1000", {"id": session_id}).dicts()
         if not rows:
             return []
         commands = dict(self.store.query(
-            f"SELECT span_id, seq FROM {self.db(tables.COMMANDS)} FINAL "
-            "WHERE session_id = {id:String} AND span_id IN {spans:Array(String)}",
+            f"SELECT span_id, seq FROM {self.db(tables.COMMANDS)} "
+            "WHERE session_id = {id:String} AND span_id IN {spans:Array(String)} "
+            "LIMIT 1 BY span_id",
             {"id": session_id, "spans": [r["span_id"] for r in rows]}).rows)
         return [{"session_id": r["session_id"], "start_time": iso(r["started"]),
                  "span_id": r["span_id"] or None, "command_seq": commands.get(r["span_id"])}

@@ -38,6 +38,9 @@ SESSIONS_BY_ID_MV = "shell_sessions_by_id_mv"
 # The attributes of each session's start and root spans, by session id, and the view filling it.
 SESSION_ATTRIBUTES = "shell_session_attributes"
 SESSION_ATTRIBUTES_MV = "shell_session_attributes_mv"
+# Nested sessions by the session that started them, and the view filling it.
+SESSION_CHILDREN = "shell_session_children"
+SESSION_CHILDREN_MV = "shell_session_children_mv"
 # When each session last received spans (store clock), and the view filling it.
 SESSION_UPDATES = "shell_session_updates"
 SESSION_UPDATES_MV = "shell_session_updates_mv"
@@ -56,7 +59,7 @@ STATS_PROGRESS = "shell_stats_progress"
 ALL = (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, SESSIONS, SESSIONS_MV, COMMANDS, COMMANDS_MV,
        MIGRATIONS, OTEL_LOGS, RECORDINGS, RECORDINGS_MV, SESSION_INDEX, SESSION_INDEX_MV,
        SESSIONS_BY_ID, SESSIONS_BY_ID_MV, SESSION_ATTRIBUTES, SESSION_ATTRIBUTES_MV,
-       SESSION_UPDATES, SESSION_UPDATES_MV, STATS_HOURLY, STATS_HOURLY_COMMANDS, STATS_DAILY,
+       SESSION_CHILDREN, SESSION_CHILDREN_MV, SESSION_UPDATES, SESSION_UPDATES_MV, STATS_HOURLY, STATS_HOURLY_COMMANDS, STATS_DAILY,
        STATS_DAILY_COMMANDS, STATS_SESSIONS, STATS_SESSION_STARTS, STATS_PROGRESS)
 
 LOCAL_SUFFIX = "_local"
