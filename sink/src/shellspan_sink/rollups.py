@@ -1,13 +1,15 @@
-"""Hourly rollups behind ``/api/stats``: what the stats read of a million sessions, computed ahead.
+"""Rollups behind ``/api/stats``: what the stats read of a million sessions, computed ahead.
 
 What the rollups hold. ``shell_stats_hourly``: for every hour, the sessions that *started* in
 it, per user, host, shell type, component and whether they had ended: how many, their commands
 and failed commands, the quantile state and histogram of their durations.
 ``shell_stats_hourly_commands``: the commands of those sessions per hour and name: runs,
-failures, the quantile state of their durations. Both are computed from
-``shell_stats_sessions``, each session's values as the rollups last counted them (start, last
-activity, end, identity, command counts), which are exactly those of the exact query
-(``SessionQueries.exact_stats``). A still-open session is counted with the duration, counts and
+failures, the quantile state of their durations. ``shell_stats_daily`` and
+``shell_stats_daily_commands``: the same merged per day (fewer, larger quantile states, for
+queries over many days). The hourly rows are computed from ``shell_stats_sessions``, each
+session's values as the rollups last counted them (start, last activity, end, identity, command
+counts), which are exactly those of the exact query (``SessionQueries.exact_stats``); the daily
+rows from the hourly ones. A still-open session is counted with the duration, counts and
 identity it had when it last received spans; whether it is active or abandoned depends on the
 clock alone and is decided at query time.
 
