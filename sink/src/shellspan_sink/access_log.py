@@ -38,6 +38,7 @@ DOORS = ("api", "cli", "ui", "mcp")
 CLIENT_HEADER = "X-Shellspan-Client"
 SHOW, SEARCH, SQL = "show", "search", "sql"
 RECORDING_READS = ("recording", "screen", "excerpt")  # actions of reads of a terminal recording
+FOLLOW = "follow"  # a session's live stream of commands
 COLUMNS = ("event_id", "time", "subject", "verified", "door", "action", "session_ids", "detail",
            "client_address")
 MAX_DETAIL = 2000

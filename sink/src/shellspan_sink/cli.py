@@ -1,5 +1,5 @@
-"""The `shellspan-sink` command: serve, migrate, sessions
-list/show/stats/export/replay/screen/annotate, commands search, access-log, sql, mcp."""
+"""The `shellspan-sink` command: serve, migrate, sessions list [--watch]/show [--follow]/stats/
+export/replay/screen/annotate, commands search, access-log, sql, mcp."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 import urllib.parse
 from typing import Any
 
-from . import config, recording_cli
+from . import cli_live, config, recording_cli
 from .access_log import AccessLog
 from .api_client import ApiClient, ApiError
 from .queries import QueryError, SessionFilter, SessionQueries, finite
@@ -151,7 +151,21 @@ def _filter(args: argparse.Namespace) -> SessionFilter:
                          until=args.until, limit=args.limit, tag=args.tag)
 
 
+def _live_api(args: argparse.Namespace, backend: Backend, flag: str) -> str:
+    if backend.queries:
+        raise SystemExit(f"shellspan-sink: {flag} needs the running sink's live stream: "
+                         "query through --api (drop --store)")
+    return backend.client.api
+
+
 def cmd_sessions_list(args: argparse.Namespace) -> int:
+    if args.watch:
+        backend = Backend(args)
+        api = _live_api(args, backend, "--watch")
+        flt = _filter(args)
+        return cli_live.watch_list(
+            api, backend.client.token, vars(flt), lambda: backend.sessions(flt),
+            lambda rows: render_table([{**r, "user": who(r)} for r in rows], LIST_COLUMNS))
     rows = Backend(args).sessions(_filter(args))
     for row in rows:
         row["user"] = who(row)
@@ -165,6 +179,10 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions_show(args: argparse.Namespace) -> int:
+    if args.follow:
+        backend = Backend(args)
+        return cli_live.follow_session(_live_api(args, backend, "--follow"), backend.client.token,
+                                       args.session_id, args.format, visible, who)
     found = Backend(args).session(args.session_id)
     if found is None:
         print(f"shellspan-sink: no session {args.session_id}", file=sys.stderr)
@@ -309,10 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sessions.add_parser("list", help="sessions, newest first")
     query_args(p)
     filter_args(p)
+    p.add_argument("--watch", action="store_true",
+                   help="keep the list on screen, updated as sessions change (table format)")
     p.set_defaults(func=cmd_sessions_list)
     p = sessions.add_parser("show", help="one session with its commands")
     query_args(p, ("table", "json"))
     p.add_argument("session_id")
+    p.add_argument("--follow", action="store_true",
+                   help="print commands as they arrive, until the session ends (json: one "
+                        "event per line)")
     p.set_defaults(func=cmd_sessions_show)
     p = sessions.add_parser("stats", help="counts, durations, busiest hours, top commands")
     query_args(p, ("table", "json"))

@@ -50,7 +50,7 @@ class SessionReading:
     def record_recording_read(self, session_id: str, what: str, detail: dict[str, Any],
                               reader: Reader) -> bool:
         """Record that `reader` is about to read session `session_id`'s recording (`what`:
-        recording, screen or excerpt), before any of it leaves. False, and nothing recorded,
+        recording, screen or excerpt) or follow its commands (follow), before any of it leaves. False, and nothing recorded,
         when there is no such session (the route answers that itself)."""
         session_id = session_id.lower()
         try:

@@ -24,7 +24,15 @@ from typing import Any
 from aiohttp import web
 
 from . import mcp_http
-from .access_log import CLIENT_HEADER, RECORDING_READS, AccessFilter, AccessLog, Reader, door_of
+from .access_log import (
+    CLIENT_HEADER,
+    FOLLOW,
+    RECORDING_READS,
+    AccessFilter,
+    AccessLog,
+    Reader,
+    door_of,
+)
 from .annotations import NewAnnotation
 from .auth import ANNOTATE_SCOPE, AUDIT_SCOPE, Verifier
 from .queries import QueryError, SessionQueries
@@ -35,6 +43,7 @@ Runner = Callable[..., Awaitable[Any]]
 MAX_ANNOTATION_BODY = 64 * 1024
 SQL_PATH = "/api/sql"
 _RECORDING_READ = re.compile(rf"^/api/sessions/([^/]+)/({'|'.join(RECORDING_READS)})$")
+_FOLLOW_READ = re.compile(r"^/api/sessions/([^/]+)/events$")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -94,10 +103,14 @@ def register(app: web.Application, queries: SessionQueries, verifier: Verifier, 
     async def record_other_reads(request: web.Request, handler):
         """Reads the routes of other modules serve. A terminal recording, its screens and
         excerpts are a session's commands too: recorded before the route answers (it streams,
-        so not after). A statement through the SQL door can read any session: recorded once it
-        has an answer, before the answer leaves (a refused one read nothing)."""
+        so not after); so is following a session's live stream. A statement through the SQL
+        door can read any session: recorded once it has an answer, before the answer leaves (a
+        refused one read nothing)."""
         if request.method == "GET" and (m := _RECORDING_READ.match(request.path)):
             await run(reading.record_recording_read, m.group(1), m.group(2), dict(request.query),
+                      reader_of(request, verifier))
+        elif request.method == "GET" and (m := _FOLLOW_READ.match(request.path)):
+            await run(reading.record_recording_read, m.group(1), FOLLOW, {},
                       reader_of(request, verifier))
         response = await handler(request)
         if request.method == "POST" and request.path == SQL_PATH and response.status == 200:

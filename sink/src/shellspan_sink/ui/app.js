@@ -5,9 +5,12 @@
 //   #/analytics?user=&host=&component=&shell_type=&since=&until=
 //   #/commands?q=&regex=1&...   (command search: search.js)
 // Nothing here loads all rows: lists are pages (limit + keyset cursor), analytics are aggregates.
+// The sessions list and an open session stay current through the sink's live streams (live.js):
+// changed rows arrive and are put in place; the list is not fetched again for them.
 
 import { fmtCount, fmtDuration, fmtPercent, hbars, heatmap, histogram, waterfall } from "./charts.js";
 import { annotationsCard, commandsView, focusCommand, setupSearchBox } from "./search.js";
+import { follow } from "./live.js";
 import { Player, screenView } from "./player.js";
 
 const REFRESH_MS = 5000;
@@ -224,7 +227,7 @@ function identityBadges(s) {
 
 function sessionRow(s) {
   const href = link(`/sessions/${s.session_id}`);
-  const tr = h("tr", { class: "clickable", "data-testid": "session-row", "data-session-id": s.session_id, "data-state": s.state },
+  const tr = h("tr", { class: "clickable", "data-testid": "session-row", "data-session-id": s.session_id, "data-state": s.state, "data-start": s.start_time },
     h("td", {}, stateBadge(s.state)),
     h("td", { class: "mono" }, h("a", { href, "data-testid": "session-link" }, s.session_id.slice(0, 12))),
     h("td", { "data-testid": "session-user" }, identityBadges(s)),
@@ -275,7 +278,34 @@ async function sessionsView(params, gen) {
         : h("span", { class: "muted" }, "end of list"),
       summary,
     );
-    setLive(`● live · refreshed ${new Date().toLocaleTimeString()}`);
+    setLive(`● live · updated ${new Date().toLocaleTimeString()}`);
+  };
+
+  // Rows of sessions that changed, from the changes stream: replaced in place, new ones put in
+  // order on the first page, those that left the state filter taken out.
+  const shown = () => [...tbody.querySelectorAll("[data-testid=session-row]")];
+  const apply = async (changed) => {
+    let left = false;
+    for (const s of changed) {
+      const existing = shown().find((tr) => tr.dataset.sessionId === s.session_id);
+      const keep = !filters.state || s.state === filters.state;
+      if (existing) {
+        if (keep) existing.replaceWith(sessionRow(s));
+        else { existing.remove(); left = true; }
+      } else if (keep && !cursor) {
+        const rows = shown();
+        const after = rows.find((tr) => tr.dataset.start < s.start_time
+          || (tr.dataset.start === s.start_time && tr.dataset.sessionId > s.session_id));
+        if (after) after.before(sessionRow(s));
+        else if (rows.length < Number(limit)) tbody.append(sessionRow(s));
+        for (const tr of shown().slice(Number(limit))) tr.remove();
+        tbody.querySelector("td.empty")?.closest("tr").remove();
+      }
+    }
+    if (left && shown().length < Number(limit)) await load();
+    const active = shown().filter((tr) => tr.dataset.state === "active").length;
+    summary.textContent = summary.textContent.replace(/\d+ active on this page/, `${active} active on this page`);
+    setLive(`● live · updated ${new Date().toLocaleTimeString()}`);
   };
 
   const table = h("table", { "data-testid": "sessions-table" },
@@ -285,7 +315,16 @@ async function sessionsView(params, gen) {
   if (!mount(gen, h("h1", {}, "Sessions"), filterForm(params, ["user", "host", "component", "shell_type", "state", "tag", "limit"], "/sessions"),
     h("div", { class: "card" }, table, pager))) return;
   await load();
-  schedule(load);
+  const live = {};
+  for (const k of ["user", "host", "component", "shell_type", "since", "until"]) if (filters[k]) live[k] = filters[k];
+  follow("/api/changes", live, {
+    isCurrent: () => gen === generation,
+    onStatus: (status) => { if (status === "reconnecting") setLive("● live · reconnecting…"); },
+    onEvent: (ev) => {
+      if (ev.kind === "ready" || ev.kind === "reset") load().catch((err) => showError(String(err.message || err)));
+      else if (ev.kind === "sessions") apply(ev.data.sessions).catch((err) => showError(String(err.message || err)));
+    },
+  });
 }
 
 // ---- one session --------------------------------------------------------------------------
@@ -409,15 +448,28 @@ async function sessionView(id, gen, params) {
   };
   if (!mount(gen, ...render(data))) return;
   if (focusCommand(id, params.get("seq"), data.commands)) recording.startAt(Number(params.get("seq")));
-  if (data.session.state === "active") {
-    setLive(`● live · refreshed ${new Date().toLocaleTimeString()}`);
-    schedule(async () => {
-      const fresh = await api(`/api/sessions/${encodeURIComponent(id)}`);
-      if (fresh && gen === generation) {
-        mount(gen, ...render(fresh));
-        focusCommand(id, params.get("seq"), fresh.commands, { first: false });
-        setLive(fresh.session.state === "active" ? `● live · refreshed ${new Date().toLocaleTimeString()}` : "");
-      }
+  if (data.session.state !== "ended") {
+    // Follow the session: each command as it is stored, its state, its end.
+    const seen = new Set(data.commands.map((c) => c.span_id));
+    setLive("● live");
+    follow(`/api/sessions/${encodeURIComponent(id)}/events`, {}, {
+      isCurrent: () => gen === generation,
+      onStatus: (status) => { if (status === "reconnecting") setLive("● live · reconnecting…"); },
+      onEvent: (ev) => {
+        if (ev.kind === "command") {
+          if (seen.has(ev.data.span_id)) return;
+          seen.add(ev.data.span_id);
+          data.commands.push(ev.data);
+          data.commands.sort((a, b) => a.seq - b.seq || a.start_time.localeCompare(b.start_time));
+          data.session.command_count = data.commands.length;
+          data.session.failed_count = data.commands.filter((c) => c.status === "Error").length;
+        } else {
+          data.session = { ...data.session, ...ev.data, attributes: ev.data.attributes || data.session.attributes };
+        }
+        mount(gen, ...render(data));
+        focusCommand(id, params.get("seq"), data.commands, { first: false });
+        setLive(data.session.state === "ended" ? "" : `● live · updated ${new Date().toLocaleTimeString()}`);
+      },
     });
   }
 }
