@@ -19,7 +19,14 @@ const SPAN_KINDS: [&[u8]; 6] = [
     b"Consumer",
 ];
 const STATUS_CODES: [&[u8]; 3] = [b"Unset", b"Ok", b"Error"];
-const SINK_OWNED: [&[u8]; 2] = [b"enduser.id", b"shell.auth.verified"];
+/// Attributes only the sink sets (semconv ENDUSER_ID, AUTH_VERIFIED, RECEIVED_TIME): a client's
+/// own values under these keys are dropped.
+const SINK_OWNED: [&[u8]; 3] = [
+    b"enduser.id",
+    b"shell.auth.verified",
+    b"shell.sink.received_time_unix_nano",
+];
+const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 const HEX: &[u8; 16] = b"0123456789abcdef";
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 /// Above this many entries a map looks keys up through a hash index instead of a scan.
@@ -420,6 +427,24 @@ pub struct Options<'a> {
     pub identity: Vec<(&'a [u8], &'a [u8])>,
     pub max_attributes: i64,
     pub max_attribute_length: i64,
+    /// Spans starting before `min_time` or starting or ending after `max_time` are refused.
+    pub min_time: u64,
+    pub max_time: u64,
+}
+
+/// The rows of the spans that start on one UTC day (days since the Unix epoch).
+pub struct Chunk {
+    pub day: u64,
+    pub data: Vec<u8>,
+    pub rows: u64,
+}
+
+/// What a request encodes to: chunks in the order their days first appear, and the spans refused.
+pub struct Encoded {
+    pub chunks: Vec<Chunk>,
+    pub rows: u64,
+    pub rejected_ids: u64,
+    pub rejected_time: u64,
 }
 
 struct Event<'a> {
@@ -437,9 +462,13 @@ struct Link<'a> {
 
 struct Encoder<'a, 'o> {
     opts: &'o Options<'a>,
+    /// The rows of the current day's chunk (its `data` is swapped out while it is current).
     out: Vec<u8>,
+    chunks: Vec<Chunk>,
+    current: usize,
     rows: u64,
     rejected: u64,
+    rejected_time: u64,
     map: MapBuilder<'a>,
     span_attributes: Vec<&'a [u8]>,
     events: Vec<Event<'a>>,
@@ -549,8 +578,15 @@ impl<'a, 'o> Encoder<'a, 'o> {
             && span_id.len() == 8
             && trace_id.iter().any(|&b| b != 0)
             && span_id.iter().any(|&b| b != 0);
-        if valid {
+        let in_window = start >= self.opts.min_time
+            && start <= self.opts.max_time
+            && end <= self.opts.max_time;
+        if valid && !in_window {
+            self.rejected_time += 1;
+        } else if valid {
             self.rows += 1;
+            self.select_day(start / NS_PER_DAY);
+            self.chunks[self.current].rows += 1;
             self.write_span(
                 &SpanFields { trace_id, span_id, parent, state, name, kind, start, end },
                 ctx,
@@ -566,6 +602,24 @@ impl<'a, 'o> Encoder<'a, 'o> {
         self.events = events;
         self.links = links;
         Ok(())
+    }
+
+    /// Make `day`'s chunk the one `out` writes to.
+    fn select_day(&mut self, day: u64) {
+        if !self.chunks.is_empty() && self.chunks[self.current].day == day {
+            return;
+        }
+        if !self.chunks.is_empty() {
+            std::mem::swap(&mut self.out, &mut self.chunks[self.current].data);
+        }
+        self.current = match self.chunks.iter().position(|c| c.day == day) {
+            Some(i) => i,
+            None => {
+                self.chunks.push(Chunk { day, data: Vec::new(), rows: 0 });
+                self.chunks.len() - 1
+            }
+        };
+        std::mem::swap(&mut self.out, &mut self.chunks[self.current].data);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -685,14 +739,17 @@ fn decode_link(data: &[u8]) -> Res<Link<'_>> {
     Ok(l)
 }
 
-/// (RowBinary rows, rows written, spans rejected for invalid ids).
-pub fn encode_request(body: &[u8], opts: &Options<'_>) -> Result<(Vec<u8>, u64, u64), DecodeError> {
+/// RowBinary rows by UTC day, and the spans refused for invalid ids or a time outside the window.
+pub fn encode_request(body: &[u8], opts: &Options<'_>) -> Result<Encoded, DecodeError> {
     validate(body, Msg::Request, 0)?;
     let mut enc = Encoder {
         opts,
         out: Vec::with_capacity(body.len() + body.len() / 2 + 64),
+        chunks: Vec::new(),
+        current: 0,
         rows: 0,
         rejected: 0,
+        rejected_time: 0,
         map: MapBuilder::default(),
         span_attributes: Vec::new(),
         events: Vec::new(),
@@ -704,5 +761,13 @@ pub fn encode_request(body: &[u8], opts: &Options<'_>) -> Result<(Vec<u8>, u64, 
         }
         Ok(())
     })?;
-    Ok((enc.out, enc.rows, enc.rejected))
+    if !enc.chunks.is_empty() {
+        std::mem::swap(&mut enc.out, &mut enc.chunks[enc.current].data);
+    }
+    Ok(Encoded {
+        chunks: enc.chunks,
+        rows: enc.rows,
+        rejected_ids: enc.rejected,
+        rejected_time: enc.rejected_time,
+    })
 }

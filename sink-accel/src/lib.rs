@@ -5,21 +5,26 @@ mod wire;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
-/// encode_request(body, identity, max_attributes, max_attribute_length)
-/// -> (rowbinary: bytes, rows: int, rejected: int)
+/// encode_request(body, identity, max_attributes, max_attribute_length,
+///                min_time_ns=0, max_time_ns=2**64-1)
+/// -> (chunks: [(day, rowbinary: bytes, rows)], rows: int, rejected_ids: int, rejected_time: int)
 ///
 /// Convert a serialized OTLP ExportTraceServiceRequest into RowBinary rows of `otel_traces`,
-/// byte-identical to the pure-Python reference. Raises ValueError for an undecodable body.
+/// grouped by the UTC day spans start on, byte-identical to the pure-Python reference. Raises
+/// ValueError for an undecodable body.
 #[pyfunction]
-#[pyo3(signature = (body, identity, max_attributes, max_attribute_length))]
+#[pyo3(signature = (body, identity, max_attributes, max_attribute_length,
+                    min_time_ns=0, max_time_ns=u64::MAX))]
 fn encode_request<'py>(
     py: Python<'py>,
     body: &Bound<'py, PyAny>,
     identity: Option<&Bound<'py, PyAny>>,
     max_attributes: i64,
     max_attribute_length: i64,
+    min_time_ns: u64,
+    max_time_ns: u64,
 ) -> PyResult<Bound<'py, PyTuple>> {
     // Immutable bytes can be read without the GIL; anything else bytes-like is copied first.
     let body: Bound<'py, PyBytes> = match body.downcast::<PyBytes>() {
@@ -44,14 +49,27 @@ fn encode_request<'py>(
             identity: pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect(),
             max_attributes,
             max_attribute_length,
+            min_time: min_time_ns,
+            max_time: max_time_ns,
         };
         encode::encode_request(data, &opts)
     });
     match result {
-        Ok((rows_data, rows, rejected)) => {
-            let out = PyBytes::new(py, &rows_data);
-            PyTuple::new(py, [out.into_any(), rows.into_pyobject(py)?.into_any(),
-                              rejected.into_pyobject(py)?.into_any()])
+        Ok(encoded) => {
+            let chunks = PyList::empty(py);
+            for chunk in &encoded.chunks {
+                chunks.append(PyTuple::new(py, [
+                    chunk.day.into_pyobject(py)?.into_any(),
+                    PyBytes::new(py, &chunk.data).into_any(),
+                    chunk.rows.into_pyobject(py)?.into_any(),
+                ])?)?;
+            }
+            PyTuple::new(py, [
+                chunks.into_any(),
+                encoded.rows.into_pyobject(py)?.into_any(),
+                encoded.rejected_ids.into_pyobject(py)?.into_any(),
+                encoded.rejected_time.into_pyobject(py)?.into_any(),
+            ])
         }
         Err(err) => Err(PyValueError::new_err(format!(
             "body is not a valid ExportTraceServiceRequest: {err}"

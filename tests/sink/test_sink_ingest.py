@@ -24,7 +24,7 @@ from shellspan_testing.otlp_builders import (
     session_spans,
     to_otlp_json,
 )
-from shellspan_testing.sinkproc import SINK_BIN, SinkProcess, start_all
+from shellspan_testing.sinkproc import SINK_BIN, SinkProcess, running
 
 SDK_SCRIPT = r"""
 import sys
@@ -67,11 +67,8 @@ def sinks(tmp_path_factory):
     root = tmp_path_factory.mktemp("ingest")
     shared = SinkProcess(root / "shared", extra_args=["--abandon-after", "3"])
     small = SinkProcess(root / "small", extra_args=["--max-body-bytes", "20000"])
-    try:
-        yield start_all(shared, small)
-    finally:
-        shared.stop()
-        small.stop()
+    with running(shared, small) as sinks:
+        yield sinks
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """The compiled encoder (shellspan_sink_accel) against the reference (shellspan_sink.rowbinary).
 
-Both turn a serialized ExportTraceServiceRequest into RowBinary rows; their outputs must be
-byte-identical, their row and rejection counts equal, and they must refuse the same bodies with
-ValueError. Requests come from the official protobuf classes (random trees), from a wire-level
+Both turn a serialized ExportTraceServiceRequest into RowBinary rows grouped by day; their
+outputs must be byte-identical, their row and rejection counts equal (invalid ids, times outside
+the window), and they must refuse the same bodies with ValueError. Requests come from the official protobuf classes (random trees), from a wire-level
 re-encoder that adds what protobuf allows but the classes never write (split and repeated
 occurrences, unknown fields, groups, known numbers with other wire types), from mutated bytes,
 and from hand-made edge cases.
@@ -47,18 +47,19 @@ SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def outcome(fn, body, identity, max_attributes, max_attribute_length):
+def outcome(fn, body, identity, max_attributes, max_attribute_length, window):
     try:
-        return fn(body, identity, max_attributes, max_attribute_length)
+        return fn(body, identity, max_attributes, max_attribute_length, *window)
     except ValueError:
         return ValueError
 
 
-def assert_same(body: bytes, identity=None, max_attributes=128, max_attribute_length=16384):
+def assert_same(body: bytes, identity=None, max_attributes=128, max_attribute_length=16384,
+                window=(0, rowbinary.U64_MAX)):
     expected = outcome(rowbinary.encode_request, body, identity, max_attributes,
-                       max_attribute_length)
+                       max_attribute_length, window)
     actual = outcome(shellspan_sink_accel.encode_request, body, identity, max_attributes,
-                     max_attribute_length)
+                     max_attribute_length, window)
     if expected is ValueError or actual is ValueError:
         assert actual is expected, (body, expected, actual)
     else:
@@ -174,16 +175,21 @@ def requests(draw):
 
 identities = st.one_of(
     st.none(), st.just({}),
-    st.dictionaries(st.one_of(st.sampled_from(["enduser.id", "shell.auth.verified", "a"]), keys),
+    st.dictionaries(st.one_of(st.sampled_from(["enduser.id", "shell.auth.verified",
+                                               "shell.sink.received_time_unix_nano", "a"]), keys),
                     texts, max_size=3))
 max_attributes = st.one_of(st.integers(0, 12), st.just(128))
 max_lengths = st.one_of(st.integers(0, 48), st.just(16384))
+# The accepted time window: everything, random bounds (also empty ones), or one around a day.
+windows = st.one_of(st.just((0, rowbinary.U64_MAX)), st.tuples(UINT64, UINT64),
+                    st.integers(0, 2**64 - 1 - 2 * rowbinary.NS_PER_DAY).map(
+                        lambda t: (t, t + 2 * rowbinary.NS_PER_DAY)))
 
 
 @SETTINGS
-@given(requests(), identities, max_attributes, max_lengths)
-def test_random_requests_encode_identically(request, identity, max_attrs, max_length):
-    assert_same(request.SerializeToString(), identity, max_attrs, max_length)
+@given(requests(), identities, max_attributes, max_lengths, windows)
+def test_random_requests_encode_identically(request, identity, max_attrs, max_length, window):
+    assert_same(request.SerializeToString(), identity, max_attrs, max_length, window)
 
 
 # --- the same trees written differently on the wire ---------------------------------------------
@@ -278,11 +284,12 @@ def rewrite_units(message, rnd: random.Random) -> list[bytes]:
 
 
 @SETTINGS
-@given(requests(), identities, max_attributes, max_lengths, st.integers(0, 2**32))
-def test_rewritten_wire_encodes_identically(request, identity, max_attrs, max_length, seed):
+@given(requests(), identities, max_attributes, max_lengths, st.integers(0, 2**32), windows)
+def test_rewritten_wire_encodes_identically(request, identity, max_attrs, max_length, seed,
+                                            window):
     # a seeded generator, not st.randoms(): its many draws would make Hypothesis shrink the trees
     body = b"".join(rewrite_units(request, random.Random(seed)))
-    assert_same(body, identity, max_attrs, max_length)
+    assert_same(body, identity, max_attrs, max_length, window)
 
 
 @SETTINGS
@@ -402,7 +409,7 @@ EDGE_CASES = {
     "duplicate keys and sink-owned keys": request_with_span(
         span_bytes(*[ld(9, ld(1, k) + ld(2, ld(1, v))) for k, v in [
             (b"a", b"1"), (b"enduser.id", b"x"), (b"b", b"2"), (b"a", b"3"),
-            (b"shell.auth.verified", b"true")]]),
+            (b"shell.auth.verified", b"true"), (b"shell.sink.received_time_unix_nano", b"1")]]),
         resource=ld(1, ld(1, b"enduser.id") + ld(2, ld(1, b"r")))),
     "value cut inside a 4-byte character": request_with_span(
         span_bytes(ld(9, ld(1, b"k") + ld(2, ld(1, ("ab" + "😀" * 10).encode()))))),
@@ -427,6 +434,24 @@ def test_counts_and_bytes_like_bodies():
     valid = span_bytes(ld(5, b"ok"))
     body = request_with_span(valid) + request_with_span(ld(1, b"\x00" * 16) + ld(2, SPAN))
     expected = assert_same(body)
-    assert expected[1:] == (1, 1)
+    assert expected[1:] == (1, 1, 0)
     for wrapped in (bytearray(body), memoryview(body)):
         assert shellspan_sink_accel.encode_request(wrapped, None, 128, 16384) == expected
+
+
+def test_rows_are_grouped_by_day_and_the_window_is_applied():
+    day = rowbinary.NS_PER_DAY
+
+    def at(start: int, end: int, name: bytes) -> bytes:
+        return (ld(1, TRACE) + ld(2, SPAN) + ld(5, name) + tag(7, 1) + struct.pack("<Q", start)
+                + tag(8, 1) + struct.pack("<Q", end))
+
+    spans = [at(5 * day + 1, 5 * day + 2, b"a"), at(2 * day, 2 * day, b"b"),
+             at(5 * day + 3, 6 * day, b"c"), at(9 * day, 9 * day, b"too late"),
+             at(day - 1, day, b"too early"), at(7 * day, 9 * day, b"ends too late")]
+    body = ld(1, ld(2, b"".join(ld(2, s) for s in spans)))
+    chunks, rows, bad_ids, out_of_window = assert_same(body, window=(day, 8 * day))
+    assert [(d, n) for d, _, n in chunks] == [(5, 2), (2, 1)]
+    assert (rows, bad_ids, out_of_window) == (3, 0, 3)
+    everything = assert_same(body)
+    assert [(d, n) for d, _, n in everything[0]] == [(5, 2), (2, 1), (9, 1), (0, 1), (7, 1)]

@@ -63,5 +63,7 @@ BAGGAGE_SESSION_ID = SESSION_ID
 # Identity established by the sink from a verified token (never trusted from the client).
 ENDUSER_ID = "enduser.id"
 AUTH_VERIFIED = "shell.auth.verified"
+# When the sink received the span (Unix nanoseconds, decimal), stamped by the sink on every span.
+RECEIVED_TIME = "shell.sink.received_time_unix_nano"
 
 EXIT_REASONS = ("exit", "eof", "signal", "hangup", "crash", "orphaned")

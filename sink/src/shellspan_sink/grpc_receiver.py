@@ -13,6 +13,7 @@ import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from .auth import Verifier
+from .inflight import InflightBytes
 from .ingest import Ingest
 from .outcomes import REFUSALS, grpc_trailers, refusal
 
@@ -21,14 +22,17 @@ log = logging.getLogger(__name__)
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-def export_handler(ingest: Ingest, verifier: Verifier, ack_timeout: float):
+def export_handler(ingest: Ingest, verifier: Verifier, inflight: InflightBytes, ack_timeout: float):
     def export(body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         metadata = dict(context.invocation_metadata())
         try:
             identity = verifier.identity(metadata.get("authorization"))
             ingest.wal.check_room()
-            accepted = ingest.accept(body, identity)
-            accepted.durable.result(ack_timeout)
+            # gRPC has read the message before this runs (at most one per worker thread, each
+            # within max_message_bytes); it still counts against the bound while it is handled.
+            with inflight.hold(len(body)):
+                accepted = ingest.accept(body, identity)
+                accepted.durable.result(ack_timeout)
         except REFUSALS as exc:
             refused = refusal(exc)
             context.set_trailing_metadata(grpc_trailers(refused))
@@ -43,15 +47,14 @@ def export_handler(ingest: Ingest, verifier: Verifier, ack_timeout: float):
         export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString)
 
 
-def start_grpc(ingest: Ingest, verifier: Verifier, address: str, *, max_message_bytes: int,
-               ack_timeout: float,
-               workers: int = 8) -> grpc.Server:
+def start_grpc(ingest: Ingest, verifier: Verifier, inflight: InflightBytes, address: str, *,
+               max_message_bytes: int, ack_timeout: float, workers: int = 8) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes)],
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        SERVICE, {"Export": export_handler(ingest, verifier, ack_timeout)}),))
+        SERVICE, {"Export": export_handler(ingest, verifier, inflight, ack_timeout)}),))
     if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot listen for OTLP/gRPC on {address}")
     server.start()

@@ -42,6 +42,7 @@ class Outcome(enum.Enum):
     # It is also what gRPC itself answers for a message over the size limit.
     TOO_LARGE = Answer(413, grpc.StatusCode.RESOURCE_EXHAUSTED, False)
     UNSUPPORTED_MEDIA_TYPE = Answer(415, grpc.StatusCode.INVALID_ARGUMENT, False)
+    BODY_TIMEOUT = Answer(408, grpc.StatusCode.DEADLINE_EXCEEDED, False)  # the body never came
     OVERLOADED = Answer(503, grpc.StatusCode.UNAVAILABLE, True)  # the WAL or the in-flight bound
     UNAVAILABLE = Answer(503, grpc.StatusCode.UNAVAILABLE, True)  # the WAL's disk or the store
 

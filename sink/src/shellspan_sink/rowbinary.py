@@ -1,5 +1,9 @@
 """OTLP trace request → ClickHouse RowBinary rows for ``otel_traces`` (the reference encoder).
 
+Rows come grouped by the UTC day their span starts on (``otel_traces`` is partitioned by day, and
+an insert may touch only so many partitions). Spans with invalid ids, and spans that start before
+``min_time_ns`` or start or end after ``max_time_ns``, are counted and left out.
+
 The sink hands ClickHouse bytes it parses natively (``INSERT ... FORMAT RowBinary``), through
 clickhouse-connect's ``raw_insert``, for both the embedded and the server store. This module is the
 definition of that conversion; the optional compiled accelerator (``shellspan_sink_accel``) must
@@ -32,7 +36,9 @@ COLUMNS = (
 )
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
-SINK_OWNED_ATTRIBUTES = (semconv.ENDUSER_ID, semconv.AUTH_VERIFIED)
+SINK_OWNED_ATTRIBUTES = (semconv.ENDUSER_ID, semconv.AUTH_VERIFIED, semconv.RECEIVED_TIME)
+NS_PER_DAY = 86_400 * 10**9
+U64_MAX = 2**64 - 1
 
 _U64 = struct.Struct("<Q")
 _SERVICE_NAME = semconv.SERVICE_NAME.encode()
@@ -174,12 +180,18 @@ def parse_request(body: bytes) -> ExportTraceServiceRequest:
     return request
 
 
+Chunk = tuple[int, bytes, int]  # (UTC day: days since the epoch, RowBinary rows, row count)
+
+
 def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes: int,
-                   max_attribute_length: int) -> tuple[bytes, int, int]:
-    """(RowBinary rows, rows written, spans rejected for invalid ids). ValueError if undecodable."""
+                   max_attribute_length: int, min_time_ns: int = 0,
+                   max_time_ns: int = U64_MAX) -> tuple[list[Chunk], int, int, int]:
+    """(chunks in the order their days first appear, rows written, spans rejected for invalid
+    ids, spans rejected for a time outside the window). ValueError if undecodable."""
     request = parse_request(body)
-    w = _Writer()
-    rows = rejected = 0
+    writers: dict[int, list] = {}  # day -> [writer, rows]
+    day, current = -1, None
+    rows = rejected = rejected_time = 0
     extra = {k.encode(): _truncate(v.encode(), max_attribute_length)
              for k, v in (identity or {}).items()}
     for resource_spans in request.resource_spans:
@@ -194,8 +206,16 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                 if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
                     rejected += 1
                     continue
-                rows += 1
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                if start < min_time_ns or start > max_time_ns or end > max_time_ns:
+                    rejected_time += 1
+                    continue
+                rows += 1
+                if start // NS_PER_DAY != day:
+                    day = start // NS_PER_DAY
+                    current = writers.setdefault(day, [_Writer(), 0])
+                current[1] += 1
+                w = current[0]
                 w.u64(start)
                 w.string(trace_id.hex())
                 w.string(span_id.hex())
@@ -240,4 +260,5 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                 w.varint(len(links))
                 for link in links:
                     w.map_(attribute_pairs(link.attributes, max_attributes, max_attribute_length))
-    return bytes(w.buf), rows, rejected
+    chunks = [(d, bytes(writer.buf), count) for d, (writer, count) in writers.items()]
+    return chunks, rows, rejected, rejected_time

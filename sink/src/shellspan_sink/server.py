@@ -10,10 +10,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import memory
 from .auth import Verifier
 from .config import SinkConfig, split_address
 from .grpc_receiver import start_grpc
 from .http_apps import api_app, otlp_app
+from .inflight import InflightBytes
 from .ingest import Ingest
 from .queries import SessionQueries
 from .store import Store, StoreError, redact_dsn
@@ -49,6 +51,7 @@ Stop with Ctrl-C."""
 
 async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> None:
     verifier = Verifier(cfg.auth)  # configuration errors stop the sink before it listens
+    memory.tune_allocator()
     store = Store(cfg.store_dsn, cfg.schema)
     applied = await asyncio.to_thread(store.migrate)
     if applied:
@@ -56,19 +59,22 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     wal = WriteAheadLog(cfg.wal_path, store, segment_spans=cfg.wal_segment_spans,
                         segment_age=cfg.wal_segment_age, max_bytes=cfg.max_wal_bytes).start()
     ingest = Ingest(wal, cfg.limits, cfg.encoder)
+    inflight = InflightBytes(cfg.max_inflight_bytes)
     queries = SessionQueries(store, cfg.abandon_after)
 
     runners: list[web.AppRunner] = []
+    otlp = otlp_app(ingest, verifier, inflight, ack_timeout=cfg.ack_timeout,
+                    body_timeout=cfg.body_timeout)
+    api = api_app(store, queries, wal, ingest, verifier, inflight)
     # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
-    for app, address, inflate in ((otlp_app(ingest, verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
-                                  (api_app(store, queries, wal, ingest, verifier), cfg.api, True)):
+    for app, address, inflate in ((otlp, cfg.otlp_http, False), (api, cfg.api, True)):
         runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)
-    grpc_server = start_grpc(ingest, verifier, cfg.otlp_grpc, max_message_bytes=cfg.limits.max_body_bytes,
-                             ack_timeout=cfg.ack_timeout)
+    grpc_server = start_grpc(ingest, verifier, inflight, cfg.otlp_grpc,
+                             max_message_bytes=cfg.limits.max_body_bytes, ack_timeout=cfg.ack_timeout)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

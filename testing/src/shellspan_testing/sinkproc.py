@@ -14,7 +14,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,16 @@ def start_all(*sinks: SinkProcess, timeout: float = 60.0) -> tuple[SinkProcess, 
     for sink in sinks:
         sink.wait_ready(timeout)
     return sinks
+
+
+@contextmanager
+def running(*sinks: SinkProcess) -> Iterator[tuple[SinkProcess, ...]]:
+    """`start_all` the sinks for the block; stop them after it, whatever happens."""
+    try:
+        yield start_all(*sinks)
+    finally:
+        for sink in sinks:
+            sink.stop()
 
 
 def drained(sink: SinkProcess, timeout: float = 300) -> None:

@@ -1,0 +1,89 @@
+"""Inserting one sealed WAL segment: partition-bounded inserts, and poison isolated.
+
+``otel_traces`` is partitioned by day, and ClickHouse refuses an insert that touches more than
+``max_partitions_per_insert_block`` partitions. Records carry the UTC day of their rows, so a
+segment is inserted in batches of at most half that many days (a UTC day can meet two days of the
+server's time zone); normally that is one insert.
+
+A batch the store refuses for a reason retrying cannot fix (``StoreError.transient`` false) is
+split in halves until the records that fail alone are found; those go to the quarantine, the
+rest is stored. A transient failure (the store is down, its disk is full) stops the segment, which
+is retried whole later: what was already stored or quarantined in this process is skipped, and a
+record stored twice (after a crash) is read once by every query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import tables
+from .quarantine import Quarantine
+from .rowbinary import COLUMNS
+from .store import Store, StoreError
+from .wal_records import Record
+
+
+def plan(records: Sequence[Record], max_days: int | None) -> list[list[int]]:
+    """Record indices in insert batches, each touching at most `max_days` days (None: any).
+
+    A record of unknown day (written before days were kept) is a batch of its own.
+    """
+    by_day: dict[int, list[int]] = {}
+    batches: list[list[int]] = []
+    for index, record in enumerate(records):
+        if record.day is None:
+            batches.append([index])
+        else:
+            by_day.setdefault(record.day, []).append(index)
+    days = sorted(by_day)
+    step = max_days or len(days) or 1
+    for lo in range(0, len(days), step):
+        batches.append([i for day in days[lo:lo + step] for i in by_day[day]])
+    return batches
+
+
+@dataclass
+class Outcome:
+    inserted_spans: int = 0
+    quarantined_spans: int = 0
+
+
+class SegmentInserter:
+    def __init__(self, store: Store, quarantine: Quarantine) -> None:
+        self.store = store
+        self.quarantine = quarantine
+
+    def insert(self, segment: str, records: Sequence[Record], done: set[int]) -> Outcome:
+        """Store or quarantine every record of `segment` not in `done` (which it updates).
+
+        Raises a transient StoreError when the store cannot take inserts now.
+        """
+        limit = self.store.partitions_per_insert()
+        max_days = max(1, limit // 2) if limit else None
+        outcome = Outcome()
+        for batch in plan(records, max_days):
+            todo = [i for i in batch if i not in done]
+            if todo:
+                self._store_or_isolate(segment, records, todo, done, outcome)
+        return outcome
+
+    def _store_or_isolate(self, segment: str, records: Sequence[Record], indices: list[int],
+                          done: set[int], outcome: Outcome) -> None:
+        try:
+            self.store.insert_rowbinary(tables.OTEL_TRACES, COLUMNS,
+                                        b"".join(records[i].data for i in indices))
+        except StoreError as exc:
+            if exc.transient:
+                raise
+            if len(indices) == 1:
+                self.quarantine.add(segment, indices[0], records[indices[0]], str(exc))
+                done.add(indices[0])
+                outcome.quarantined_spans += records[indices[0]].rows
+                return
+            middle = len(indices) // 2
+            self._store_or_isolate(segment, records, indices[:middle], done, outcome)
+            self._store_or_isolate(segment, records, indices[middle:], done, outcome)
+            return
+        done.update(indices)
+        outcome.inserted_spans += sum(records[i].rows for i in indices)
