@@ -27,15 +27,17 @@ from .wal_records import Record
 def plan(records: Sequence[Record], max_days: int | None) -> list[list[int]]:
     """Record indices in insert batches, each touching at most `max_days` days (None: any).
 
-    A record of unknown day (written before days were kept) is a batch of its own.
+    Records of unknown day (written before days were kept) form one batch, as they were inserted
+    before; if it touches too many days, the store refuses it and bisection finds the culprits.
     """
     by_day: dict[int, list[int]] = {}
-    batches: list[list[int]] = []
+    unknown: list[int] = []
     for index, record in enumerate(records):
         if record.day is None:
-            batches.append([index])
+            unknown.append(index)
         else:
             by_day.setdefault(record.day, []).append(index)
+    batches = [unknown] if unknown else []
     days = sorted(by_day)
     step = max_days or len(days) or 1
     for lo in range(0, len(days), step):
