@@ -188,6 +188,7 @@ class Option:
     scope: str = SERVE
     auth: bool = False
     empty_counts: bool = False  # an empty variable is a value (else it counts as unset)
+    shown_default: str | None = None  # the default as --help shows it, when not the field's
 
     @property
     def source_names(self) -> str:
@@ -220,10 +221,10 @@ OPTIONS: tuple[Option, ...] = (
            "seconds an OTLP/HTTP body may take to arrive (then 408)"),
     Option("max_span_age", ("--max-span-age",), ("SHELLSPAN_MAX_SPAN_AGE",), _duration,
            "refuse spans (OTLP partial success) that started longer ago than this (seconds, or "
-           "90s/15m/1h/30d; 0: no bound)"),
+           "90s/15m/1h/30d; 0: no bound)", shown_default="366d"),
     Option("max_span_ahead", ("--max-span-ahead",), ("SHELLSPAN_MAX_SPAN_AHEAD",), _duration,
            "refuse spans that start or end further ahead of the sink's clock than this (0: no "
-           "bound)"),
+           "bound)", shown_default="1d"),
     Option("wal_dir", ("--wal-dir", "--wal"), ("SHELLSPAN_WAL_DIR", "SHELLSPAN_WAL"), Path,
            "the write-ahead log (WAL) directory: requests are acknowledged once written there "
            "(default: beside an embedded store, else under the state directory)"),
@@ -257,7 +258,7 @@ def add_arguments(parser: argparse.ArgumentParser, scope: str = SERVE) -> None:
     for option in OPTIONS:
         if not option.flags or (scope == STORE and option.scope != STORE):
             continue
-        default = _DEFAULTS.get(option.field)
+        default = option.shown_default or _DEFAULTS.get(option.field)
         shown = "" if default in (None, "") else f"; default {default}"
         parser.add_argument(*option.flags, dest=option.field, default=None, metavar="VALUE",
                             help=f"{option.help} (env {option.env[0]}{shown})")
