@@ -64,18 +64,18 @@ def test_migrate_is_idempotent(tmp_path):
     assert second.returncode == 0 and "schema is up to date" in second.stdout
 
 
-def test_raw_table_matches_contrib_columns(module_sink):
-    described = module_sink.sql("DESCRIBE TABLE shellspan.otel_traces")
+def test_raw_table_matches_contrib_columns(shared_sink):
+    described = shared_sink.sql("DESCRIBE TABLE shellspan.otel_traces")
     columns = {row[0]: row[1] for row in described["rows"]}
     assert columns == CONTRIB_OTEL_TRACES
 
 
-def test_second_sink_on_same_path_fails_clearly(module_sink, tmp_path):
-    second = SinkProcess(tmp_path / "second", store=module_sink.store)
+def test_second_sink_on_same_path_fails_clearly(shared_sink, tmp_path):
+    second = SinkProcess(tmp_path / "second", store=shared_sink.store)
     with pytest.raises(RuntimeError) as err:
         second.start(timeout=60)
     assert "cannot" in str(err.value).lower()
-    assert module_sink.get("/health")["status"] == "ok"
+    assert shared_sink.get("/health")["status"] == "ok"
 
 
 def all_statements(options: SchemaOptions) -> list[str]:

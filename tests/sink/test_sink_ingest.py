@@ -61,19 +61,11 @@ print(format(root.get_span_context().trace_id, "032x"))
 
 
 @pytest.fixture(scope="module")
-def sinks(tmp_path_factory):
-    """The module's sinks, started together: the shared one (sessions without a root turn
-    abandoned after 3 s; tests tell their sessions apart by user) and one with a 20 kB body limit."""
-    root = tmp_path_factory.mktemp("ingest")
-    shared = SinkProcess(root / "shared", extra_args=["--abandon-after", "3"])
-    small = SinkProcess(root / "small", extra_args=["--max-body-bytes", "20000"])
-    with running(shared, small) as sinks:
-        yield sinks
-
-
-@pytest.fixture(scope="module")
-def shared_sink(sinks):
-    return sinks[0]
+def small_sink(tmp_path_factory):
+    """A sink with a 20 kB body limit (the other tests use the part's shared sink)."""
+    with running(SinkProcess(tmp_path_factory.mktemp("small"),
+                             extra_args=["--max-body-bytes", "20000"])) as (sink,):
+        yield sink
 
 
 def wait_session(sink: SinkProcess, session_id: str, **expect) -> dict:
@@ -169,8 +161,8 @@ def test_bad_gzip_and_unknown_encoding(shared_sink):
     assert reply.status == 400
 
 
-def test_oversized_bodies_are_refused(sinks):
-    small = sinks[1]
+def test_oversized_bodies_are_refused(small_sink):
+    small = small_sink
     spec = SessionSpec(commands=[Command("x" * 100) for _ in range(300)])
     body = request_for(session_spans(spec)).SerializeToString()
     assert len(body) > 20000
@@ -233,7 +225,7 @@ def test_client_cannot_claim_a_verified_identity(shared_sink):
 
 
 def test_session_without_root_is_active_then_abandoned_then_ended(shared_sink):
-    sink = shared_sink  # abandons after 3 s
+    sink = shared_sink  # sessions without a root turn abandoned after 3 s
     spec = SessionSpec(user="live", commands=[Command("top", duration_s=0.1)], ended=False)
     spans = session_spans(spec)
     assert post(sink.otlp_http_endpoint, request_for(spans).SerializeToString()).status == 200

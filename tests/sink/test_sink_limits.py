@@ -1,6 +1,7 @@
-"""Input limits against the real sink: request bytes in flight are bounded across connections and
-transports (refused before the body is read), bodies that never finish time out, memory returns
-after a burst of held-open large bodies, and hostile JSON gets a 400."""
+"""Input limits against the real sink: span times outside the accepted window are refused as
+partial success, request bytes in flight are bounded across connections and transports (refused
+before the body is read), bodies that never finish time out, memory returns after a burst of
+held-open large bodies, and hostile JSON gets a 400."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import pytest
 from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
+from shellspan import semconv
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from shellspan_testing.sinkproc import SinkProcess, running
 
 MIB = 1 << 20
+HOUR = 3600 * 10**9
 
 
 def open_body(port: int, length: int, sent: int) -> socket.socket:
@@ -52,11 +55,13 @@ def rss_mib(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def sinks(tmp_path_factory):
-    """A sink with a 3 MB in-flight bound over 1 MB bodies that must arrive within 2 s, and a
-    sink with the defaults (64 MiB in flight, 16 MiB bodies)."""
+    """A sink with a 3 MB in-flight bound over 1 MB bodies that must arrive within 2 s, and spans
+    from 2 days back to 1 hour ahead; and a sink with the defaults (64 MiB in flight, 16 MiB
+    bodies), whose memory a test measures."""
     root = tmp_path_factory.mktemp("limits")
     bounded = SinkProcess(root / "bounded", extra_args=[
-        "--max-inflight-bytes", "3000000", "--max-body-bytes", "1000000", "--body-timeout", "2"])
+        "--max-inflight-bytes", "3000000", "--max-body-bytes", "1000000", "--body-timeout", "2",
+        "--max-span-age", "2d", "--max-span-ahead", "1h"])
     with running(bounded, SinkProcess(root / "default")) as sinks:
         yield sinks
 
@@ -132,6 +137,43 @@ def test_memory_returns_after_held_open_large_bodies(sinks):
     spec = SessionSpec(user="after-the-burst", commands=[Command("ls")])
     assert post(sink.otlp_http_endpoint, request_for(session_spans(spec)).SerializeToString()).status == 200
     sink.wait_for(lambda: sink.sessions(user="after-the-burst"))
+
+
+def test_spans_outside_the_window_are_refused_as_partial_success(sinks):
+    sink = sinks[0]  # 2 days back, 1 hour ahead
+    now = time.time_ns()
+    spec = SessionSpec(user="window", commands=[Command(c) for c in (
+        "today", "yesterday", "in 1970", "3 days ago", "2 hours ahead", "ends 2 hours ahead")])
+    spans = session_spans(spec)
+    times = {"today": (now - HOUR, now), "yesterday": (now - 24 * HOUR, now - 24 * HOUR + 1),
+             "in 1970": (0, 1), "3 days ago": (now - 72 * HOUR, now - 72 * HOUR + 1),
+             "2 hours ahead": (now + 2 * HOUR, now + 2 * HOUR + 1),
+             "ends 2 hours ahead": (now - HOUR, now + 2 * HOUR)}
+    for span in spans:
+        if span.name == semconv.SPAN_COMMAND:
+            line = next(a.value.string_value for a in span.attributes
+                        if a.key == semconv.COMMAND_LINE)
+            span.start_time_unix_nano, span.end_time_unix_nano = times[line]
+    reply = post(sink.otlp_http_endpoint, request_for(spans).SerializeToString())
+    assert reply.status == 200
+    partial = reply.export_response().partial_success
+    assert partial.rejected_spans == 4
+    assert "4 span(s) rejected: start or end time outside the accepted window" in partial.error_message
+    assert "from 2d before to 1h after the sink's clock" in partial.error_message
+    session = sink.wait_for(lambda: [s for s in sink.sessions(user="window")
+                                     if s["command_count"] == 2])[0]
+    assert [c["command"] for c in sink.session(session["session_id"])["commands"]] == [
+        "today", "yesterday"]
+
+    # gRPC answers the same partial success.
+    grpc_spec = SessionSpec(user="window-grpc", commands=[Command("old")])
+    old = session_spans(grpc_spec)
+    old[1].start_time_unix_nano, old[1].end_time_unix_nano = 1, 2
+    with grpc.insecure_channel(f"127.0.0.1:{sink.grpc_port}") as channel:
+        answer = trace_service_pb2_grpc.TraceServiceStub(channel).Export(request_for(old), timeout=30)
+    assert answer.partial_success.rejected_spans == 1
+    assert "outside the accepted window" in answer.partial_success.error_message
+    assert sink.get("/health")["status"] == "ok"
 
 
 @pytest.mark.parametrize("body", [

@@ -92,7 +92,7 @@ json_values = st.recursive(
     max_leaves=40)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=4))
 def test_json_bodies_decode_or_are_refused(doc):
     body = json.dumps(doc).encode()
