@@ -24,7 +24,7 @@ from shellspan_testing.otlp_builders import (
     session_spans,
     to_otlp_json,
 )
-from shellspan_testing.sinkproc import SINK_BIN, SinkProcess, running
+from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
 
 SDK_SCRIPT = r"""
 import sys
@@ -58,14 +58,6 @@ root.end()
 provider.shutdown()
 print(format(root.get_span_context().trace_id, "032x"))
 """
-
-
-@pytest.fixture(scope="module")
-def small_sink(tmp_path_factory):
-    """A sink with a 20 kB body limit (the other tests use the part's shared sink)."""
-    with running(SinkProcess(tmp_path_factory.mktemp("small"),
-                             extra_args=["--max-body-bytes", "20000"])) as (sink,):
-        yield sink
 
 
 def wait_session(sink: SinkProcess, session_id: str, **expect) -> dict:
@@ -161,17 +153,17 @@ def test_bad_gzip_and_unknown_encoding(shared_sink):
     assert reply.status == 400
 
 
-def test_oversized_bodies_are_refused(small_sink):
-    small = small_sink
-    spec = SessionSpec(commands=[Command("x" * 100) for _ in range(300)])
+def test_oversized_bodies_are_refused(limited_sink):
+    small = limited_sink  # 1 MB bodies
+    spec = SessionSpec(commands=[Command("x" * 1000) for _ in range(1100)])
     body = request_for(session_spans(spec)).SerializeToString()
-    assert len(body) > 20000
+    assert len(body) > 1_000_000
     reply = post(small.otlp_http_endpoint, body)
     assert reply.status == 413
     assert "exceeds" in status_pb2.Status.FromString(reply.body).message
     # A small gzip body that inflates past the limit (a zip bomb) is refused too.
     bomb = gzip.compress(b"\x00" * 10_000_000)
-    assert len(bomb) < 20000
+    assert len(bomb) < 1_000_000
     assert post(small.otlp_http_endpoint, bomb, headers={"Content-Encoding": "gzip"}).status == 413
     # The sink keeps serving, and a request within the limit still lands.
     ok = SessionSpec(commands=[Command("ls")])

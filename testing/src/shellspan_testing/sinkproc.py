@@ -168,6 +168,29 @@ def running(*sinks: SinkProcess) -> Iterator[tuple[SinkProcess, ...]]:
             sink.stop()
 
 
+def open_body(port: int, length: int, sent: int = 0) -> socket.socket:
+    """An OTLP/HTTP POST that announces `length` body bytes and sends `sent` of them, then waits
+    (the connection stays open until closed)."""
+    conn = socket.create_connection(("127.0.0.1", port))
+    conn.sendall(f"POST /v1/traces HTTP/1.1\r\nHost: sink\r\nContent-Type: application/x-protobuf"
+                 f"\r\nContent-Length: {length}\r\n\r\n".encode())
+    if sent:
+        conn.sendall(b"\0" * sent)
+    return conn
+
+
+def read_head(conn: socket.socket, timeout: float = 10.0) -> bytes:
+    """The status line and headers the sink answers on `conn` (b"" if it closed first)."""
+    conn.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def drained(sink: SinkProcess, timeout: float = 300) -> None:
     """Wait until the sink's WAL is empty: every acknowledged span is in ClickHouse.
 
