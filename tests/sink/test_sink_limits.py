@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import select
 import time
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from shellspan import semconv
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
-from shellspan_testing.sinkproc import SinkProcess, running
+from shellspan_testing.sinkproc import SinkProcess, open_body, read_head, running
 
 MIB = 1 << 20
 HOUR = 3600 * 10**9
@@ -35,6 +37,79 @@ def memory_sink(tmp_path_factory):
     measured."""
     with running(SinkProcess(tmp_path_factory.mktemp("memory"))) as (sink,):
         yield sink
+
+
+def test_bytes_in_flight_are_bounded_across_connections_and_transports(limited_sink):
+    sink = limited_sink  # 3 MB in flight, 1 MB bodies within 2 s
+    held = [open_body(sink.http_port, 1_000_000, 500_000) for _ in range(3)]
+    try:
+        sink.wait_for(lambda: sink.get("/health")["inflight"]["held_bytes"] == 3_000_000)
+        # Refused on its headers alone: the body is never read.
+        late = open_body(sink.http_port, 1000, 0)
+        reply = read_head(late)
+        late.close()
+        assert reply.startswith(b"HTTP/1.1 503"), reply
+        assert b"Retry-After: 2" in reply
+        with grpc.insecure_channel(f"127.0.0.1:{sink.grpc_port}") as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                trace_service_pb2_grpc.TraceServiceStub(channel).Export(
+                    request_for(session_spans(SessionSpec(user="grpc-late"))), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "in flight" in err.value.details()
+        trailers = dict(err.value.trailing_metadata())
+        retry = error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"])
+        assert retry.retry_delay.seconds == 2
+
+        # The held bodies never finish: after --body-timeout they get 408 and free the bound.
+        for conn in held:
+            assert read_head(conn).startswith(b"HTTP/1.1 408")
+        sink.wait_for(lambda: sink.get("/health")["inflight"]["held_bytes"] == 0)
+    finally:
+        for conn in held:
+            conn.close()
+    spec = SessionSpec(user="after-the-hold", commands=[Command("ls")])
+    assert post(sink.otlp_http_endpoint, request_for(session_spans(spec)).SerializeToString()).status == 200
+    sink.wait_for(lambda: sink.sessions(user="after-the-hold"))
+    assert sink.get("/health")["inflight"]["refused_requests"] >= 2
+
+
+def test_memory_returns_after_held_open_large_bodies(memory_sink):
+    """Twelve clients announce 15 MiB bodies and hold them open after 14 MiB: four fit the
+    64 MiB bound and are read, eight are refused on their headers. Memory grows by about what
+    the bound admits, not by what the clients sent, and is given back once they hang up."""
+    sink = memory_sink
+    pid = sink.proc.pid
+    baseline = rss_mib(pid)
+    conns = [open_body(sink.http_port, 15 * MIB, 0) for _ in range(12)]
+    try:
+        sink.wait_for(lambda: sink.get("/health")["inflight"]["refused_requests"] == 8)
+        refused = sum(1 for c in conns
+                      if select.select([c], [], [], 0)[0] and b" 503 " in c.recv(200))
+        assert refused == 8
+        chunk = b"\0" * MIB
+        for conn in conns:
+            conn.setblocking(False)
+        sent = [0] * len(conns)
+        deadline = time.monotonic() + 60
+        while min(sent) < 14 * MIB and time.monotonic() < deadline:
+            for i, conn in enumerate(conns):
+                if sent[i] < 14 * MIB:
+                    try:
+                        sent[i] += conn.send(chunk)
+                    except (BlockingIOError, OSError):
+                        pass
+        assert min(sent) >= 14 * MIB, "the sink stopped taking the bodies"
+        sink.wait_for(lambda: sink.get("/health")["inflight"]["held_bytes"] == 4 * 15 * MIB)
+        holding = rss_mib(pid)
+        assert holding - baseline < 2 * 64, (baseline, holding)  # not 12 x 14 MiB
+    finally:
+        for conn in conns:
+            conn.close()
+    sink.wait_for(lambda: sink.get("/health")["inflight"]["held_bytes"] == 0)
+    sink.wait_for(lambda: rss_mib(pid) < baseline + 16, timeout=30)
+    spec = SessionSpec(user="after-the-burst", commands=[Command("ls")])
+    assert post(sink.otlp_http_endpoint, request_for(session_spans(spec)).SerializeToString()).status == 200
+    sink.wait_for(lambda: sink.sessions(user="after-the-burst"))
 
 
 def test_spans_outside_the_window_are_refused_as_partial_success(limited_sink):
