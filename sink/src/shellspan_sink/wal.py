@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .quarantine import Quarantine
 from .store import Store, StoreError
-from .wal_insert import SegmentInserter
+from .wal_insert import Progress, SegmentInserter
 from .wal_records import Record, encode_record, read_records
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class WriteAheadLog:
         self.last_insert_at: float | None = None
         self.quarantine = Quarantine(self.dir / "quarantine")
         self._inserter = SegmentInserter(store, self.quarantine)
-        self._progress: dict[str, set[int]] = {}  # segment -> records stored or quarantined
+        self._progress: dict[str, Progress] = {}  # by segment, across attempts
         self._lock_fd: int | None = None
         self._threads = [threading.Thread(target=self._sync_loop, name="wal-sync", daemon=True),
                          threading.Thread(target=self._insert_loop, name="wal-insert", daemon=True)]
@@ -218,9 +218,9 @@ class WriteAheadLog:
             path = segments[0]
             records, rows, _ = read_records(path)
             size = path.stat().st_size
-            done = self._progress.setdefault(path.name, set())
+            progress = self._progress.setdefault(path.name, Progress())
             try:
-                outcome = self._inserter.insert(path.stem, records, done)
+                self._inserter.insert(path.stem, records, progress)
             except Exception as exc:  # the store or the quarantine's disk: retried with backoff
                 self.failed_inserts += 1
                 self.last_error = str(exc)
@@ -241,7 +241,7 @@ class WriteAheadLog:
             del self._progress[path.name]
             with self._cond:
                 self.pending_bytes -= size
-                self.inserted_spans += outcome.inserted_spans
+                self.inserted_spans += progress.inserted_spans
                 self.last_insert_at = time.time()
                 self.last_error = None
 

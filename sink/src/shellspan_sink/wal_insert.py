@@ -15,7 +15,7 @@ record stored twice (after a crash) is read once by every query.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import tables
 from .quarantine import Quarantine
@@ -46,7 +46,10 @@ def plan(records: Sequence[Record], max_days: int | None) -> list[list[int]]:
 
 
 @dataclass
-class Outcome:
+class Progress:
+    """What is done of one segment: kept across the attempts to insert it."""
+
+    done: set[int] = field(default_factory=set)  # records stored or quarantined
     inserted_spans: int = 0
     quarantined_spans: int = 0
 
@@ -56,22 +59,20 @@ class SegmentInserter:
         self.store = store
         self.quarantine = quarantine
 
-    def insert(self, segment: str, records: Sequence[Record], done: set[int]) -> Outcome:
-        """Store or quarantine every record of `segment` not in `done` (which it updates).
+    def insert(self, segment: str, records: Sequence[Record], progress: Progress) -> None:
+        """Store or quarantine every record of `segment` not yet done, updating `progress`.
 
         Raises a transient StoreError when the store cannot take inserts now.
         """
         limit = self.store.partitions_per_insert()
         max_days = max(1, limit // 2) if limit else None
-        outcome = Outcome()
         for batch in plan(records, max_days):
-            todo = [i for i in batch if i not in done]
+            todo = [i for i in batch if i not in progress.done]
             if todo:
-                self._store_or_isolate(segment, records, todo, done, outcome)
-        return outcome
+                self._store_or_isolate(segment, records, todo, progress)
 
     def _store_or_isolate(self, segment: str, records: Sequence[Record], indices: list[int],
-                          done: set[int], outcome: Outcome) -> None:
+                          progress: Progress) -> None:
         try:
             self.store.insert_rowbinary(tables.OTEL_TRACES, COLUMNS,
                                         b"".join(records[i].data for i in indices))
@@ -80,12 +81,12 @@ class SegmentInserter:
                 raise
             if len(indices) == 1:
                 self.quarantine.add(segment, indices[0], records[indices[0]], str(exc))
-                done.add(indices[0])
-                outcome.quarantined_spans += records[indices[0]].rows
+                progress.done.add(indices[0])
+                progress.quarantined_spans += records[indices[0]].rows
                 return
             middle = len(indices) // 2
-            self._store_or_isolate(segment, records, indices[:middle], done, outcome)
-            self._store_or_isolate(segment, records, indices[middle:], done, outcome)
+            self._store_or_isolate(segment, records, indices[:middle], progress)
+            self._store_or_isolate(segment, records, indices[middle:], progress)
             return
-        done.update(indices)
-        outcome.inserted_spans += sum(records[i].rows for i in indices)
+        progress.done.update(indices)
+        progress.inserted_spans += sum(records[i].rows for i in indices)
