@@ -1,6 +1,6 @@
-"""Input limits against the real sink: span times outside the accepted window are refused as
-partial success, request bytes in flight are bounded across connections and transports (refused
-before the body is read), bodies that never finish time out, memory returns after a burst of
+"""Input limits against the real sink: span and log record times outside the accepted window are
+refused as partial success, request bytes in flight are bounded across connections, transports
+and signals (refused before the body is read), bodies that never finish time out, memory returns after a burst of
 held-open large bodies, and hostile JSON gets a 400."""
 
 from __future__ import annotations
@@ -13,10 +13,19 @@ import time
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from shellspan import semconv
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
+from shellspan_testing.recordings import (
+    RecordedCommand,
+    logs_request,
+    post_logs,
+    record,
+    recorded_session,
+    to_otlp_json,
+)
 from shellspan_testing.sinkproc import SinkProcess, open_body, read_head, running
 
 MIB = 1 << 20
@@ -41,24 +50,33 @@ def memory_sink(tmp_path_factory):
 
 def test_bytes_in_flight_are_bounded_across_connections_and_transports(limited_sink):
     sink = limited_sink  # 3 MB in flight, 1 MB bodies within 2 s
-    held = [open_body(sink.http_port, 1_000_000, 500_000) for _ in range(3)]
+    # Spans and recordings (log records) share the bound.
+    held = [open_body(sink.http_port, 1_000_000, 500_000, path)
+            for path in ("/v1/traces", "/v1/logs", "/v1/traces")]
     try:
         sink.wait_for(lambda: sink.get("/health")["inflight"]["held_bytes"] == 3_000_000)
         # Refused on its headers alone: the body is never read.
-        late = open_body(sink.http_port, 1000, 0)
-        reply = read_head(late)
-        late.close()
-        assert reply.startswith(b"HTTP/1.1 503"), reply
-        assert b"Retry-After: 2" in reply
+        for path in ("/v1/traces", "/v1/logs"):
+            late = open_body(sink.http_port, 1000, 0, path)
+            reply = read_head(late)
+            late.close()
+            assert reply.startswith(b"HTTP/1.1 503"), (path, reply)
+            assert b"Retry-After: 2" in reply
+        rec = recorded_session([RecordedCommand("echo late", b"late\r\n")], user="grpc-late")
         with grpc.insecure_channel(f"127.0.0.1:{sink.grpc_port}") as channel:
-            with pytest.raises(grpc.RpcError) as err:
-                trace_service_pb2_grpc.TraceServiceStub(channel).Export(
-                    request_for(session_spans(SessionSpec(user="grpc-late"))), timeout=10)
-        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "in flight" in err.value.details()
-        trailers = dict(err.value.trailing_metadata())
-        retry = error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"])
-        assert retry.retry_delay.seconds == 2
+            for export, request in (
+                    (trace_service_pb2_grpc.TraceServiceStub(channel).Export,
+                     request_for(rec.spans)),
+                    (logs_service_pb2_grpc.LogsServiceStub(channel).Export,
+                     logs_request(rec.records))):
+                with pytest.raises(grpc.RpcError) as err:
+                    export(request, timeout=10)
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert "in flight" in err.value.details()
+                trailers = dict(err.value.trailing_metadata())
+                retry = error_details_pb2.RetryInfo.FromString(
+                    trailers["google.rpc.retryinfo-bin"])
+                assert retry.retry_delay.seconds == 2
 
         # The held bodies never finish: after --body-timeout they get 408 and free the bound.
         for conn in held:
@@ -70,7 +88,7 @@ def test_bytes_in_flight_are_bounded_across_connections_and_transports(limited_s
     spec = SessionSpec(user="after-the-hold", commands=[Command("ls")])
     assert post(sink.otlp_http_endpoint, request_for(session_spans(spec)).SerializeToString()).status == 200
     sink.wait_for(lambda: sink.sessions(user="after-the-hold"))
-    assert sink.get("/health")["inflight"]["refused_requests"] >= 2
+    assert sink.get("/health")["inflight"]["refused_requests"] >= 4
 
 
 def test_memory_returns_after_held_open_large_bodies(memory_sink):
@@ -146,6 +164,53 @@ def test_spans_outside_the_window_are_refused_as_partial_success(limited_sink):
         answer = trace_service_pb2_grpc.TraceServiceStub(channel).Export(request_for(old), timeout=30)
     assert answer.partial_success.rejected_spans == 1
     assert "outside the accepted window" in answer.partial_success.error_message
+    assert sink.get("/health")["status"] == "ok"
+
+
+def test_log_records_outside_the_window_are_refused_as_partial_success(limited_sink):
+    """Recordings answer to the same window as spans, by their timestamp (or, without one, the
+    time the recorder observed them)."""
+    sink = limited_sink  # 2 days back, 1 hour ahead
+    now = time.time_ns()
+    rec = recorded_session([RecordedCommand("echo in time", b"in time\r\n")], user="logs-window",
+                           start_ns=now - HOUR)
+    session, root = rec.spec.trace_id, rec.root_span_id
+    times = {"yesterday": now - 24 * HOUR, "in 1970": 0, "3 days ago": now - 72 * HOUR,
+             "2 hours ahead": now + 2 * HOUR, "observed only": None}
+    for seq, (body, at) in enumerate(times.items(), start=len(rec.records) + 1):
+        late = record(seq, session, root, at or 0, "o", body)
+        late.observed_time_unix_nano = now if at is None else 0
+        rec.records.append(late)
+    assert post(sink.otlp_http_endpoint, request_for(rec.spans).SerializeToString()).status == 200
+    reply = post_logs(sink.otlp_http_endpoint, logs_request(rec.records).SerializeToString())
+    assert reply.status == 200
+    partial = logs_service_pb2.ExportLogsServiceResponse.FromString(reply.body).partial_success
+    assert partial.rejected_log_records == 3
+    assert ("3 log record(s) rejected: time outside the accepted window (from 2d before to 1h "
+            "after the sink's clock)") in partial.error_message
+    output = {r.body.string_value for r in rec.records if any(
+        a.key == semconv.RECORDING_EVENT and a.value.string_value == "o" for a in r.attributes)}
+    kept = output - {"in 1970", "3 days ago", "2 hours ahead"}
+    assert {"yesterday", "observed only", "in time\r\n"} <= kept
+
+    def shown() -> set[str]:
+        status, _, body = sink.fetch(f"/api/sessions/{rec.session_id}/recording")
+        if status != 200:
+            return set()
+        return {json.loads(line)[2] for line in body.decode().splitlines()[1:]
+                if json.loads(line)[1] == "o"}
+    sink.wait_for(lambda: shown() == kept)
+
+    # gRPC and OTLP/JSON answer the same partial success.
+    old = record(1, session, root, 1, "o", "1970 over gRPC")
+    with grpc.insecure_channel(f"127.0.0.1:{sink.grpc_port}") as channel:
+        answer = logs_service_pb2_grpc.LogsServiceStub(channel).Export(logs_request([old]),
+                                                                       timeout=30)
+    assert answer.partial_success.rejected_log_records == 1
+    assert "time outside the accepted window" in answer.partial_success.error_message
+    reply = post_logs(sink.otlp_http_endpoint, to_otlp_json(logs_request([old])),
+                      content_type="application/json")
+    assert json.loads(reply.body)["partialSuccess"]["rejectedLogRecords"] == "1"
     assert sink.get("/health")["status"] == "ok"
 
 

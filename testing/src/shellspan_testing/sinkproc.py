@@ -178,11 +178,11 @@ def running(*sinks: SinkProcess) -> Iterator[tuple[SinkProcess, ...]]:
             sink.stop()
 
 
-def open_body(port: int, length: int, sent: int = 0) -> socket.socket:
-    """An OTLP/HTTP POST that announces `length` body bytes and sends `sent` of them, then waits
-    (the connection stays open until closed)."""
+def open_body(port: int, length: int, sent: int = 0, path: str = "/v1/traces") -> socket.socket:
+    """An OTLP/HTTP POST to `path` that announces `length` body bytes and sends `sent` of them,
+    then waits (the connection stays open until closed)."""
     conn = socket.create_connection(("127.0.0.1", port))
-    conn.sendall(f"POST /v1/traces HTTP/1.1\r\nHost: sink\r\nContent-Type: application/x-protobuf"
+    conn.sendall(f"POST {path} HTTP/1.1\r\nHost: sink\r\nContent-Type: application/x-protobuf"
                  f"\r\nContent-Length: {length}\r\n\r\n".encode())
     if sent:
         conn.sendall(b"\0" * sent)
