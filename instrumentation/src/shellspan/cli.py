@@ -14,6 +14,8 @@ commands:
   python [-q]            an instrumented Python REPL
   ipython [ARGS...]      IPython with the shellspan extension loaded
   init bash|zsh          print the hook script for ~/.bashrc or ~/.zshrc
+  record [--input] [-- COMMAND ...]
+                         run COMMAND (default: your shell) in a recorded terminal
   agent [--daemon|stop]  the per-user agent of bash/zsh sessions
   broker [COMMAND]       the host's token broker (root service; keygen, public-key, token)
   status | doctor        configuration, agent, spool contents and endpoint reachability
@@ -110,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         from shellspan.ipython_ext import main as ipython_main
 
         return ipython_main(rest)
+    if cmd == "record":
+        from shellspan.recording.recorder import main as record_main
+
+        return record_main(rest)
     if cmd == "broker":
         from shellspan.broker import main as broker_main
 
