@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from shellspan_testing.python_shell_helpers import PROMPT, SHELLSPAN, shell_env
+from shellspan_testing.python_shell_helpers import PROMPT, SHELLSPAN, shell_env, tagged
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
 
@@ -42,18 +42,19 @@ def spawn(args: list[str], env: dict[str, str]):
                          dimensions=(24, 200))
 
 
-def ended_session(sink, user: str, timeout: float = 30.0) -> dict:
+def ended_session(sink, tag: str, timeout: float = 30.0) -> dict:
+    """The one ended session of shells run with service name ``tag``."""
     def find():
-        found = [s for s in sink.sessions(user=user) if s["state"] == "ended"]
+        found = [s for s in tagged(sink, tag) if s["state"] == "ended"]
         return found or None
     found = sink.wait_for(find, timeout)
     assert len(found) == 1, found
     return found[0]
 
 
-def ended_as(sink, user: str, reason: str, code: int, n_commands: int) -> dict:
-    """The user's one ended session, checked against how it should have ended."""
-    s = ended_session(sink, user)
+def ended_as(sink, tag: str, reason: str, code: int, n_commands: int) -> dict:
+    """The one ended session of ``tag``, checked against how it should have ended."""
+    s = ended_session(sink, tag)
     assert (s["exit_reason"], s["exit_code"], s["command_count"]) == (reason, code, n_commands)
     return s
 
@@ -102,7 +103,7 @@ def test_os_exit_ends_the_session_with_its_status(sink, tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 2
-    s = ended_as(sink, env["USER"], "exit", 2, 1)
+    s = ended_as(sink, env["OTEL_SERVICE_NAME"], "exit", 2, 1)
     cmd = commands(sink, s["session_id"], 1)[0]
     assert (cmd["command"], cmd["exit_code"], cmd["status"]) == ("import os; os._exit(2)", 2,
                                                                  "Error")
@@ -118,7 +119,7 @@ def test_os_exit_in_a_forked_child_leaves_the_session_alone(sink, tmp_path):
     child.sendline("exit(3)")
     child.expect(pexpect.EOF)
     child.close()
-    ended_as(sink, env["USER"], "exit", 3, 2)
+    ended_as(sink, env["OTEL_SERVICE_NAME"], "exit", 3, 2)
 
 
 def test_kill_9_leaves_a_session_that_exists_and_is_later_abandoned(sink_factory, tmp_path):
@@ -135,18 +136,18 @@ def test_kill_9_leaves_a_session_that_exists_and_is_later_abandoned(sink_factory
     subprocess.run([SHELLSPAN, "spool", "flush"], env=env, capture_output=True, timeout=60,
                    check=True)
     # Killed after a while: what the export thread had sent is there.
-    slow_env = dict(env, USER=env["USER"] + "b")
+    slow_env = dict(env, OTEL_SERVICE_NAME=env["OTEL_SERVICE_NAME"] + "b")
     slow = spawn([SHELLSPAN, "python", "-q"], slow_env)
     slow.expect_exact(PROMPT)
     slow.sendline("a = 1")
     slow.expect_exact(PROMPT)
-    sink.wait_for(lambda: (f := sink.sessions(user=slow_env["USER"]))
+    sink.wait_for(lambda: (f := tagged(sink, slow_env["OTEL_SERVICE_NAME"]))
                   and f[0]["command_count"] == 1, 30)
     slow.kill(signal.SIGKILL)
     slow.expect(pexpect.EOF)
     slow.close()
-    for user, n in ((env["USER"], 0), (slow_env["USER"], 1)):
-        s = sink.wait_for(lambda u=user: (f := sink.sessions(user=u))
+    for user, n in ((env["OTEL_SERVICE_NAME"], 0), (slow_env["OTEL_SERVICE_NAME"], 1)):
+        s = sink.wait_for(lambda u=user: (f := tagged(sink, u))
                           and f[0]["state"] == "abandoned" and f[0], 30)
         assert (s["exit_reason"], s["exit_code"], s["command_count"]) in (
             (None, None, n), ("", None, n)), s
@@ -174,7 +175,7 @@ def test_terminal_closed_under_the_shell_that_started_python(sink, tmp_path, out
     child.sendline("a = 1")
     child.expect_exact(PROMPT)
     with terminal_closed(child):
-        s = ended_as(sink, env["USER"], "hangup", 0 if outer == "ignores" else 129, 1)
+        s = ended_as(sink, env["OTEL_SERVICE_NAME"], "hangup", 0 if outer == "ignores" else 129, 1)
         assert gone(int(s["pid"])), "python still runs after its terminal closed"
 
 
@@ -185,7 +186,7 @@ def test_a_command_running_when_the_terminal_closes_is_stored_as_cut_short(sink,
     child.sendline("import time; print('sl' + 'eeping'); time.sleep(60)")
     child.expect_exact("sleeping")  # the output, not the echo of the line: it is running
     with terminal_closed(child):
-        s = ended_as(sink, env["USER"], "hangup", 129, 1)
+        s = ended_as(sink, env["OTEL_SERVICE_NAME"], "hangup", 129, 1)
         cmd = commands(sink, s["session_id"], 1)[0]
         assert cmd["exit_code"] is None and cmd["status"] == "Error"  # no invented exit code
         assert cmd["duration_ms"] < 30_000
@@ -201,7 +202,7 @@ def test_an_exception_escaping_the_console_is_a_crash(sink, tmp_path):
     child.close()
     assert child.exitstatus == 1
     assert "RuntimeError: input(): lost sys.stdin" in out and "Traceback" in out
-    ended_as(sink, env["USER"], "crash", 1, 1)
+    ended_as(sink, env["OTEL_SERVICE_NAME"], "crash", 1, 1)
 
 
 def test_a_session_started_from_an_instrumented_process_names_its_parent(sink, tmp_path):
@@ -213,7 +214,7 @@ def test_a_session_started_from_an_instrumented_process_names_its_parent(sink, t
     child.sendeof()
     child.expect(pexpect.EOF)
     child.close()
-    s = ended_session(sink, env["USER"])
+    s = ended_session(sink, env["OTEL_SERVICE_NAME"])
     assert s["session_id"] != parent_trace  # its own trace, linked to the parent
     attrs = sink.session(s["session_id"])["session"]["attributes"]
     assert attrs["shell.parent.session.id"] == parent_trace
@@ -239,7 +240,7 @@ def test_ipython_shell_escapes_and_cell_magics_keep_their_status(sink, tmp_path)
     child.sendline("exit")
     child.expect(pexpect.EOF)
     child.close()
-    s = ended_session(sink, env["USER"])
+    s = ended_session(sink, env["OTEL_SERVICE_NAME"])
     cmds = commands(sink, s["session_id"], len(cells) + 1)
     assert [(c["command"], c["exit_code"]) for c in cmds] == [
         ("!false", 1), ("!true", 0), ("x = 1", 0), ("!exit 3", 3),
@@ -264,7 +265,7 @@ def test_ipython_in_a_shell_whose_terminal_closes_ends_hangup(sink, tmp_path, pr
     child.sendline("k = 1")
     child.expect(IPROMPT)
     with terminal_closed(child):
-        s = ended_as(sink, env["USER"], "hangup", 129, 1)
+        s = ended_as(sink, env["OTEL_SERVICE_NAME"], "hangup", 129, 1)
         assert gone(int(s["pid"]))
 
 
@@ -277,5 +278,5 @@ def test_ipython_os_exit(sink, tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 5
-    s = ended_as(sink, env["USER"], "exit", 5, 1)
+    s = ended_as(sink, env["OTEL_SERVICE_NAME"], "exit", 5, 1)
     assert commands(sink, s["session_id"], 1)[0]["exit_code"] == 5

@@ -139,7 +139,7 @@ def test_a_symlinked_spool_directory_is_refused_and_the_session_still_arrives(si
     done = subprocess.run([SHELLSPAN, "spool", "flush"], env=flush_env, capture_output=True,
                           text=True, timeout=60)
     assert "symbolic link" in done.stderr  # said by every process that is pointed there
-    assert_full_session(sink, env["USER"], COMMANDS)
+    assert_full_session(sink, env, COMMANDS)
     assert os.listdir(exposed) == []
 
 
