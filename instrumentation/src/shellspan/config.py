@@ -75,7 +75,8 @@ class Config:
         self.debug = env.get("SHELLSPAN_DEBUG", "").lower() in TRUE
         # Terminal recordings (``shellspan record``; Python shells' own output capture).
         self.record_output = env.get("SHELLSPAN_RECORD_OUTPUT", "").lower() in TRUE
-        self.snapshot_s = max(_env_float(env, "SHELLSPAN_SNAPSHOT_INTERVAL", 300.0), 0.0)
+        self.snapshots = env.get("SHELLSPAN_SNAPSHOTS", "1").lower() in TRUE
+        self.snapshot_s = max(_env_float(env, "SHELLSPAN_SNAPSHOT_INTERVAL", 300.0), 1.0)
 
     def signal(self, name: str) -> tuple[str, str, str]:
         """(endpoint, headers, compression) of an OTLP signal: ``traces`` or ``logs``."""

@@ -59,6 +59,7 @@ class Signal:
 
 
 Item = SpanData | LogData
+Produced = Item | list | None  # what a periodic function gives the exporter
 TRACES = Signal("traces", encode_request, "")
 LOGS = Signal("logs", encode_logs_request, "logs", lambda r: len(r.body) + 160)
 SIGNALS = {s.name: s for s in (TRACES, LOGS)}
@@ -146,7 +147,7 @@ class Exporter:
         self._exiting = threading.Event()
         self._last_outcome: Outcome | None = None
         self._drain_at = 0.0  # time.monotonic() of the next spool drain
-        self._periodic: list[tuple[float, Callable[[], SpanData | None], list[float]]] = []
+        self._periodic: list[tuple[float, Callable[[], Produced], list[float]]] = []
         self._started = False  # start() was called
         self._spawned = False  # the export thread was started
         self._alive = False  # the export thread is running
@@ -219,9 +220,13 @@ class Exporter:
         if self._started and not self._spawned:
             self._spawn()
 
-    def add_periodic(self, interval_s: float, make: Callable[[], SpanData | None]) -> None:
-        """Call ``make`` every ``interval_s`` on the export thread and export what it returns."""
-        self._periodic.append((interval_s, make, [time.monotonic() + interval_s]))
+    def add_periodic(self, interval_s: float, make: Callable[[], Produced], *,
+                     first_in: float | None = None) -> None:
+        """Call ``make`` every ``interval_s`` (the first time after ``first_in``, by default
+        after ``interval_s``) on the export thread and export what it returns: an item, a
+        list of items, or None."""
+        first = interval_s if first_in is None else first_in
+        self._periodic.append((interval_s, make, [time.monotonic() + first]))
         self._wake.set()
 
     def clear_periodic(self) -> None:
@@ -274,6 +279,11 @@ class Exporter:
 
                 spawn_sender(spooled, deadline, self.signal.name)
         return not left and not spooled
+
+    @property
+    def set_up(self) -> bool:
+        """The export thread has done its imports (the sender, the redaction patterns)."""
+        return self._sender is not None
 
     def status(self) -> ExportStatus:
         """What waits in the spool and how sending goes (reads the spool directory)."""
@@ -344,11 +354,13 @@ class Exporter:
             if now >= due[0]:
                 due[0] = now + interval
                 try:
-                    span = make()
+                    made = make()
                 except Exception:  # noqa: BLE001
-                    span = None
-                if span is not None:
-                    self.submit(span)
+                    made = None
+                if isinstance(made, list):
+                    self.submit_many(made)
+                elif made is not None:
+                    self.submit(made)
 
     def _sleep_s(self) -> float:
         """How long the thread may wait for the next span: until the next periodic span, probe,

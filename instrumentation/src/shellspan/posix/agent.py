@@ -28,6 +28,7 @@ from shellspan.posix.intake import Intake
 from shellspan.posix.records import Record, RecordReader
 from shellspan.posix.runtime import path
 from shellspan.posix.sessions import SessionTracker, ShellSession
+from shellspan.posix.snapshots import SnapshotWorker
 from shellspan.redact import default_redactor
 
 FIFO = "events"
@@ -74,6 +75,7 @@ class Agent:
         self.read_pause = max(_env_float(self.env, "SHELLSPAN_AGENT_READ_PAUSE_MS", 20.0), 0.0) / 1e3
         self.lock = daemon.AgentLock(self.dir)
         self.intake: Intake | None = None
+        self.snapshots: SnapshotWorker | None = None
         self.started = time.time()
         self.records = 0
         self.dirty = True
@@ -99,6 +101,11 @@ class Agent:
         for sess in state_file.sessions(state_file.read(self.dir)):
             self.tracker.register(sess)  # take over what a previous agent was watching
         self.start_intake()
+        if self.config.snapshots and self.exporter is not None:
+            self.snapshots = SnapshotWorker(
+                lambda: list(self.tracker.sessions.values()), self.exporter.submit,
+                self.tracker.redactor, interval_s=self.config.snapshot_s, env=self.env)
+            self.snapshots.start()
         daemon.write_pid_file(self.dir)
         return True
 
@@ -145,6 +152,8 @@ class Agent:
         self.dirty = True
 
     def emit(self, span: SpanData, now: bool = False) -> None:
+        if self.snapshots is not None:  # the end snapshot on a root span
+            self.snapshots.decorate(span, self.tracker.sessions.get(span.trace_id.hex()))
         if not self.batch:
             self.batch_due = time.monotonic() + self.batch_s
         self.batch.append(span)
@@ -265,6 +274,8 @@ class Agent:
         return 0
 
     def shutdown(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.stop()
         if self.intake is not None:
             self.intake.stop()
         self.flush_batch()

@@ -34,6 +34,22 @@ def mark(kind: str, session_id: str, span_id: str) -> bytes:
     return PREFIX + f"{kind};{session_id};{span_id}".encode() + b"\x07"
 
 
+def write_mark(kind: str, session_id: str, span_id: str) -> None:
+    """Write a mark to the terminal (stderr), after what Python still buffers for it, so the
+    mark stands between the output before and after it."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    try:
+        os.write(2, mark(kind, session_id, span_id))
+    except OSError:
+        pass
+
+
 def recorded(env: dict[str, str] | None = None) -> bool:
     """Whether this process runs under a recorder that wants marks."""
     return bool((os.environ if env is None else env).get(ENV_RECORDER))
