@@ -239,7 +239,8 @@ class SessionQueries:
         return {"sessions": sessions, "count": len(sessions), "next_cursor": next_cursor}
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
-        """Metadata, the start and root spans' attributes, and the commands in order."""
+        """Metadata, the start and root spans' attributes, the commands in order and the
+        shell-state snapshots."""
         session_id = session_id.lower()
         if not _SESSION_ID.match(session_id):
             raise QueryError("a session id is 32 hexadecimal characters")
@@ -281,8 +282,12 @@ class SessionQueries:
             if not mine:
                 c["enduser_id"], c["verified"] = sender[0], sender[2]
             (owned if mine else foreign).append(c)
+        from .snapshots import session_snapshots
+
         found = {"session": session, "commands": owned, "parent": self._parent(session),
-                 "children": self._children(session_id)}
+                 "children": self._children(session_id),
+                 "snapshots": session_snapshots(self.store, session_id,
+                                                (session["enduser_id"], session["verified"]))}
         if foreign:  # sent under another identity by a path that does not check owners
             found["foreign_commands"] = foreign
         return found

@@ -1,11 +1,13 @@
 // The shellspan web UI: hash routes, each a view over the sink's HTTP API.
 //   #/sessions?user=&host=&component=&shell_type=&state=&since=&until=&limit=&cursor=
-//   #/sessions/<session id>            (with its terminal recording, when it has one: player.js)
+//   #/sessions/<session id>            (with its terminal recording, when it has one: player.js,
+//                                       and its shell-state snapshots: snapshots.js)
 //   #/analytics?user=&host=&component=&shell_type=&since=&until=
 // Nothing here loads all rows: lists are pages (limit + keyset cursor), analytics are aggregates.
 
 import { fmtCount, fmtDuration, fmtPercent, hbars, heatmap, histogram, waterfall } from "./charts.js";
 import { Player, screenView } from "./player.js";
+import { snapshotsCard } from "./snapshots.js";
 
 const REFRESH_MS = 5000;
 const FILTERS = ["user", "host", "component", "shell_type", "state", "since", "until"];
@@ -376,6 +378,7 @@ async function sessionView(id, gen) {
       h("p", {}, h("a", { href: link("/sessions") }, "« sessions")),
       h("h1", {}, `Session `, h("span", { class: "mono", "data-testid": "session-id" }, s.session_id), " ", stateBadge(s.state)),
       h("div", { class: "card" }, meta),
+      snapshotsCard(d.snapshots),
       recording.card,
       recording.screenCard,
       h("div", { class: "card" }, h("h2", {}, "Command timeline"),
