@@ -112,7 +112,8 @@ class SnapshotWorker:
                 kind = "start" if first and sid not in (self.known_before or ()) else "heartbeat"
                 w.next_snapshot = now + self.interval_s
                 w.snapshot_count = sess.command_count
-                event = spans.snapshot_event(kind, time.time_ns(), self._take(sess, w, live=True))
+                event = spans.snapshot_event(kind, time.time_ns(),
+                                             self._take(sess, w, live=True, start=kind == "start"))
                 self.submit(spans.heartbeat_span(
                     sess.trace_id, sess.root, shell_type=sess.shell, cwd=sess.cwd,
                     command_count=sess.command_count, now_ns=time.time_ns(), events=[event]))
@@ -133,12 +134,14 @@ class SnapshotWorker:
 
     # --- snapshots -----------------------------------------------------------------------------
 
-    def _take(self, sess, w: Watched, *, live: bool) -> snapshot.Snapshot:
+    def _take(self, sess, w: Watched, *, live: bool, start: bool = False) -> snapshot.Snapshot:
+        """The state now (``start``: the environment the shell started with, whatever the
+        commands that ran before this first look exported)."""
         snap = snapshot.Snapshot(sess.cwd or _readlink(f"/proc/{w.pid}/cwd"))
-        env = w.env if w.env is not None else w.start_env
+        env = w.env if w.env is not None and not start else w.start_env
         snap.env_changed, snap.env_removed = snapshot.env_changes(
             w.start_env, env, self.redactor.redact, self.shown)
-        snap.env_source = w.env_source or "start"
+        snap.env_source = "start" if start or not w.env_source else w.env_source
         snap.venv, snap.conda_env = snapshot.environment(env)
         if live:
             snap.jobs = snapshot.jobs_of(w.pid, self.redactor.redact)

@@ -156,7 +156,7 @@ class StreamRedactor:
         pos = cs
         redacted = False
         for s, e in self.spans:
-            if e <= cs or s >= ce:
+            if min(e, ce) <= max(s, cs):  # not in this chunk
                 continue
             redacted = True
             if s >= cs:  # the secret starts here: the marker stands where it starts
