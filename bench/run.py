@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py [name ...]    (names: ingest, ingest-python, queries, python-shell,
                                                  posix-shell, recovery, load, encoder, redaction,
-                                                 recordings)
+                                                 recordings, record)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ BENCHES = {
     "load": ([PY, "bench/bench_load.py"], {}),
     "redaction": ([PY, "bench/bench_redaction.py"], {}),
     "recordings": ([PY, "bench/bench_recordings.py"], {}),
+    "record": ([PY, "bench/bench_record.py"], {}),
 }
 
 

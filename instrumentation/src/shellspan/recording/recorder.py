@@ -363,13 +363,36 @@ class Recorder:
 
     # --- output --------------------------------------------------------------------------------
 
-    def on_output(self) -> None:
+    def read_output(self) -> bytes | None:
+        """What the program has written, up to ``READ_SIZE`` (None: nothing yet). A pty hands
+        out a few kilobytes per read: reading on while more is ready means one write to the
+        user's terminal and one chunk for many reads when output streams."""
+        master = self.master
         try:
-            data = os.read(self.master, READ_SIZE)
+            data = os.read(master, READ_SIZE)
         except BlockingIOError:
-            return
+            return None
         except OSError:  # EIO: every holder of the terminal closed it
-            data = b""
+            return b""
+        if not data:
+            return data
+        parts = [data]
+        size = len(data)
+        while size < READ_SIZE:
+            try:
+                more = os.read(master, READ_SIZE - size)
+            except OSError:  # nothing more now (or EIO, which the next read reports)
+                break
+            if not more:
+                break
+            parts.append(more)
+            size += len(more)
+        return data if len(parts) == 1 else b"".join(parts)
+
+    def on_output(self) -> None:
+        data = self.read_output()
+        if data is None:
+            return
         if not data:
             self.output_closed()
             return
