@@ -2,18 +2,20 @@
 
     .venv/bin/python bench/bench_record.py [--keys 3000] [--rounds 3] [--mb 200] [--runs 5]
                                            [--cpu-seconds 20] [--cpu-runs 3]
+                                           [--only latency,throughput,cpu]
 
 Everything runs with a real agent and a real sink (the recording is exported as it would be).
 
 * Keystroke to echo: a harness owns a pty; in it runs either `cat` (bare) or
-  `shellspan record -- cat`. It writes one byte and times until the echo comes back (the echo of
-  the inner terminal, relayed by the recorder). Bare and recorded samples alternate, in rounds;
+  `shellspan record -- cat` (or util-linux `script` running `cat`, for reference). It writes one
+  byte and times until the echo comes back (the echo of the inner terminal, relayed by the
+  recorder). One key to each in turn, the order rotating, in rounds;
   reported: median and p99 of each and the added p99 (recorded p99 - bare p99). Floor: added
   p99 <= 1 ms.
 * Output throughput: `cat` of a file of --mb MB of text lines, bare, through the recorder and
   through util-linux `script` (a C pty relay that keeps nothing: what a second pty costs by
-  itself), in turn, --runs each; the time from the first byte to the last the harness reads (start-up
-  excluded). Measured with the default limits (beyond the rate the recorder drops and marks) and
+  itself), in turn, --runs each; the time from the first byte to the last the harness reads
+  (start-up excluded). Measured with the default limits (beyond the rate the recorder drops and marks) and
   with SHELLSPAN_RECORD_ACTION=pass (everything handed to the agent, whose CPU then competes).
   Floor: recorded >= 80% of bare (medians, default limits).
 * CPU and storage at 1 MB/s: a program prints typical shell output (`ls --color`, a compiler's
@@ -133,36 +135,42 @@ def echo_ms(fd: int) -> float:
 
 
 def latency(env: dict[str, str], keys: int, rounds: int) -> dict:
-    cat = shutil.which("cat")
-    bare = spawn([cat], env)
-    recorded = spawn([SHELLSPAN, "record", "--", cat], env)
+    """Echo times (ms) of `cat` bare, through the recorder and (when installed) through
+    util-linux `script`, one key to each in turn, the order rotating."""
+    cat, script = shutil.which("cat"), shutil.which("script")
+    argvs = {"bare": [cat], "rec": [SHELLSPAN, "record", "--", cat]}
+    if script:
+        argvs["script"] = [script, "-q", "-c", cat, "/dev/null"]
+    procs = {name: spawn(argv, env) for name, argv in argvs.items()}
+    names = list(procs)
+    got: dict[str, list[float]] = {name: [] for name in names}
     try:
-        time.sleep(1.0)
-        for _pid, fd in (bare, recorded):
+        for _pid, fd in procs.values():  # started: the first line comes back
             os.write(fd, b"warm up\n")
-            drain(fd, 0.3)
-        a: list[float] = []
-        b: list[float] = []
+            for _ in range(100):
+                if b"warm up" in drain(fd, 0.3):
+                    break
         per_round = keys // rounds
         for r in range(rounds):
             for i in range(per_round):
-                first, second = (bare, recorded) if (i + r) % 2 else (recorded, bare)
-                (a if first is bare else b).append(echo_ms(first[1]))
-                (a if second is bare else b).append(echo_ms(second[1]))
+                k = (i + r) % len(names)
+                for name in names[k:] + names[:k]:
+                    got[name].append(echo_ms(procs[name][1]))
                 if i % 60 == 59:  # end the line: cat prints it back
-                    for _pid, fd in (bare, recorded):
+                    for _pid, fd in procs.values():
                         os.write(fd, b"\n")
                         drain(fd)
-            time.sleep(0.5)
     finally:
-        for pid, fd in (bare, recorded):
+        for pid, fd in procs.values():
             os.write(fd, b"\n\x04")  # end-of-file at the start of a line
             drain(fd, 0.2)
             reap(pid, fd)
-    return {"bare_median": statistics.median(a), "bare_p99": p99(a),
-            "rec_median": statistics.median(b), "rec_p99": p99(b),
-            "added_median": statistics.median(b) - statistics.median(a),
-            "added_p99": p99(b) - p99(a), "samples": len(a)}
+    out = {"samples": len(got["bare"])}
+    for name, xs in got.items():
+        out[f"{name}_median"], out[f"{name}_p99"] = statistics.median(xs), p99(xs)
+    out["added_median"] = out["rec_median"] - out["bare_median"]
+    out["added_p99"] = out["rec_p99"] - out["bare_p99"]
+    return out
 
 
 # --- throughput ----------------------------------------------------------------------------------
@@ -318,6 +326,64 @@ def text_file(path: Path, mb: int) -> None:
             f.write(plain)
 
 
+def report_latency(env: dict[str, str], args: argparse.Namespace, failed: list[str]) -> None:
+    lat = latency(env, args.keys, args.rounds)
+    print(f"keystroke to echo ({lat['samples']} each, alternating): bare median "
+          f"{lat['bare_median']:.3f} ms p99 {lat['bare_p99']:.3f} ms; recorded median "
+          f"{lat['rec_median']:.3f} ms p99 {lat['rec_p99']:.3f} ms; added median "
+          f"{lat['added_median']:.3f} ms, added p99 {lat['added_p99']:.3f} ms "
+          f"(floor {FLOOR_ADDED_P99_MS} ms)"
+          + (f"; util-linux script median {lat['script_median']:.3f} ms p99 "
+             f"{lat['script_p99']:.3f} ms, added p99 {lat['script_p99'] - lat['bare_p99']:.3f} ms"
+             if "script_p99" in lat else ""), flush=True)
+    if lat["added_p99"] > FLOOR_ADDED_P99_MS:
+        failed.append("keystroke p99")
+
+
+def report_throughput(env: dict[str, str], args: argparse.Namespace, tmp: Path,
+                      failed: list[str]) -> None:
+    path = tmp / "big.txt"
+    text_file(path, args.mb)
+    for label, extra in (("default limits", {}),
+                         ("SHELLSPAN_RECORD_ACTION=pass", {"SHELLSPAN_RECORD_ACTION": "pass"})):
+        t = throughput({**env, **extra}, path, args.runs)
+        print(f"cat of {args.mb} MB ({label}, {args.runs} runs each, medians): bare "
+              f"{t['bare_mbs']:.1f} MB/s, recorded {t['rec_mbs']:.1f} MB/s, ratio "
+              f"{t['ratio']:.2f} (floor {FLOOR_THROUGHPUT} with the default limits); "
+              + (f"util-linux script / bare {t['script_ratio']:.2f}; "
+                 if t["script_ratio"] is not None else "")
+              + "MB/s each run: " + ", ".join(f"{name} {[round(x) for x in xs]}"
+                                              for name, xs in t["all"].items()), flush=True)
+        if not extra and t["ratio"] < FLOOR_THROUGHPUT:
+            failed.append("throughput")
+    path.unlink()
+
+
+def report_cpu(args: argparse.Namespace, tmp: Path, failed: list[str]) -> None:
+    cpus, sizes = cpu_and_storage(tmp, args.cpu_seconds, args.cpu_runs)
+    rec = statistics.median(c["recorder"] for c in cpus)
+    agent_cpu = statistics.median(c["agent"] for c in cpus)
+    print(f"CPU at {statistics.median(c['rate_mbs'] for c in cpus):.2f} MB/s of typical "
+          f"output ({args.cpu_runs} runs of {args.cpu_seconds:.0f} s, medians): recorder "
+          f"{rec * 100:.1f}% of one core (floor {FLOOR_CPU * 100:.0f}%), agent "
+          f"{agent_cpu * 100:.1f}% (redaction, encoding, export); runs: "
+          f"{[(round(c['recorder'] * 100, 1), round(c['agent'] * 100, 1)) for c in cpus]}",
+          flush=True)
+    if rec > FLOOR_CPU:
+        failed.append("recorder CPU")
+    raw = sizes["raw"]
+    stored = sizes["recordings"] / raw
+    print(f"stored: {raw / 1e6:.1f} MB of output recorded; recording table on disk "
+          f"{sizes['recordings']:,} bytes = {stored:.1%} of raw (floor {FLOOR_STORED:.0%}); "
+          f"its payload column {sizes['payload'] / raw:.1%}; the contrib-shaped otel_logs "
+          f"beside it {sizes['otel_logs'] / raw:.1%}", flush=True)
+    if stored > FLOOR_STORED:
+        failed.append("stored bytes")
+
+
+PHASES = ("latency", "throughput", "cpu")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--keys", type=int, default=3000)
@@ -326,64 +392,31 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cpu-seconds", type=float, default=20.0)
     parser.add_argument("--cpu-runs", type=int, default=3)
+    parser.add_argument("--only", default=",".join(PHASES),
+                        help="comma-separated phases: " + ", ".join(PHASES))
     args = parser.parse_args()
+    phases = [p for p in args.only.split(",") if p]
+    if set(phases) - set(PHASES):
+        parser.error(f"--only: phases are {', '.join(PHASES)}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-record-"))
-    failed = []
+    failed: list[str] = []
     try:
         print(f"load average before: {os.getloadavg()}", flush=True)
-        sink = SinkProcess(tmp / "sink").start()
-        shell = ShellEnv(tmp, sink.otlp_http_endpoint)
-        env = dict(shell.env, TERM="xterm")
-        try:
-            start_agent(shell, env)
-            lat = latency(env, args.keys, args.rounds)
-            print(f"keystroke to echo ({lat['samples']} each, alternating): bare median "
-                  f"{lat['bare_median']:.3f} ms p99 {lat['bare_p99']:.3f} ms; recorded median "
-                  f"{lat['rec_median']:.3f} ms p99 {lat['rec_p99']:.3f} ms; added median "
-                  f"{lat['added_median']:.3f} ms, added p99 {lat['added_p99']:.3f} ms "
-                  f"(floor {FLOOR_ADDED_P99_MS} ms)", flush=True)
-            if lat["added_p99"] > FLOOR_ADDED_P99_MS:
-                failed.append("keystroke p99")
-
-            path = tmp / "big.txt"
-            text_file(path, args.mb)
-            for label, extra in (("default limits", {}), ("SHELLSPAN_RECORD_ACTION=pass",
-                                                          {"SHELLSPAN_RECORD_ACTION": "pass"})):
-                t = throughput({**env, **extra}, path, args.runs)
-                print(f"cat of {args.mb} MB ({label}, {args.runs} runs each, medians): bare "
-                      f"{t['bare_mbs']:.1f} MB/s, recorded {t['rec_mbs']:.1f} MB/s, ratio "
-                      f"{t['ratio']:.2f} (floor {FLOOR_THROUGHPUT} with the default limits); "
-                      + (f"util-linux script / bare {t['script_ratio']:.2f}; "
-                         if t["script_ratio"] is not None else "")
-                      + "MB/s each run: " + ", ".join(f"{name} {[round(x) for x in xs]}"
-                                                      for name, xs in t["all"].items()),
-                      flush=True)
-                if not extra and t["ratio"] < FLOOR_THROUGHPUT:
-                    failed.append("throughput")
-            path.unlink()
-        finally:
-            shell.stop_agent()  # what they recorded is not measured: a new sink follows
-            sink.stop()
-
-        cpus, sizes = cpu_and_storage(tmp, args.cpu_seconds, args.cpu_runs)
-        rec = statistics.median(c["recorder"] for c in cpus)
-        agent_cpu = statistics.median(c["agent"] for c in cpus)
-        print(f"CPU at {statistics.median(c['rate_mbs'] for c in cpus):.2f} MB/s of typical "
-              f"output ({args.cpu_runs} runs of {args.cpu_seconds:.0f} s, medians): recorder "
-              f"{rec * 100:.1f}% of one core (floor {FLOOR_CPU * 100:.0f}%), agent "
-              f"{agent_cpu * 100:.1f}% (redaction, encoding, export); runs: "
-              f"{[(round(c['recorder'] * 100, 1), round(c['agent'] * 100, 1)) for c in cpus]}",
-              flush=True)
-        if rec > FLOOR_CPU:
-            failed.append("recorder CPU")
-        raw = sizes["raw"]
-        stored = sizes["recordings"] / raw
-        print(f"stored: {raw / 1e6:.1f} MB of output recorded; recording table on disk "
-              f"{sizes['recordings']:,} bytes = {stored:.1%} of raw (floor "
-              f"{FLOOR_STORED:.0%}); its payload column {sizes['payload'] / raw:.1%}; the "
-              f"contrib-shaped otel_logs beside it {sizes['otel_logs'] / raw:.1%}", flush=True)
-        if stored > FLOOR_STORED:
-            failed.append("stored bytes")
+        if "latency" in phases or "throughput" in phases:
+            sink = SinkProcess(tmp / "sink").start()
+            shell = ShellEnv(tmp, sink.otlp_http_endpoint)
+            env = dict(shell.env, TERM="xterm")
+            try:
+                start_agent(shell, env)
+                if "latency" in phases:
+                    report_latency(env, args, failed)
+                if "throughput" in phases:
+                    report_throughput(env, args, tmp, failed)
+            finally:
+                shell.stop_agent()  # what they recorded is not measured: a new sink follows
+                sink.stop()
+        if "cpu" in phases:
+            report_cpu(args, tmp, failed)
         print(f"load average after: {os.getloadavg()}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
