@@ -50,6 +50,10 @@ class SinkConfig:
     sql_max_rows: int = 10_000
     sql_max_result_bytes: int = 32 * 1024 * 1024
     sql_max_memory: int = 1024 * 1024 * 1024
+    max_streams: int = 64
+    stream_heartbeat: float = 15.0
+    live_poll: float = 2.0
+    rollup_interval: float = 5.0
     auth: AuthConfig = field(default_factory=AuthConfig)
 
     @property
@@ -223,6 +227,16 @@ OPTIONS: tuple[Option, ...] = (
            _whole(1), "most bytes an analyst's SQL statement may return", STORE),
     Option("sql_max_memory", ("--sql-max-memory",), ("SHELLSPAN_SQL_MAX_MEMORY",), _whole(1),
            "most memory (bytes) an analyst's SQL statement may use", STORE),
+    Option("max_streams", ("--max-streams",), ("SHELLSPAN_MAX_STREAMS",), _whole(1),
+           "live streams (Server-Sent Events) open at once; more are answered 503"),
+    Option("stream_heartbeat", ("--stream-heartbeat",), ("SHELLSPAN_STREAM_HEARTBEAT",),
+           _seconds, "seconds of silence after which a live stream sends a keep-alive comment"),
+    Option("live_poll", ("--live-poll",), ("SHELLSPAN_LIVE_POLL",), _seconds,
+           "while live streams are open, seconds between looks at the store for spans another "
+           "writer stored (the sink's own inserts are seen at once)"),
+    Option("rollup_interval", ("--rollup-interval",), ("SHELLSPAN_ROLLUP_INTERVAL",), _seconds,
+           "at most this often, the hourly rollups of the stats are brought up to date after "
+           "inserts (queries are exact meanwhile, at more cost)"),
     Option("encoder", (), ("SHELLSPAN_ENCODER",), _choice(*ENCODERS),
            "auto: the compiled encoder when installed; python: always the reference encoder"),
     Option("mode", (), ("SHELLSPAN_AUTH_MODE",), _choice(*MODES), "authentication mode",

@@ -10,13 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from . import otlp, recording_routes, ui_routes
+from . import live_routes, otlp, recording_routes, search_routes, ui_routes
 from .answers import json_response as _json
 from .auth import READ_SCOPE, SQL_SCOPE, AuthError, Verifier
 from .ingest import Ingest
+from .live import LiveHub, LiveLimits
 from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
 from .queries import QueryError, SessionFilter, SessionQueries
 from .recordings import RecordingQueries
+from .rollups import Refresher, Rollups
 from .sqlgate import SqlGate
 from .store import Store, StoreError
 from .wal import WriteAheadLog
@@ -86,7 +88,8 @@ def _decode_and_accept(ingest: Ingest, body: bytes, content_type: str, encoding:
 
 
 def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: Ingest,
-            verifier: Verifier, logs: Ingest, sql_gate: SqlGate) -> web.Application:
+            verifier: Verifier, logs: Ingest, sql_gate: SqlGate, live: LiveLimits | None = None,
+            rollup_interval: float = 5.0) -> web.Application:
     # The store serializes calls anyway; one thread keeps queries off the event loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
     # Analysts' SQL runs on its own client and thread: a slow statement holds up neither the
@@ -95,6 +98,12 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
 
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    # Background work that follows the inserts: the live streams and the stats' rollups.
+    hub = LiveHub(queries, run, live or LiveLimits())
+    refresher = Refresher(Rollups(queries), run, min_interval=rollup_interval)
+    wal.listeners += [hub.notify, refresher.notify]
+    ingest.followed = hub.followed
 
     @web.middleware
     async def errors(request: web.Request, handler):
@@ -128,6 +137,8 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
             "logs": {"wal": logs.wal.state(), "received_log_records": logs.received,
                      "rejected_log_records": logs.rejected,
                      "foreign_log_records": logs.foreign},
+            "live": hub.state(),
+            "rollups": refresher.state(),
         }
         return _json(body, 200 if store_state["ok"] else 503)
 
@@ -136,7 +147,8 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
         return _json(await run(queries.list_sessions, flt))
 
     async def session(request: web.Request) -> web.Response:
-        found = await run(queries.get_session, request.match_info["session_id"])
+        found = await run(reading.show, request.match_info["session_id"],
+                          search_routes.reader_of(request, verifier))
         if found is None:
             return _json({"error": "no such session"}, 404)
         return _json(found)
@@ -146,8 +158,12 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
         top = params.pop("top", "10")
         if not top.isdigit() or not 1 <= int(top) <= 1000:
             raise QueryError("top must be a whole number from 1 to 1000")
+        exact = params.pop("exact", "0")
+        if exact not in ("0", "1"):
+            raise QueryError("exact must be 0 or 1")
         flt = SessionFilter.from_mapping(params)
-        return _json(await run(queries.stats, flt, int(top)))
+        compute = queries.exact_stats if exact == "1" else queries.stats
+        return _json(await run(compute, flt, int(top)))
 
     async def sql(request: web.Request) -> web.Response:
         verifier.check_scope(request.headers.get("Authorization"), SQL_SCOPE)
@@ -165,7 +181,26 @@ def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: I
     app.router.add_post("/api/sql", sql)
     ui_routes.register(app, queries, run)
     recording_routes.register(app, RecordingQueries(store), run)
+    reading = search_routes.register(app, queries, verifier, run, wal.dir / "access-log")
+    live_routes.register(app, queries, run, hub)
+
+    async def start_background(app: web.Application) -> None:
+        app["background"] = [asyncio.create_task(hub.run_forever()),
+                             asyncio.create_task(refresher.run_forever())]
+
+    async def stop_background(app: web.Application) -> None:
+        for task in app.get("background", []):
+            task.cancel()
+        await asyncio.gather(*app.get("background", []), return_exceptions=True)
+
+    app.on_startup.append(start_background)
+    app.on_shutdown.append(lambda _app: _async(hub.close_all))
+    app.on_cleanup.append(stop_background)
     for executor in (pool, sql_pool):
         app.on_cleanup.append(lambda _app, e=executor: asyncio.get_running_loop().run_in_executor(
             None, e.shutdown))
     return app
+
+
+async def _async(fn) -> None:
+    fn()

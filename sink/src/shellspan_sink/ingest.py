@@ -4,7 +4,7 @@ report the outcome. One `Ingest` per signal, each with its own WAL."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -94,6 +94,9 @@ class Ingest:
         self.rejected = 0
         self.foreign = 0  # items refused: their session belongs to another identity
         self.foreign_requests = 0
+        # Whether a request holds items of sessions someone follows live (given the trace ids
+        # in it): their WAL segment is then inserted at once. Set by the live API.
+        self.followed: Callable[[Collection[str]], bool] = lambda _traces: False
 
     def accept(self, body: bytes, identity: dict[str, str] | None = None) -> Accepted:
         """Take a serialized export request of the signal (ExportTraceServiceRequest or
@@ -120,7 +123,7 @@ class Ingest:
                               f"session(s) {', '.join(sorted(foreign)[:10])} belong to another "
                               f"identity: {self.signal.unit}s refused")
             rows, count, invalid, _ = self._run_encoder(body, identity, foreign)
-        durable = self.wal.submit(RowBatch(rows, count))
+        durable = self.wal.submit(RowBatch(rows, count), urgent=self.followed(traces.keys()))
         self.received += count
         self.rejected += invalid + refused
         return Accepted(durable, count, invalid, refused, self.signal.unit)

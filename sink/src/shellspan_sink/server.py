@@ -16,6 +16,7 @@ from .config import SinkConfig, split_address
 from .grpc_receiver import start_grpc
 from .http_apps import api_app, otlp_app
 from .ingest import Ingest
+from .live import LiveLimits
 from .owners import SessionOwners
 from .queries import SessionQueries
 from .signals import LOGS
@@ -74,8 +75,11 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
 
     runners: list[web.AppRunner] = []
     # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
+    live = LiveLimits(max_streams=cfg.max_streams, heartbeat_s=cfg.stream_heartbeat,
+                      poll_s=cfg.live_poll)
     for app, address, inflate in ((otlp_app((ingest, logs), verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
-                                  (api_app(store, queries, wal, ingest, verifier, logs, sql_gate), cfg.api, True)):
+                                  (api_app(store, queries, wal, ingest, verifier, logs, sql_gate,
+                                           live, cfg.rollup_interval), cfg.api, True)):
         runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)

@@ -156,11 +156,19 @@ class Store:
         collapse rows in background merges instead of per insert. Queries never rely on either
         (they read with FINAL or merge uniqExact states), so results are the same.
         """
+        self._raw_insert(table, column_names, data, "RowBinary", {"optimize_on_insert": 0})
+
+    def insert_json_rows(self, table: str, column_names: Sequence[str], data: bytes) -> None:
+        """Insert rows given as JSONEachRow lines (values are data, parsed by ClickHouse)."""
+        self._raw_insert(table, column_names, data, "JSONEachRow")
+
+    def _raw_insert(self, table: str, column_names: Sequence[str], data: bytes, fmt: str,
+                    settings: dict[str, Any] | None = None) -> None:
         qualified = self.options.name(table)
         with self._lock:
             try:
                 self._connect().raw_insert(qualified, list(column_names), insert_block=data,
-                                           fmt="RowBinary", settings={"optimize_on_insert": 0})
+                                           fmt=fmt, settings=settings)
             except StoreError:
                 raise
             except Exception as exc:

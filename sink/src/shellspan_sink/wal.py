@@ -22,6 +22,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,7 @@ class WriteAheadLog:
         self._open_rows = 0
         self._open_size = 0
         self._open_since = 0.0
+        self._urgent = False
         self._seq = 0
         self._stopping = False
         self.pending_bytes = 0
@@ -90,6 +92,9 @@ class WriteAheadLog:
         self.failed_inserts = 0
         self.last_error: str | None = None
         self.last_insert_at: float | None = None
+        # Called (on the insert thread) after each insert into the store: what was inserted is
+        # queryable by then. The live views and the rollups learn of new spans this way.
+        self.listeners: list[Callable[[], None]] = []
         self._lock_fd: int | None = None
         self._threads = [threading.Thread(target=self._sync_loop, name="wal-sync", daemon=True),
                          threading.Thread(target=self._insert_loop, name="wal-insert", daemon=True)]
@@ -145,8 +150,10 @@ class WriteAheadLog:
         if self.pending_bytes >= self.max_bytes:
             raise Overloaded(f"WAL full ({self.pending_bytes} bytes waiting for the store)")
 
-    def submit(self, batch: RowBatch) -> Future:
-        """Append a batch; the future resolves once it is on disk (fdatasync)."""
+    def submit(self, batch: RowBatch, urgent: bool = False) -> Future:
+        """Append a batch; the future resolves once it is on disk (fdatasync). An `urgent`
+        batch (someone is following it live) has its segment sealed and inserted right after
+        the sync instead of when the segment is due."""
         future: Future = Future()
         if batch.size == 0:
             future.set_result(0)
@@ -178,6 +185,7 @@ class WriteAheadLog:
                 raise Overloaded(f"WAL write failed: {exc}") from exc
             self._open_size += len(record)
             self._open_rows += batch.size
+            self._urgent = self._urgent or urgent
             self.pending_bytes += len(record)
             self._pending.append((future, batch.size))
             self._cond.notify_all()
@@ -193,6 +201,7 @@ class WriteAheadLog:
                 seal = fd is not None and (self._seal_due() or self._stopping)
                 if seal:  # later appends start a new segment; this one is ours to finish
                     self._fd, self._open_path, self._open_rows = None, None, 0
+                    self._urgent = False
                 done = self._stopping and not seal
             # The sync runs outside the lock, so appends go on meanwhile (group commit).
             error: OSError | None = None
@@ -217,7 +226,7 @@ class WriteAheadLog:
 
     def _seal_due(self) -> bool:
         return self._fd is not None and (
-            self._open_rows >= self.segment_spans
+            self._urgent or self._open_rows >= self.segment_spans
             or time.monotonic() - self._open_since >= self.segment_age)
 
     # --- into the store -------------------------------------------------------------------------
@@ -256,6 +265,11 @@ class WriteAheadLog:
                 self.inserted_spans += rows
                 self.last_insert_at = time.time()
                 self.last_error = None
+            for listener in self.listeners:
+                try:
+                    listener()
+                except Exception:  # noqa: BLE001 - a listener must never stop the inserts
+                    log.exception("WAL insert listener failed")
 
     def state(self) -> dict:
         with self._cond:

@@ -117,6 +117,27 @@ class SinkProcess:
         with urllib.request.urlopen(request, timeout=60) as resp:
             return json.loads(resp.read())
 
+    def call(self, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+             token: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """(HTTP status, decoded JSON body) of an API call, whatever the status; a `body` is sent
+        as JSON in a POST. Uses `token` if given, else the sink's read token."""
+        query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        request = urllib.request.Request(f"{self.api_url}{path}" + (f"?{query}" if query else ""),
+                                         data=data, method="POST" if data is not None else "GET",
+                                         headers=headers or {})
+        if token or self.read_token:
+            request.add_header("Authorization", f"Bearer {token or self.read_token}")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                return exc.code, json.loads(raw)
+            except ValueError:
+                return exc.code, raw.decode(errors="replace")
+
     def _request(self, url: str, data: bytes | None = None) -> urllib.request.Request:
         request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
         if self.read_token:
