@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from shellspan_testing.posix_shell_helpers import ShellEnv
@@ -175,18 +176,24 @@ def latency(env: dict[str, str], keys: int, rounds: int) -> dict:
 
 # --- throughput ----------------------------------------------------------------------------------
 
+def reads_to_end(fd: int) -> Iterator[bytes]:
+    """What a pty gives until its program has closed it (EIO) or it ends."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        yield chunk
+
+
 def read_all(argv: list[str], env: dict[str, str]) -> tuple[int, float]:
     """(bytes read, seconds from the first byte to the last) of a program in a new pty."""
     pid, fd = spawn(argv, env)
     n = 0
     first = last = 0.0
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
+    for chunk in reads_to_end(fd):
         now = time.perf_counter()
         if not n:
             first = now
@@ -268,14 +275,7 @@ def cpu_at_1mbs(env: dict[str, str], seconds: float, agent_pid: int, tmp: Path,
             got += len(os.read(fd, 65536))
         r1, a1, t1 = cpu_ticks(pid), cpu_ticks(agent_pid), time.monotonic()
         rate = (got - w0) / (t1 - t0)
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            got += len(chunk)
+        got += sum(len(chunk) for chunk in reads_to_end(fd))
     finally:
         reap(pid, fd)
     tick = os.sysconf("SC_CLK_TCK")

@@ -183,12 +183,7 @@ class Exporter:
 
     def submit(self, span: Item) -> None:
         """Queue a finished span (a log record, for ``LOGS``); never blocks on the network."""
-        with self._lock:
-            self._pending.append(span)
-            self._idle.clear()
-        self._wake.set()
-        if self._started and not self._spawned:
-            self._spawn()
+        self.submit_many([span])
 
     def submit_many(self, items: list[Item]) -> None:
         """Queue several items at once (one lock, one wake-up)."""

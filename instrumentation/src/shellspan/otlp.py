@@ -11,6 +11,7 @@ records of terminal recordings).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 AttrValue = str | bool | int | float | list | tuple
 
@@ -165,13 +166,19 @@ def encode_span(s: SpanData) -> bytes:
     return b"".join(out)
 
 
+def _export_request(items: Iterable[bytes], resource: dict[str, AttrValue], scope_name: str,
+                    scope_version: str) -> bytes:
+    """One resource with one scope holding the encoded items: the layout (and field numbers)
+    ExportTraceServiceRequest and ExportLogsServiceRequest share."""
+    scope = _str(1, scope_name) + _str(2, scope_version)
+    scoped = _len(1, scope) + b"".join(_len(2, item) for item in items)
+    return _len(1, _len(1, _attrs(1, resource)) + _len(2, scoped))
+
+
 def encode_request(spans: list[SpanData], resource: dict[str, AttrValue],
                    scope_name: str = "shellspan", scope_version: str = "") -> bytes:
     """Encode spans as one ExportTraceServiceRequest (one resource, one scope)."""
-    scope = _str(1, scope_name) + _str(2, scope_version)
-    scope_spans = _len(1, scope) + b"".join(_len(2, encode_span(s)) for s in spans)
-    resource_spans = _len(1, _attrs(1, resource)) + _len(2, scope_spans)
-    return _len(1, resource_spans)
+    return _export_request(map(encode_span, spans), resource, scope_name, scope_version)
 
 
 def encode_log(r: LogData) -> bytes:
@@ -188,10 +195,7 @@ def encode_log(r: LogData) -> bytes:
 def encode_logs_request(records: list[LogData], resource: dict[str, AttrValue],
                         scope_name: str = "shellspan", scope_version: str = "") -> bytes:
     """Encode log records as one ExportLogsServiceRequest (one resource, one scope)."""
-    scope = _str(1, scope_name) + _str(2, scope_version)
-    scope_logs = _len(1, scope) + b"".join(_len(2, encode_log(r)) for r in records)
-    resource_logs = _len(1, _attrs(1, resource)) + _len(2, scope_logs)
-    return _len(1, resource_logs)
+    return _export_request(map(encode_log, records), resource, scope_name, scope_version)
 
 
 def traceparent(trace_id: bytes, span_id: bytes, sampled: bool = True) -> str:
