@@ -708,3 +708,48 @@ def test_terminal_output_logs_reach_the_sink_through_the_collectors(pipeline):
     count = sink.sql("SELECT count() FROM shellspan.otel_logs "
                      f"WHERE TraceId = '{forged.session_id}'")["rows"][0][0]
     assert int(count) == 0
+
+
+def test_shellspan_record_reaches_the_sink_through_the_collectors_with_its_token(pipeline,
+                                                                                tmp_path):
+    """A real `shellspan record` of bash: the agent of the shell host sends the spans and the
+    terminal output (OTLP logs) through agent -> gateway with the session's own token."""
+    from shellspan_testing.posix_shell_helpers import ShellEnv, rc_files
+    from shellspan_testing.record_helpers import (
+        RecordedTerminal,
+        asciinema_cat,
+        output_of,
+        session_of,
+        wait_recording,
+    )
+
+    env = ShellEnv(tmp_path, pipeline.agent.endpoint,
+                   SHELLSPAN_AUTH_SECRET_FILE=secret_file(tmp_path / "secret"),
+                   SHELLSPAN_BROKER_SOCKET="off")
+    term = RecordedTerminal(rc_files(env, "bash"), env.env)
+    try:
+        sid = session_of(term.pid)
+        term.run("ls --color=always /")
+        term.run("echo recorded through $((6 * 7)) collectors")
+        assert term.finish("exit 2") == 2
+        sink = pipeline.sink
+        try:
+            wait_recording(sink, sid, lambda _h, ev: output_of(ev) == term.output(), 90)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{pipeline.logs()}") from exc
+        assert asciinema_cat(sink, sid, tmp_path) == term.output()
+        user = login_name()
+        rows = sink.sql("SELECT DISTINCT LogAttributes['enduser.id'], "
+                        "LogAttributes['shell.auth.verified'] FROM shellspan.otel_logs "
+                        f"WHERE TraceId = '{sid}'")["rows"]
+        assert rows == [[user, "true"]]
+        detail = sink.wait_for(lambda: (d := sink.session(sid))["session"]["end_time"] and d, 60)
+        assert (detail["session"]["enduser_id"], detail["session"]["verified"]) == (user, True)
+        spans = {c["command"]: c["span_id"] for c in detail["commands"]}
+        rows = sink.sql("SELECT data, span_id FROM shellspan.shell_recordings FINAL "
+                        f"WHERE session_id = '{sid}' AND event = 'o'")["rows"]
+        owners = {span for data, span in rows if "recorded through 42 collectors\r\n" in data}
+        assert owners == {spans["echo recorded through $((6 * 7)) collectors"]}
+    finally:
+        term.close()
+        env.stop_agent()

@@ -6,7 +6,8 @@ exporter (OTLP/HTTP, circuit breaker, on-disk spool). Twice a second it checks e
 pid: a shell that disappeared without its exit record is closed as ``hangup`` (its terminal
 is gone too) or ``orphaned``. Files of the runtime directory: ``events`` (FIFO),
 ``agent.pid``, ``agent.lock``, ``state.json``, ``agent.log``, ``h.PID`` (a bash shell's
-scratch file) and ``q.PID`` (records a shell left behind when it exited with no agent up).
+scratch file), ``q.PID`` (records a shell left behind when it exited with no agent up) and
+``rec.sock`` (where ``shellspan record`` hands over terminal recordings: ``intake``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from shellspan.export import Exporter
 from shellspan.otlp import SpanData
 from shellspan.posix import daemon, runtime
 from shellspan.posix import state as state_file
+from shellspan.posix.intake import Intake
 from shellspan.posix.records import Record, RecordReader
 from shellspan.posix.runtime import path
 from shellspan.posix.sessions import SessionTracker, ShellSession
+from shellspan.posix.snapshots import SnapshotWorker
 from shellspan.redact import default_redactor
 
 FIFO = "events"
@@ -74,6 +77,8 @@ class Agent:
         self.quiet_until = 0.0  # before this, new spans wait for the window's end
         self.read_pause = max(_env_float(self.env, "SHELLSPAN_AGENT_READ_PAUSE_MS", 20.0), 0.0) / 1e3
         self.lock = daemon.AgentLock(self.dir)
+        self.intake: Intake | None = None
+        self.snapshots: SnapshotWorker | None = None
         self.started = time.time()
         self.records = 0
         self.dirty = True
@@ -98,8 +103,27 @@ class Agent:
             self.exporter.start()
         for sess in state_file.sessions(state_file.read(self.dir)):
             self.tracker.register(sess)  # take over what a previous agent was watching
+        self.start_intake()
+        if self.config.snapshots and self.exporter is not None:
+            self.snapshots = SnapshotWorker(
+                lambda: list(self.tracker.sessions.values()), self.exporter.submit,
+                self.tracker.redactor, interval_s=self.config.snapshot_s, env=self.env)
+            self.snapshots.start()
         daemon.write_pid_file(self.dir)
         return True
+
+    def start_intake(self) -> None:
+        """Take terminal recordings from ``shellspan record`` (a failure is logged; the
+        agent goes on with the hooks' records)."""
+        exporter = self.exporter
+        self.intake = Intake(self.dir, self.config, self.tracker.redactor,
+                             submit_span=exporter.submit if exporter else lambda _s: None,
+                             host=self.tracker.host, user_name=_login_name, log=self.log)
+        try:
+            self.intake.start()
+        except OSError as exc:
+            self.log(f"cannot take recordings: {exc!r}")
+            self.intake = None
 
     # --- records -----------------------------------------------------------------------------
 
@@ -131,6 +155,8 @@ class Agent:
         self.dirty = True
 
     def emit(self, span: SpanData, now: bool = False) -> None:
+        if self.snapshots is not None:  # the end snapshot on a root span
+            self.snapshots.decorate(span, self.tracker.sessions.get(span.trace_id.hex()))
         self.batch.append(span)
         if (now or self.batch_s <= 0 or len(self.batch) >= MAX_BATCH
                 or time.monotonic() >= self.quiet_until):
@@ -188,6 +214,8 @@ class Agent:
             "sessions": [state_file.session_entry(s) for s in self.tracker.sessions.values()]}
         if self.exporter is not None:
             out.update(export_status(self.exporter))
+        if self.intake is not None:
+            out["recordings"] = self.intake.status()
         return out
 
     def save_state(self) -> None:
@@ -239,7 +267,7 @@ class Agent:
                 self.read_spilled()
                 self.drain()  # a shell's exit record comes before its pid is found gone
                 self.tracker.watch()
-                if self.tracker.sessions:
+                if self.tracker.sessions or self.intake is not None and self.intake.busy():
                     idle_since = now
                 elif self.idle_exit_s > 0 and now - idle_since > self.idle_exit_s:
                     self.log("no sessions left; exiting")
@@ -251,6 +279,10 @@ class Agent:
         return 0
 
     def shutdown(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.stop()
+        if self.intake is not None:
+            self.intake.stop()
         self.flush_batch()
         self.save_state()
         daemon.remove_pid_file(self.dir)

@@ -180,6 +180,7 @@ __shellspan_precmd() {
   fi
   __shellspan_cwd=$PWD
   (( __shellspan_debug )) || [[ $PS0 == *__shellspan_t0* ]] || PS0=$__shellspan_ps0${PS0-}
+  (( __shellspan_mark )) && printf '\e]6973;P;%s;%s\a' "$__shellspan_sid" "$__shellspan_root" >&2
   return "$st"
 }
 # Fallback without PS0: the first DEBUG trap after the prompt is the command starting. It is
@@ -190,6 +191,7 @@ __shellspan_debug_trap() {
   [[ $BASH_COMMAND == __shellspan_precmd* ]] && return 0  # an empty line: the prompt again
   __shellspan_now
   __shellspan_t0=$__shellspan_r
+  (( __shellspan_mark )) && printf '\e]6973;C;%s;%s\a' "$__shellspan_sid" "$__shellspan_span" >&2
 }
 __shellspan_finish() {  # $1 status, $2 reason
   (( __shellspan_done || BASHPID != $$ )) && return  # not in subshells
@@ -212,6 +214,14 @@ __shellspan_hup() {
 
 __shellspan_id; __shellspan_sid=$__shellspan_r; __shellspan_id; __shellspan_sid+=$__shellspan_r
 __shellspan_id; __shellspan_root=$__shellspan_r; __shellspan_id; __shellspan_span=$__shellspan_r
+# Under `shellspan record`: take the session the recorder chose, and mark where commands start
+# and the prompt comes back (private OSC 6973, removed from the stream by the recorder).
+if [[ ${SHELLSPAN_RECORDER_SESSION-} =~ ^([0-9a-f]{32})-([0-9a-f]{16})$ ]]; then
+  __shellspan_sid=${BASH_REMATCH[1]} __shellspan_root=${BASH_REMATCH[2]}; fi
+unset SHELLSPAN_RECORDER_SESSION
+__shellspan_mark=0; [[ -n ${SHELLSPAN_RECORDER-} && -t 2 ]] && __shellspan_mark=1
+# shellcheck disable=SC2016  # expanded when PS0 is displayed
+(( __shellspan_mark )) && __shellspan_ps0+='\e]6973;C;${__shellspan_sid};${__shellspan_span}\a'
 __shellspan_now
 __shellspan_q=("S"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"bash"$'\037'"$__shellspan_root"$'\037'"$PPID"$'\037'"${SHLVL-}"$'\037'"${TRACEPARENT-}"$'\037'"${USER-}"$'\037'"${SSH_CONNECTION:-${SSH_CLIENT-}}"$'\037'"$BASH_VERSION"$'\037'"$PWD")
 export SHELLSPAN_SESSION_ID=$__shellspan_sid

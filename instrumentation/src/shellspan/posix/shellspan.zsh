@@ -93,6 +93,7 @@ __shellspan_preexec() {
   (( __shellspan_t0 = epochtime[1] * 1000000 + epochtime[2] / 1000 ))
   printf -v __shellspan_span '%04x%04x%04x%04x' $RANDOM $RANDOM $RANDOM $(( RANDOM | 1 ))
   export TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
+  (( __shellspan_mark )) && print -rnu2 -- $'\e]6973;C;'$__shellspan_sid\;$__shellspan_span$'\a'
   if [[ $text == [[:space:]]* && ( -o histignorespace || ${SHELLSPAN_IGNORESPACE-} == always ) ]]
   then flags=s text=
   fi
@@ -120,6 +121,7 @@ __shellspan_precmd() {
     fi
     export TRACEPARENT=00-$__shellspan_sid-$__shellspan_root-01
   fi
+  (( __shellspan_mark )) && print -rnu2 -- $'\e]6973;P;'$__shellspan_sid\;$__shellspan_root$'\a'
   return $st
 }
 __shellspan_finish() {  # $1 status, $2 reason
@@ -144,6 +146,13 @@ __shellspan_hup() { __shellspan_finish 129 hangup; trap - HUP; kill -HUP $$; }
 
 __shellspan_id; __shellspan_sid=$__shellspan_r; __shellspan_id; __shellspan_sid+=$__shellspan_r
 __shellspan_id; __shellspan_root=$__shellspan_r
+# Under `shellspan record`: take the session the recorder chose, and mark where commands start
+# and the prompt comes back (private OSC 6973, removed from the stream by the recorder).
+if [[ ${SHELLSPAN_RECORDER_SESSION-} =~ '^([0-9a-f]{32})-([0-9a-f]{16})$' ]]; then
+  __shellspan_sid=$match[1] __shellspan_root=$match[2]; fi
+unset SHELLSPAN_RECORDER_SESSION
+typeset -gi __shellspan_mark=0
+[[ -n ${SHELLSPAN_RECORDER-} && -t 2 ]] && __shellspan_mark=1
 __shellspan_now
 __shellspan_q=("S"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"zsh"$'\037'"$__shellspan_root"$'\037'"$PPID"$'\037'"${SHLVL-}"$'\037'"${TRACEPARENT-}"$'\037'"${USER-}"$'\037'"${SSH_CONNECTION:-${SSH_CLIENT-}}"$'\037'"$ZSH_VERSION"$'\037'"$PWD")
 export SHELLSPAN_SESSION_ID=$__shellspan_sid
