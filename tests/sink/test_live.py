@@ -47,6 +47,7 @@ def sink(tmp_path_factory):
     proc.stop()
 
 
+@pytest.mark.slow
 def test_a_followed_session_streams_its_commands_state_and_end(sink):
     spec = SessionSpec(user="follow", commands=[Command("ls"), Command("make", exit_code=2),
                                                 Command("git push")], duration_s=5)
@@ -150,6 +151,7 @@ def test_the_number_of_streams_is_bounded(sink):
     later.close()
 
 
+@pytest.mark.slow
 def test_the_changes_stream_sends_rows_of_sessions_that_change(sink):
     watcher = Listener(sink, "/api/changes?host=live-host")
     try:

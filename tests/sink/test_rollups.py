@@ -108,6 +108,7 @@ def test_re_delivered_spans_count_once(sink):
     assert same(agree(sink, {}), before)
 
 
+@pytest.mark.slow
 def test_open_sessions_that_go_on_and_end(sink):
     live = spec(100, user="dora", ended=False, start_ns=time.time_ns() - 90 * 10**9,
                 commands=[Command("top")])
@@ -125,6 +126,7 @@ def test_open_sessions_that_go_on_and_end(sink):
         agree(sink, filters)
 
 
+@pytest.mark.slow
 def test_a_session_whose_start_moves_to_an_earlier_hour(sink):
     late = spec(200, user="eve", start_ns=NOW - 50 * HOUR_NS, duration_s=60,
                 commands=[Command("ls")])

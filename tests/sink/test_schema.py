@@ -90,6 +90,7 @@ def test_migrate_is_idempotent(tmp_path):
     assert second.returncode == 0 and "schema is up to date" in second.stdout
 
 
+@pytest.mark.slow
 def test_raw_table_matches_contrib_columns(shared_sink):
     described = shared_sink.sql("DESCRIBE TABLE shellspan.otel_traces")
     columns = {row[0]: row[1] for row in described["rows"]}
@@ -114,6 +115,7 @@ def all_statements(options: SchemaOptions) -> list[str]:
     return [s for m in MIGRATIONS for s in m.statements(options)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_every_statement_parses(mode):
     """No ClickHouse server runs here: the embedded engine (the same ClickHouse version) parses

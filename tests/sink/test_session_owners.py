@@ -68,6 +68,7 @@ def foreign_count(sink: SinkProcess) -> int:
     return sink.health()[1]["foreign_spans"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["required", "optional"])
 def test_another_identity_cannot_write_into_a_session(sinks, mode):
     sink = sinks[mode]

@@ -183,6 +183,7 @@ def test_no_event_is_lost_when_the_sink_is_killed_and_a_torn_line_is_skipped(sin
     assert "unreadable line" in again.log()
 
 
+@pytest.mark.slow
 def test_a_read_that_cannot_be_recorded_is_refused(sink_factory):
     proc = sink_factory("unrecordable")
     load(proc)

@@ -75,6 +75,7 @@ def sink(sinks):
     return sinks[0]
 
 
+@pytest.mark.slow
 def test_verified_subject_wins_over_claimed_user(sink):
     spec = SessionSpec(user="root")  # the client claims to be root
     spans = session_spans(spec)
@@ -253,6 +254,7 @@ def test_sql_needs_its_own_scope(sink):
     assert status == 200 and body["rows"] == [[1]], body
 
 
+@pytest.mark.slow
 def test_the_vouching_host_is_stamped_and_a_claimed_one_dropped(sink):
     forged = [kv(semconv.AUTH_HOST, "forged-host"), kv(semconv.AUTH_VERIFIED, "true")]
     for user, claims in (("host-claimed", {"host": "web-7"}), ("host-none", {})):

@@ -59,6 +59,7 @@ def cli(sink: SinkProcess, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_the_verified_identity_comes_first_and_a_different_claim_is_flagged(sink):
     sessions = by_id(sink)
     parent, anonymous = sessions[PARENT.session_id], sessions[ANONYMOUS.session_id]
@@ -126,6 +127,7 @@ def sink_sql(sink: SinkProcess, statement: str) -> tuple[int, dict]:
         return resp.status, json.loads(resp.read().decode(), parse_constant=lambda c: 1 / 0)
 
 
+@pytest.mark.slow
 def test_the_store_and_wal_are_the_sinks_alone(tmp_path):
     data = tmp_path / "data"
     store_dir = data / "store"

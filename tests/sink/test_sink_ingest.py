@@ -75,6 +75,7 @@ def wait_session(sink: SinkProcess, session_id: str, **expect) -> dict:
     return sink.wait_for(check, timeout=20)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_sdk_exporter_session_reaches_api_and_cli(shared_sink, protocol):
     endpoint = shared_sink.otlp_http_endpoint if protocol == "http" else shared_sink.otlp_grpc_endpoint
@@ -216,6 +217,7 @@ def test_client_cannot_claim_a_verified_identity(shared_sink):
     assert semconv.ENDUSER_ID not in s["attributes"]
 
 
+@pytest.mark.slow
 def test_session_without_root_is_active_then_abandoned_then_ended(shared_sink):
     sink = shared_sink  # sessions without a root turn abandoned after 3 s
     spec = SessionSpec(user="live", commands=[Command("top", duration_s=0.1)], ended=False)

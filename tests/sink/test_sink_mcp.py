@@ -112,6 +112,7 @@ def test_the_tools_answer_through_the_sdk_client(sink, transport):
     assert len(stats.structured_content["top_commands"]) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["http", "stdio"])
 def test_results_are_bounded_and_redacted_as_in_the_api(sink, transport):
     client = (http_client if transport == "http" else stdio_client)(sink, sink.read_token)
@@ -135,6 +136,7 @@ def test_results_are_bounded_and_redacted_as_in_the_api(sink, transport):
     assert too_many.is_error  # the SDK validates the bound before the tool runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["http", "stdio"])
 def test_bad_arguments_are_tool_errors(sink, transport):
     client = (http_client if transport == "http" else stdio_client)(sink, sink.read_token)
@@ -149,6 +151,7 @@ def test_bad_arguments_are_tool_errors(sink, transport):
     assert bad_id.is_error and bad_filter.is_error and "state must be" in bad_filter.content[0].text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["http", "stdio"])
 def test_recording_excerpt_is_what_the_command_printed(sink, transport):
     client = (http_client if transport == "http" else stdio_client)(sink, sink.read_token)

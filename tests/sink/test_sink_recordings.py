@@ -343,6 +343,7 @@ def token(sub: str, **claims) -> str:
                       SECRET, algorithm="HS256")
 
 
+@pytest.mark.slow
 def test_logs_need_a_token_and_carry_the_verified_identity(tmp_path):
     sink = SinkProcess(tmp_path / "sink", env={"SHELLSPAN_AUTH_SECRET": SECRET,
                                                "SHELLSPAN_AUTH_MODE": "required"})

@@ -80,6 +80,7 @@ REFUSED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", REFUSED)
 def test_refused_with_a_message_and_the_writer_unharmed(sink, name):
     statement, message = REFUSED[name]
