@@ -6,6 +6,8 @@ import os
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from shellspan import semconv
+
 from . import rowbinary
 from .otlp import RequestError
 from .wal import RowBatch, WriteAheadLog
@@ -41,7 +43,8 @@ class IngestLimits:
     max_body_bytes: int = 16 * 1024 * 1024
     max_spans_per_request: int = 100_000
     max_attributes: int = 128
-    max_attribute_length: int = 16 * 1024
+    # A whole command line (the shell side cuts longer ones, with a mark) fits.
+    max_attribute_length: int = semconv.COMMAND_LINE_MAX_BYTES + 1024
 
 
 class Ingest:
