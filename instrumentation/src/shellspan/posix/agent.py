@@ -21,7 +21,7 @@ from typing import Any
 from shellspan.config import Config, _env_float
 from shellspan.export import Exporter
 from shellspan.otlp import SpanData
-from shellspan.posix import daemon, runtime
+from shellspan.posix import daemon, procfs, runtime
 from shellspan.posix import state as state_file
 from shellspan.posix.records import Record, RecordReader
 from shellspan.posix.runtime import path
@@ -31,6 +31,7 @@ from shellspan.redact import default_redactor
 FIFO = "events"
 PIPE_SIZE = 1024 * 1024  # room for bursts between the agent's reads (Linux; default 64 KiB)
 MAX_BATCH = 200
+SPILL_SETTLE_S = 0.05
 
 
 def _login_name() -> str:
@@ -59,9 +60,8 @@ class Agent:
         self.reader = RecordReader(on_error=self._bad_record)
         self.tracker = SessionTracker(
             self.emit, host=os.uname().nodename, redactor=default_redactor(),
-            heartbeat_s=self.config.heartbeat_s,
-            ignorespace=self.env.get("SHELLSPAN_IGNORESPACE", "redact").lower(),
-            user_name=_login_name, on_close=self._closed, log=self.log)
+            heartbeat_s=self.config.heartbeat_s, user_name=_login_name, on_close=self._closed,
+            log=self.log)
         self.watch_s = max(_env_float(self.env, "SHELLSPAN_AGENT_WATCH_INTERVAL", 0.5), 0.05)
         self.idle_exit_s = _env_float(self.env, "SHELLSPAN_AGENT_IDLE_EXIT", 900.0)
         # Command and heartbeat spans are handed to the exporter in batches (start and end
@@ -69,7 +69,7 @@ class Agent:
         self.batch_s = max(_env_float(self.env, "SHELLSPAN_AGENT_BATCH_MS", 1000.0) / 1000.0, 0.0)
         self.batch: list[SpanData] = []
         self.batch_due = 0.0
-        self.read_pause = max(_env_float(self.env, "SHELLSPAN_AGENT_READ_PAUSE_MS", 20.0), 0.0) / 1e3
+        self.read_s = max(_env_float(self.env, "SHELLSPAN_AGENT_READ_INTERVAL_MS", 200.0), 1.0) / 1e3
         self.lock = daemon.AgentLock(self.dir)
         self.started = time.time()
         self.records = 0
@@ -103,7 +103,7 @@ class Agent:
     def feed(self, data: bytes) -> None:
         for record in self.reader.feed(data):
             self.records += 1
-            self.dirty = True
+            self.dirty = True  # sessions, commands or pending commands changed
             if self.config.debug:
                 self.log(f"record {record!r:.200}")
             try:
@@ -141,25 +141,49 @@ class Agent:
                 self.exporter.submit(span)
 
     def read_spilled(self) -> None:
-        """Records a shell left in ``q.PID`` because it exited before the agent was up."""
+        """Records left in ``q.PID`` files: by shells that exited or queued a lot while no agent
+        was up, and by an agent that stopped in the middle of a long record. Read after the
+        FIFO, which holds what was written before. A file of a live shell is renamed first
+        and read a moment later, so an append that was under way lands in it."""
         try:
-            names = [n for n in os.listdir(self.dir) if n.startswith("q.")]
+            names = sorted(n for n in os.listdir(self.dir) if n.startswith("q."))
         except OSError:
             return
+        taken = []
         for name in names:
             spilled = path(name, self.dir)
-            try:
-                fd = os.open(spilled, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            pid = name[2:].split(".")[0]
+            if pid.isdigit() and "." not in name[2:] and procfs.alive(int(pid)):
+                aside = f"{spilled}.{os.getpid()}"
                 try:
-                    st = os.fstat(fd)
-                    data = (os.read(fd, st.st_size + 1) if stat.S_ISREG(st.st_mode)
-                            and st.st_uid == os.geteuid() else b"")
-                finally:
-                    os.close(fd)
-                os.unlink(spilled)
-            except OSError:
+                    os.rename(spilled, aside)
+                except OSError:
+                    continue
+                taken.append(aside)
                 continue
-            self.feed(data)
+            self._read_spill(spilled)
+        if taken:
+            time.sleep(SPILL_SETTLE_S)
+            for aside in taken:
+                self._read_spill(aside)
+
+    def _read_spill(self, spilled: str) -> None:
+        try:
+            fd = os.open(spilled, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                st = os.fstat(fd)
+                data = b""
+                if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+                    chunks = []
+                    while chunk := os.read(fd, 1 << 20):
+                        chunks.append(chunk)
+                    data = b"".join(chunks)
+            finally:
+                os.close(fd)
+            os.unlink(spilled)
+        except OSError:
+            return
+        self.feed(data)
 
     def drain(self) -> None:
         """Read and handle every record waiting in the FIFO."""
@@ -202,56 +226,71 @@ class Agent:
         self._stop = True
 
     def run(self) -> int:
-        import select
-
+        """Read the FIFO on a clock, not when a shell writes: a shell's write then never wakes
+        the agent (no context switch on the shell's time, and none at the moment the shell
+        forks the command it is about to run, which would leave a Ctrl-C to the new process
+        more time to be lost); the pipe holds what comes between two reads."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        next_watch = 0.0
-        next_save = 0.0
+        next_read = next_watch = next_save = 0.0
         idle_since = time.monotonic()
         self.log(f"started (pid {os.getpid()}, dir {self.dir}, endpoint {self.config.endpoint})")
         while not self._stop:
             now = time.monotonic()
-            due = self.batch_due if self.batch else next_watch
-            timeout = max(min(next_watch, next_save, due) - now, 0.0)
-            try:
-                events = poller.poll(timeout * 1000)
-            except InterruptedError:
-                events = []
-            if events:
+            due = min(next_read, next_watch, next_save, self.batch_due if self.batch else next_watch)
+            if due > now:
+                time.sleep(due - now)
+                continue
+            if now >= next_read:
+                next_read = now + self.read_s
                 self.drain()
-                # Read at most every read_pause seconds: the pipe holds what comes meanwhile,
-                # and the shells do not pay for the agent waking up at every record.
-                time.sleep(self.read_pause)
-            now = time.monotonic()
             if self.batch and now >= self.batch_due:
                 self.flush_batch()
             if now >= next_watch:
                 next_watch = now + self.watch_s
-                self.read_spilled()
                 self.drain()  # a shell's exit record comes before its pid is found gone
+                self.read_spilled()
                 self.tracker.watch()
                 if self.tracker.sessions:
                     idle_since = now
                 elif self.idle_exit_s > 0 and now - idle_since > self.idle_exit_s:
                     self.log("no sessions left; exiting")
                     break
-            if now >= next_save or (self.dirty and now >= next_save - 4.0):
+            # `shellspan status` reads it: soon after a change, at least every 5 s.
+            if now >= next_save or (self.dirty and now >= next_save - 4.8):
                 next_save = now + 5.0
                 self.save_state()
         self.shutdown()
         return 0
 
     def shutdown(self) -> None:
+        """Stop without losing a record: no longer announced (the pid file goes first, so
+        shells queue instead of writing to us), then what is in the FIFO is read; what shells
+        write after that stays in the FIFO (they hold it open) for the next agent, and a long
+        record caught half-way is left in a q file for it too."""
+        daemon.remove_pid_file(self.dir)
+        self.drain()
+        self._leave_unfinished()
         self.flush_batch()
         self.save_state()
-        daemon.remove_pid_file(self.dir)
         if self.exporter is not None:
             self.exporter.flush(2.0)
         self.log("stopped")
+
+    def _leave_unfinished(self) -> None:
+        pieces = self.reader.unfinished()
+        if not pieces:
+            return
+        try:
+            fd = runtime.open_private(path(f"q.{os.getpid()}.0", self.dir),
+                                      os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, pieces)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.log(f"cannot leave an unfinished record: {exc!r}")
 
 
 def open_fifo(fifo: str) -> int:

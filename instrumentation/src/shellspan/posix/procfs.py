@@ -65,6 +65,32 @@ def comm(pid: int) -> str:
         return ""
 
 
+def ppid(pid: int) -> int:
+    """The parent's pid, 0 if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+        return int(data[data.rfind(")") + 2:].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def environ(pid: int) -> dict[str, str]:
+    """The environment a process was started with ({} if it cannot be read: another user's
+    process, a set-uid one)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            out[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return out
+
+
 def cwd_of(pid: int) -> str:
     try:
         return os.readlink(f"/proc/{pid}/cwd")

@@ -6,19 +6,25 @@ field, so it may contain the separator. Times are microseconds since the epoch, 
 
 ====  ====================================================================================
 S     pid sid start_us shell root_span ppid shlvl parent_traceparent user ssh version cwd
-C     pid sid seq span start_us end_us status pipestatus cwd flags text   (bash: one per command)
-B     pid sid seq span start_us cwd flags text                            (zsh: command starts)
-E     pid sid seq end_us status pipestatus                                (zsh: command ends)
-X     pid sid time_us status reason                                       (exit hook)
+B     pid sid seq span start_us cwd flags breaks text         (a command starts)
+E     pid sid seq end_us status pipestatus                    (the command that began ends)
+C     pid sid seq span start_us end_us status pipestatus cwd flags breaks text
+                       (bash: a command seen only when it had ended, both in one record)
+X     pid sid time_us status how                              (exit hook: exit, eof, hangup,
+                                                               signal: see ``Exit``)
 T     pid piece        (a piece of a record longer than ``PIECE`` characters; every write stays
                         below PIPE_BUF, so it is atomic even with many shells writing)
 L     pid piece        (the last piece: the pieces joined are the record)
 ====  ====================================================================================
 
-``flags`` of C and B: ``h`` the text is ``fc -l`` output (``N<TAB> text`` entries), ``u`` the
-text is unknown (the command did not enter the history), ``d`` a duplicate of the previous
-command, ``s`` typed with a leading space. Every record carries the session id, so an agent
-started later can adopt a session it never saw start.
+``flags`` of B and C: ``s`` typed with a leading space, which the shell's settings keep out of
+its history (the text is empty when ``SHELLSPAN_HIDDEN_COMMANDS=redact``), ``u`` the line could
+not be read from bash's history (history turned off with ``set +o history``, or a later line
+of a paste that the user's settings kept out): the text is ``$BASH_COMMAND``, the first
+command bash runs. ``breaks`` (bash): where the lines of a multi-line command end in ``text``, which
+bash's history joins: ``LEN`` or ``LENb`` (the line ended with a backslash) per line but the
+last, lengths of the text so far (see ``join_lines``). Every record carries the session id, so
+an agent started later can adopt a session it never saw start.
 """
 
 from __future__ import annotations
@@ -31,13 +37,11 @@ SEP = "\x1f"
 END = b"\0"
 PIECE = 900  # the hooks cut records longer than this into T/L pieces
 
-FLAG_HISTORY = "h"
 FLAG_UNKNOWN = "u"
-FLAG_DUPLICATE = "d"
-FLAG_SPACE = "s"
+FLAG_HIDDEN = "s"
 
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
-_FC_ENTRY = re.compile(r"(?m)^\d+\t ")
+_BREAK = re.compile(r"(\d+)(b?)")
 
 
 class RecordError(ValueError):
@@ -61,8 +65,23 @@ class Start(NamedTuple):
     cwd: str
 
 
+class Begin(NamedTuple):
+    """B: a command starts (bash: its first DEBUG trap; zsh: preexec)."""
+
+    pid: int
+    session_id: str
+    seq: int | None
+    span: bytes | None
+    start_us: int | None
+    cwd: str
+    flags: str
+    breaks: str
+    text: str
+
+
 class Command(NamedTuple):
-    """C: a command that ran, written when the prompt came back (bash)."""
+    """C: a command that had already ended when the shell saw it (bash: a line that ran no
+    DEBUG trap, such as ``( subshell )`` or a function definition)."""
 
     pid: int
     session_id: str
@@ -74,24 +93,12 @@ class Command(NamedTuple):
     pipestatus: tuple[int, ...]
     cwd: str
     flags: str
-    text: str
-
-
-class Begin(NamedTuple):
-    """B: a command starts (zsh preexec)."""
-
-    pid: int
-    session_id: str
-    seq: int | None
-    span: bytes | None
-    start_us: int | None
-    cwd: str
-    flags: str
+    breaks: str
     text: str
 
 
 class End(NamedTuple):
-    """E: the command that began with the same ``seq`` ended (zsh precmd)."""
+    """E: the command that began with the same ``seq`` ended (the prompt came back)."""
 
     pid: int
     session_id: str
@@ -102,13 +109,15 @@ class End(NamedTuple):
 
 
 class Exit(NamedTuple):
-    """X: the shell is exiting (exit hook or trap)."""
+    """X: the shell is exiting (its exit hook). ``how`` is what the hook could tell: ``exit``
+    (the exit builtin ran), ``eof`` (at the prompt), ``hangup`` (the terminal is gone),
+    ``signal`` (another command was running, so a signal ended the shell)."""
 
     pid: int
     session_id: str
     time_us: int | None
     status: int | None
-    reason: str
+    how: str
 
 
 Record = Start | Command | Begin | End | Exit
@@ -175,8 +184,9 @@ def _fmt(value: object) -> str:
 _GRAMMAR: dict[str, tuple[type, tuple[Callable[[str], object], ...]]] = {
     "S": (Start, (_pid, _sid, _time, _text, _span, _int, _int, _text, _text, _text, _text,
                   _text)),
-    "C": (Command, (_pid, _sid, _int, _span, _time, _time, _int, _pipes, _text, _text, _text)),
-    "B": (Begin, (_pid, _sid, _int, _span, _time, _text, _text, _text)),
+    "B": (Begin, (_pid, _sid, _int, _span, _time, _text, _text, _text, _text)),
+    "C": (Command, (_pid, _sid, _int, _span, _time, _time, _int, _pipes, _text, _text, _text,
+                    _text)),
     "E": (End, (_pid, _sid, _int, _time, _int, _pipes)),
     "X": (Exit, (_pid, _sid, _time, _int, _text)),
 }
@@ -214,11 +224,47 @@ def pieces(record: bytes, pid: int, size: int = PIECE) -> bytes:
     return b"".join(out)
 
 
-def history_text(raw: str) -> str:
-    """The command text from ``fc -l`` output (one or more ``N<TAB> text`` entries)."""
-    parts = _FC_ENTRY.split(raw)
-    entries = [p.rstrip("\n") for p in parts[1:]] if len(parts) > 1 else [raw.rstrip("\n")]
-    return "\n".join(entries)
+def join_lines(text: str, breaks: str) -> str:
+    """The command as typed, from bash's history entry and the notes its PS2 took.
+
+    bash joins the lines of a multi-line command in its history: with ``; `` or a space
+    after most lines, a newline inside quotes and here-documents, and nothing after a line
+    that ended with a backslash (whose backslash it removes). Before each continuation line
+    the hooks noted the length of the entry so far (``LEN``, ``LENb`` if it ended with a
+    backslash); the line breaks go back where those lengths say, the delimiter bash added
+    there taken out. A delimiter can only be told from the line's own leading blanks by
+    convention (``; `` and one space are bash's), so indentation survives whole."""
+    cuts = []
+    for m in _BREAK.finditer(breaks):
+        n, backslash = int(m.group(1)), bool(m.group(2))
+        if backslash:
+            n -= 1  # the backslash bash removed stood here
+        if 0 <= n <= len(text) and (not cuts or n >= cuts[-1][0]):
+            cuts.append((n, backslash))
+    out = []
+    pos = 0
+    for n, backslash in cuts:
+        if n < pos:
+            continue
+        if backslash and text.startswith("\\", n):
+            continue  # inside quotes bash keeps the backslash and adds a newline itself
+        out.append(text[pos:n])
+        if backslash:
+            out.append("\\\n")
+            pos = n
+        elif n > 0 and text[n - 1] == "\n":  # a here-document line kept its own newline
+            pos = n
+        elif text.startswith("; ", n):
+            out.append("\n")
+            pos = n + 2
+        elif text.startswith(("\n", " ", ";"), n):
+            out.append("\n")
+            pos = n + 1
+        else:
+            out.append("\n")
+            pos = n
+    out.append(text[pos:])
+    return "".join(out).rstrip("\n")  # a here-document's last line keeps its newline
 
 
 class RecordReader:
@@ -248,6 +294,12 @@ class RecordReader:
                 out.append(record)
         del buffer[:start]
         return out
+
+    def unfinished(self) -> bytes:
+        """The pieces of long records still waiting for their last piece, as T records (an
+        agent that stops leaves them to the next one)."""
+        return b"".join(f"T{SEP}{pid}{SEP}{text}".encode() + END
+                        for pid, text in self._partial.items())
 
     def forget(self, pid: int) -> None:
         """Drop an unfinished long record of a shell that is gone."""

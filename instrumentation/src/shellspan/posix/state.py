@@ -11,6 +11,8 @@ import json
 import time
 from typing import Any
 
+from shellspan.otlp import Link
+from shellspan.posix import records
 from shellspan.posix.runtime import path, write_private
 from shellspan.posix.sessions import ShellSession
 
@@ -21,7 +23,10 @@ def session_entry(s: ShellSession) -> dict[str, Any]:
     return {"session_id": s.sid, "pid": s.pid, "shell": s.shell, "start_ns": s.start_ns,
             "root": s.root.hex(), "proc_start": s.proc_start, "commands": s.command_count,
             "failed": s.failed_count, "cwd": s.cwd, "tty": s.tty, "attributes": s.attributes,
-            "last_seen": s.last_seen}
+            "links": [[link.trace_id.hex(), link.span_id.hex()] for link in s.links],
+            "last_seen": s.last_seen,
+            # the command running now: its end record may reach the next agent
+            "pending": records.encode(s.pending).decode() if s.pending else None}
 
 
 def session_from_entry(entry: dict[str, Any]) -> ShellSession | None:
@@ -35,6 +40,12 @@ def session_from_entry(entry: dict[str, Any]) -> ShellSession | None:
         return None
     sess.cwd, sess.tty = entry.get("cwd", ""), entry.get("tty", "")
     sess.attributes = entry.get("attributes", {})
+    try:
+        sess.links = [Link(bytes.fromhex(t), bytes.fromhex(s)) for t, s in entry.get("links", [])]
+        pending = records.parse(entry["pending"].rstrip("\0")) if entry.get("pending") else None
+    except (ValueError, TypeError, records.RecordError):
+        pending = None
+    sess.pending = pending if isinstance(pending, records.Begin) else None
     return sess
 
 
