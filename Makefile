@@ -6,11 +6,12 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup run test test-fast lint bench collector clean
+.PHONY: setup run test test-fast lint bench collector clean ui-vendor
 
 ACCEL_SRC := sink-accel/pyproject.toml sink-accel/Cargo.toml sink-accel/Cargo.lock $(wildcard sink-accel/src/*.rs)
+UI_VENDOR := sink/src/shellspan_sink/ui/vendor
 
-setup: $(VENV)/.synced $(VENV)/.accel
+setup: $(VENV)/.synced $(VENV)/.accel $(UI_VENDOR)/node_modules/.installed
 
 # uv is installed from PyPI into a private tool environment, so a machine needs only Python.
 $(UV):
@@ -31,6 +32,18 @@ $(VENV)/.accel: $(VENV)/.synced $(ACCEL_SRC)
 		echo "cargo not found: skipping shellspan-sink-accel (the sink uses its Python encoder)"; \
 	fi
 
+# The web UI's terminal player (xterm.js) from the npm registry, exactly as package-lock.json pins
+# it, into a directory the sink serves (not committed).
+ui-vendor: $(UI_VENDOR)/node_modules/.installed
+
+$(UI_VENDOR)/node_modules/.installed: $(UI_VENDOR)/package.json $(UI_VENDOR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(UI_VENDOR) --ignore-scripts --no-audit --no-fund && touch $@ \
+		|| echo "npm ci failed: the web UI works, without its terminal player"; \
+	else \
+		echo "npm not found: the web UI works, without its terminal player (install Node.js, then make setup)"; \
+	fi
+
 run: setup
 	$(VENV)/bin/shellspan-sink serve
 
@@ -41,6 +54,7 @@ lint: setup
 
 test: setup lint
 	bash scripts/install-test-deps.sh
+	@$(MAKE) --no-print-directory ui-vendor
 	$(VENV)/bin/pytest
 
 # The parts that need no shell, browser or collector: unit and sink tests (under a minute).

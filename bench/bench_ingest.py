@@ -21,7 +21,7 @@ from shellspan import semconv
 from shellspan_testing.otlp_builders import kv, request_for
 from shellspan_testing.sinkproc import SinkProcess, drained, send_all
 
-SEGMENT_ROWS = 100_000  # the sink inserts one spool segment of up to this many spans at a time
+SEGMENT_ROWS = 100_000  # the sink inserts one WAL segment of up to this many spans at a time
 COMMANDS = ["ls -la", "git status", "kubectl get pods -n prod", "vim /etc/hosts", "cd /srv/app",
             "systemctl restart nginx", "tail -n 100 /var/log/syslog", "psql -c 'select 1'"]
 
@@ -57,15 +57,15 @@ BARE_SCRIPT = r"""
 import pickle, sys, time
 import clickhouse_connect
 from shellspan_sink.rowbinary import COLUMNS, encode_request
-from shellspan_sink.schema import SchemaOptions, v1_initial
+from shellspan_sink.schema import SchemaOptions, all_statements
 path, bodies_file, rows_per_insert = sys.argv[1], sys.argv[2], int(sys.argv[3])
 bodies = pickle.load(open(bodies_file, "rb"))
 # The same rows the sink writes, encoded before the clock starts: only the inserts are timed.
 chunks = [encode_request(body, None, 128, 16384) for body in bodies]
 client = clickhouse_connect.get_client(dsn="chdb://" + path)
-for stmt in v1_initial(SchemaOptions()):
+for stmt in all_statements(SchemaOptions()):
     client.command(stmt)
-n = sum(rows for _, rows, _ in chunks)
+n = sum(chunk[1] for chunk in chunks)
 per_insert = max(1, rows_per_insert // max(1, chunks[0][1]))
 started = time.perf_counter()
 for lo in range(0, len(chunks), per_insert):
@@ -104,7 +104,7 @@ def main() -> int:
         try:
             send_all(sink.http_port, bodies[: max(1, len(bodies) // 20)], args.clients)  # warm-up
             drained(sink)
-            warm = sink.get("/health")["spool"]["inserted_spans"]
+            warm = sink.get("/health")["wal"]["inserted_spans"]
             started = time.perf_counter()
             acked = send_all(sink.http_port, bodies, args.clients)
             drained(sink)  # sustained means stored, not only acknowledged
@@ -113,14 +113,14 @@ def main() -> int:
             stored = sink.sql("SELECT count() FROM shellspan.otel_traces FINAL")["rows"][0][0]
         finally:
             sink.stop()
-        assert health["spool"]["inserted_spans"] - warm == total, health
+        assert health["wal"]["inserted_spans"] - warm == total, health
         assert stored == total, (stored, total)  # warm-up spans are re-sent copies
         bare = bare_insert_seconds(bodies, workdir, rows_per_insert=SEGMENT_ROWS)
 
     sink_rate, bare_rate = total / elapsed, total / bare
     print(f"ingest: {total} spans in {len(bodies)} OTLP/HTTP protobuf requests of {args.batch} spans, "
           f"{args.clients} concurrent clients, cores={os.cpu_count()}")
-    print(f"  acknowledged by the sink (spooled to disk):                    {total / acked:10,.0f} spans/s")
+    print(f"  acknowledged by the sink (in its WAL on disk):                  {total / acked:10,.0f} spans/s")
     print(f"  through the sink into ClickHouse (until stored, encoder={health['encoder']}):"
           f" {sink_rate:10,.0f} spans/s")
     print(f"  bare clickhouse-connect insert of the same rows (RowBinary, {SEGMENT_ROWS:,} rows/insert): "

@@ -11,7 +11,7 @@ RESOURCE_EXHAUSTED) are retried after Retry-After (gRPC: backoff); a span counts
 when its request got 200 (gRPC OK).
 
     .venv/bin/python bench/bench_load.py [--shells 200] [--duration 60] [--burst-factor 10]
-        [--burst-duration 15] [--max-spool-mib 4] [--grpc-share 0.1]
+        [--burst-duration 15] [--max-wal-mib 4] [--grpc-share 0.1]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class PhaseStats:
     loop_lag: list[float] = field(default_factory=list)  # the client's event-loop lag, seconds
     peak_rss: int = 0
     end_rss: int = 0
-    peak_spool: int = 0
+    peak_wal: int = 0
     sink_cpu: float = 0.0
     client_cpu: float = 0.0
 
@@ -156,27 +156,27 @@ def dir_bytes(path: Path) -> int:
 
 
 class Sampler(threading.Thread):
-    """The sink's resident memory (with any children) and spool size, every 100 ms."""
+    """The sink's resident memory (with any children) and WAL size, every 100 ms."""
 
-    def __init__(self, pid: int, spool_dir: Path, interval: float = 0.1) -> None:
+    def __init__(self, pid: int, wal_dir: Path, interval: float = 0.1) -> None:
         super().__init__(name="rss-sampler", daemon=True)
-        self.pid, self.spool_dir, self.interval = pid, spool_dir, interval
+        self.pid, self.wal_dir, self.interval = pid, wal_dir, interval
         self.phase: PhaseStats | None = None
         self.peak_rss = 0
-        self.peak_spool = 0
+        self.peak_wal = 0
         self.last_rss = 0
         self.samples = 0
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.wait(self.interval):
-            rss, spool = rss_bytes(self.pid), dir_bytes(self.spool_dir)
+            rss, wal = rss_bytes(self.pid), dir_bytes(self.wal_dir)
             self.samples += 1
             self.last_rss = rss
-            self.peak_rss, self.peak_spool = max(self.peak_rss, rss), max(self.peak_spool, spool)
+            self.peak_rss, self.peak_wal = max(self.peak_rss, rss), max(self.peak_wal, wal)
             phase = self.phase
             if phase is not None:
-                phase.peak_rss, phase.peak_spool = max(phase.peak_rss, rss), max(phase.peak_spool, spool)
+                phase.peak_rss, phase.peak_wal = max(phase.peak_rss, rss), max(phase.peak_wal, wal)
 
     def stop(self) -> None:
         self._halt.set()
@@ -488,8 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat", type=float, default=5.0, help="seconds between heartbeats")
     parser.add_argument("--grpc-share", type=float, default=0.1,
                         help="share of sessions sending OTLP/gRPC instead of OTLP/HTTP")
-    parser.add_argument("--max-spool-mib", type=float, default=4.0,
-                        help="the sink's --max-spool-bytes, in MiB (small, so the 503 path runs)")
+    parser.add_argument("--max-wal-mib", "--max-spool-mib", type=float, default=4.0,
+                        help="the sink's --max-wal-bytes, in MiB (small, so the 503 path runs)")
     parser.add_argument("--flush-timeout", type=float, default=60.0,
                         help="after the burst, how long shells may keep retrying what they hold")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
@@ -497,9 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"$ {command_line()}")
-    max_spool = int(args.max_spool_mib * (1 << 20))
-    print(f"sink: auth required (HS256, a token per shell), --max-spool-bytes {max_spool} "
-          f"({args.max_spool_mib:g} MiB, lowered from the 1 GiB default so the spool fills and the "
+    max_wal = int(args.max_wal_mib * (1 << 20))
+    print(f"sink: auth required (HS256, a token per shell), --max-wal-bytes {max_wal} "
+          f"({args.max_wal_mib:g} MiB, lowered from the 1 GiB default so the WAL fills and the "
           f"503 path runs); cores={os.cpu_count()}; client and sink share the machine")
     print(f"shells: {args.shells} for {args.duration:g} s, then {args.shells * args.burst_factor} "
           f"for {args.burst_duration:g} s; ticks every 50-500 ms with 1-5 command spans, heartbeat "
@@ -510,8 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {"SHELLSPAN_AUTH_SECRET": SECRET, "SHELLSPAN_AUTH_MODE": "required"}
     with tempfile.TemporaryDirectory(prefix="shellspan-load-") as tmp:
         sink = SinkProcess(Path(tmp) / "sink", env=env,
-                           extra_args=["--max-spool-bytes", str(max_spool)]).start()
-        sink.read_token = token("bench-reader", scope="sessions:read")
+                           extra_args=["--max-wal-bytes", str(max_wal)]).start()
+        sink.read_token = token("bench-reader", scope="sessions:read sessions:sql")
         sampler = Sampler(sink.proc.pid, Path(tmp) / "sink" / "store-wal")
         sampler.start()
         load = Load(sink, args)
@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             rss_start = rss_bytes(sink.proc.pid)
             asyncio.run(load.run(phases, sampler))
             drain_started = time.monotonic()
-            sink.wait_for(lambda: sink.get("/health")["spool"]["spooled_bytes"] == 0,
+            sink.wait_for(lambda: sink.get("/health")["wal"]["pending_bytes"] == 0,
                           timeout=args.drain_timeout)
             drain = time.monotonic() - drain_started
             sampler.stop()
@@ -544,11 +544,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{p.spans_accepted:8} {p.spans_rejected_retryable:9} {p.http_503:5} {p.http_429:4} "
               f"{p.grpc_retryable:5} {p.transport_errors:5}")
     print(f"{'phase':10} {'ack p50':>8} {'p99':>7} {'max':>7} {'age p99':>8} {'max':>7} "
-          f"{'RSS MiB':>7} {'at end':>6} {'spool MiB':>9} {'sink CPU':>8} {'client CPU':>10} {'loop lag p99':>12}")
+          f"{'RSS MiB':>7} {'at end':>6} {'WAL MiB':>9} {'sink CPU':>8} {'client CPU':>10} {'loop lag p99':>12}")
     for p in phases:
         print(f"{p.name:10} {pct(p.latencies, 0.5):7.3f}s {pct(p.latencies, 0.99):6.2f}s "
               f"{max(p.latencies, default=0):6.2f}s {pct(p.delays, 0.99):7.2f}s "
-              f"{max(p.delays, default=0):6.2f}s {p.peak_rss / mib:7.0f} {p.end_rss / mib:6.0f} {p.peak_spool / mib:9.1f} "
+              f"{max(p.delays, default=0):6.2f}s {p.peak_rss / mib:7.0f} {p.end_rss / mib:6.0f} {p.peak_wal / mib:9.1f} "
               f"{p.sink_cpu / p.seconds:8.0%} {p.client_cpu / p.seconds:10.0%} "
               f"{pct(p.loop_lag, 0.99):11.3f}s")
     print("  req/s: requests answered 200 (gRPC OK) per second; spans/s: spans accepted per second;\n"
@@ -556,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
           "  503/429/UNAVAILABLE (each retried after Retry-After, gRPC: backoff); xport: transport\n"
           "  errors, retried; ack: one request's round trip to a 200; age: a request's oldest span,\n"
           "  from its creation to its 200 (includes waiting behind earlier requests and retries);\n"
-          "  RSS and spool: peaks; CPU: share of one core; loop lag: the load generator's lateness")
+          "  RSS and WAL: peaks; CPU: share of one core; loop lag: the load generator's lateness")
     for p in phases:
         if p.reasons:
             print(f"  {p.name} retryable answers by message: "
@@ -581,14 +581,14 @@ def main(argv: list[str] | None = None) -> int:
           f"unexpected answers: {other}")
     print(f"store: otel_traces FINAL count() {result['stored_rows_final']}, uniqExact(TraceId, "
           f"SpanId) {result['stored_unique']}, rows before dedup {result['raw_rows']}; the sink "
-          f"counted {health['received_spans']} received, {health['spool']['inserted_spans']} inserted")
+          f"counted {health['received_spans']} received, {health['wal']['inserted_spans']} inserted")
     print(f"spans lost (accepted but not stored): {lost}; stored but never acknowledged: "
           f"{result['extra']}" + ("  (WARNING: a check result hit the 10,000-row cap)"
                                   if result["truncated"] else ""))
     print(f"sink RSS: {rss_start / mib:.0f} MiB at start, peak {sampler.peak_rss / mib:.0f} MiB "
           f"({sampler.samples} samples every 100 ms), {rss_end / mib:.0f} MiB after the drain; "
-          f"spool peak {sampler.peak_spool / mib:.1f} MiB")
-    print(f"drain (spool empty after the last send): {drain:.1f} s")
+          f"WAL peak {sampler.peak_wal / mib:.1f} MiB")
+    print(f"drain (WAL empty after the last send): {drain:.1f} s")
     checks = {
         "lost == 0": lost == 0 and result["accepted_unique"] == accepted,
         "stored count == accepted": result["stored_rows_final"] == accepted == result["stored_unique"],

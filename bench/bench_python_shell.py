@@ -16,6 +16,10 @@ next measurement.
 Floors (medians, every case): at most +15 ms start-up and +100 ms exit against the bare REPL.
 The exit status is 1 when a floor is missed, else 0.
 
+With ``--baseline-src DIR`` (the ``instrumentation/src`` of another checkout, e.g. from
+``git archive``), a third shell runs in the same rotation: ``shellspan python`` with that code
+first on ``PYTHONPATH``, so a change is compared with the code before it under the same load.
+
 The shells get a private byte-code cache (PYTHONPYCACHEPREFIX, filled by the warm-up runs) so
 both are measured as installed, with compiled modules, even when PYTHONDONTWRITEBYTECODE is set
 and the sources are newer than their cached byte code.
@@ -59,15 +63,18 @@ def one(cmd: list[str], env: dict[str, str], pause: float) -> tuple[float, float
     return start * 1000, took * 1000
 
 
-def measure(env: dict[str, str], runs: int) -> dict[str, dict[str, list[float]]]:
+def measure(env: dict[str, str], runs: int,
+            baseline_src: str | None = None) -> dict[str, dict[str, list[float]]]:
     """{shell: {"start": [...], "exit quick": [...], "exit settled": [...]}} in ms."""
-    out = {shell: {"start": [], **{f"exit {p}": [] for p in PAUSES}}
-           for shell in ("bare", "shellspan")}
-    shells = [("bare", BARE), ("shellspan", INSTRUMENTED)]
+    shells = [("bare", BARE, env), ("shellspan", INSTRUMENTED, env)]
+    if baseline_src:
+        shells.append(("baseline", INSTRUMENTED, dict(env, PYTHONPATH=baseline_src)))
+    out = {shell: {"start": [], **{f"exit {p}": [] for p in PAUSES}} for shell, _, _ in shells}
     for i in range(WARMUP + runs):
         for kind, pause in PAUSES.items():
-            for shell, cmd in shells if i % 2 else shells[::-1]:  # alternate which goes first
-                s, e = one(cmd, env, pause)
+            order = shells[i % len(shells):] + shells[:i % len(shells)]  # rotate who goes first
+            for shell, cmd, shell_env in order:
+                s, e = one(cmd, shell_env, pause)
                 time.sleep(SETTLE_S)
                 if i >= WARMUP:  # the warm-up runs fill the page and byte-code caches
                     out[shell]["start"].append(s)
@@ -97,6 +104,14 @@ def report(collector: str, r: dict[str, dict[str, list[float]]]) -> list[tuple[s
         print(f"  {label:<14} {mb:6.1f} / {p90(bare):6.1f} {mi:6.1f} / {p90(inst):6.1f} "
               f"{added:+8.1f} {mi / mb:6.2f}x {floor:+6.0f}  {'ok' if ok else 'FLOOR MISSED'}")
         rows.append((f"{label}, collector {collector}", added, ok))
+    if "baseline" in r:
+        print("  the same cases with the baseline code (--baseline-src), in the same rotation:")
+        for case in r["bare"]:
+            mb, ml = statistics.median(r["bare"][case]), statistics.median(r["baseline"][case])
+            mi = statistics.median(r["shellspan"][case])
+            label = "start-up" if case == "start" else case
+            print(f"  {label:<14} baseline {ml:6.1f} / {p90(r['baseline'][case]):6.1f}"
+                  f"  added {ml - mb:+6.1f}  (this code {mi - mb:+6.1f})")
     return rows
 
 
@@ -113,6 +128,7 @@ def wait_sessions(sink: SinkProcess, expected: int, timeout: float = 20.0) -> in
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--baseline-src", help="instrumentation/src of the code to compare with")
     args = ap.parse_args()
     print("$ " + shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])))
     print(f"  python {sys.version.split()[0]}, {os.cpu_count()} CPUs, cwd {os.getcwd()}")
@@ -126,13 +142,13 @@ def main() -> int:
     sink = SinkProcess(tmp / "sink").start()
     try:
         env = dict(base, OTEL_EXPORTER_OTLP_ENDPOINT=sink.otlp_http_endpoint)
-        rows += report("up", measure(env, args.runs))
-        expected = (WARMUP + args.runs) * len(PAUSES)
+        rows += report("up", measure(env, args.runs, args.baseline_src))
+        expected = (WARMUP + args.runs) * len(PAUSES) * (2 if args.baseline_src else 1)
         print(f"  sessions stored by the sink: {wait_sessions(sink, expected)} of {expected}")
     finally:
         sink.stop()
     env = dict(base, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}")
-    rows += report("down", measure(env, args.runs))
+    rows += report("down", measure(env, args.runs, args.baseline_src))
     print("\n== summary (added by shellspan, median ms; floors +15 start-up, +100 exit)")
     for case, added, ok in rows:
         print(f"  {case:<34} {added:+7.1f}  {'ok' if ok else 'FLOOR MISSED'}")

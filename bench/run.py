@@ -1,7 +1,8 @@
 """`make bench`: every benchmark, one after another, each printing its own side-by-side ratios.
 
     .venv/bin/python bench/run.py [name ...]    (names: ingest, ingest-python, queries, python-shell,
-                                                 posix-shell, load, encoder)
+                                                 posix-shell, recovery, load, encoder, redaction,
+                                                 recordings)
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ BENCHES = {
     "queries": ([PY, "bench/bench_queries.py"], {}),
     "python-shell": ([PY, "bench/bench_python_shell.py", "--runs", "15"], {}),
     "posix-shell": ([PY, "bench/bench_posix_shell.py"], {}),
+    "recovery": ([PY, "bench/bench_recovery.py"], {}),
     "load": ([PY, "bench/bench_load.py"], {}),
+    "redaction": ([PY, "bench/bench_redaction.py"], {}),
+    "recordings": ([PY, "bench/bench_recordings.py"], {}),
 }
 
 

@@ -4,6 +4,7 @@ Each folder of tests/ is one part (`unit`, `sink`, `shells`, `collector`, `ui`);
 the marker of that name, so `pytest -m sink` or `make test-fast` (unit and sink) runs one part.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ from shellspan_testing.sinkproc import SinkProcess
 
 PARTS = ("unit", "sink", "shells", "collector", "ui")
 _HERE = Path(__file__).resolve().parent
+
+# Sinks started by the tests seal their WAL segment after 0.1 s instead of 0.5 s, so what a test
+# sent is queryable sooner (the benchmarks keep the default). A test may still set it itself.
+os.environ.setdefault("SHELLSPAN_WAL_SEGMENT_AGE", "0.1")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,7 +5,7 @@
 //! message field seen several times is the concatenation of its occurrences (`Parts`), scalars
 //! keep their last value, and within AnyValue's oneof the last member seen wins.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use crate::wire::{validate, DecodeError, Msg, Reader, Res, Val};
@@ -19,7 +19,9 @@ const SPAN_KINDS: [&[u8]; 6] = [
     b"Consumer",
 ];
 const STATUS_CODES: [&[u8]; 3] = [b"Unset", b"Ok", b"Error"];
-const SINK_OWNED: [&[u8]; 2] = [b"enduser.id", b"shell.auth.verified"];
+/// `shellspan.semconv.SINK_OWNED`: attributes only the sink writes.
+const SINK_OWNED: [&[u8]; 4] =
+    [b"enduser.id", b"shell.auth.verified", b"shell.auth.host", b"shell.auth.key_id"];
 const HEX: &[u8; 16] = b"0123456789abcdef";
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 /// Above this many entries a map looks keys up through a hash index instead of a scan.
@@ -420,6 +422,8 @@ pub struct Options<'a> {
     pub identity: Vec<(&'a [u8], &'a [u8])>,
     pub max_attributes: i64,
     pub max_attribute_length: i64,
+    /// Trace ids (lowercase hex) whose spans are counted but not written.
+    pub skip: HashSet<[u8; 32]>,
 }
 
 struct Event<'a> {
@@ -435,11 +439,29 @@ struct Link<'a> {
     attributes: Vec<&'a [u8]>,
 }
 
+/// Valid spans per trace id (lowercase hex), in order of first appearance.
+#[derive(Default)]
+pub struct TraceCounts {
+    pub order: Vec<[u8; 32]>,
+    pub counts: HashMap<[u8; 32], u64>,
+}
+
+impl TraceCounts {
+    fn add(&mut self, trace_hex: [u8; 32]) {
+        let count = self.counts.entry(trace_hex).or_insert(0);
+        if *count == 0 {
+            self.order.push(trace_hex);
+        }
+        *count += 1;
+    }
+}
+
 struct Encoder<'a, 'o> {
     opts: &'o Options<'a>,
     out: Vec<u8>,
     rows: u64,
     rejected: u64,
+    traces: TraceCounts,
     map: MapBuilder<'a>,
     span_attributes: Vec<&'a [u8]>,
     events: Vec<Event<'a>>,
@@ -549,7 +571,18 @@ impl<'a, 'o> Encoder<'a, 'o> {
             && span_id.len() == 8
             && trace_id.iter().any(|&b| b != 0)
             && span_id.iter().any(|&b| b != 0);
-        if valid {
+        let skipped = valid && {
+            let mut trace_hex = [0u8; 32];
+            for (i, &b) in trace_id.iter().enumerate() {
+                trace_hex[2 * i] = HEX[(b >> 4) as usize];
+                trace_hex[2 * i + 1] = HEX[(b & 0x0f) as usize];
+            }
+            self.traces.add(trace_hex);
+            self.opts.skip.contains(&trace_hex)
+        };
+        if skipped {
+            // counted above, not written
+        } else if valid {
             self.rows += 1;
             self.write_span(
                 &SpanFields { trace_id, span_id, parent, state, name, kind, start, end },
@@ -685,14 +718,18 @@ fn decode_link(data: &[u8]) -> Res<Link<'_>> {
     Ok(l)
 }
 
-/// (RowBinary rows, rows written, spans rejected for invalid ids).
-pub fn encode_request(body: &[u8], opts: &Options<'_>) -> Result<(Vec<u8>, u64, u64), DecodeError> {
+/// (RowBinary rows, rows written, spans rejected for invalid ids, valid spans per trace id).
+pub fn encode_request(
+    body: &[u8],
+    opts: &Options<'_>,
+) -> Result<(Vec<u8>, u64, u64, TraceCounts), DecodeError> {
     validate(body, Msg::Request, 0)?;
     let mut enc = Encoder {
         opts,
         out: Vec::with_capacity(body.len() + body.len() / 2 + 64),
         rows: 0,
         rejected: 0,
+        traces: TraceCounts::default(),
         map: MapBuilder::default(),
         span_attributes: Vec::new(),
         events: Vec::new(),
@@ -704,5 +741,5 @@ pub fn encode_request(body: &[u8], opts: &Options<'_>) -> Result<(Vec<u8>, u64, 
         }
         Ok(())
     })?;
-    Ok((enc.out, enc.rows, enc.rejected))
+    Ok((enc.out, enc.rows, enc.rejected, enc.traces))
 }

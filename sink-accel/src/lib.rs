@@ -5,21 +5,25 @@ mod wire;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+use std::collections::HashSet;
 
-/// encode_request(body, identity, max_attributes, max_attribute_length)
-/// -> (rowbinary: bytes, rows: int, rejected: int)
+/// encode_request(body, identity, max_attributes, max_attribute_length, skip=None)
+/// -> (rowbinary: bytes, rows: int, rejected: int, traces: dict[str, int])
 ///
 /// Convert a serialized OTLP ExportTraceServiceRequest into RowBinary rows of `otel_traces`,
-/// byte-identical to the pure-Python reference. Raises ValueError for an undecodable body.
+/// byte-identical to the pure-Python reference, with the valid spans counted per trace id
+/// (lowercase hex); spans of the trace ids in `skip` are counted but not written. Raises
+/// ValueError for an undecodable body.
 #[pyfunction]
-#[pyo3(signature = (body, identity, max_attributes, max_attribute_length))]
+#[pyo3(signature = (body, identity, max_attributes, max_attribute_length, skip=None))]
 fn encode_request<'py>(
     py: Python<'py>,
     body: &Bound<'py, PyAny>,
     identity: Option<&Bound<'py, PyAny>>,
     max_attributes: i64,
     max_attribute_length: i64,
+    skip: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     // Immutable bytes can be read without the GIL; anything else bytes-like is copied first.
     let body: Bound<'py, PyBytes> = match body.downcast::<PyBytes>() {
@@ -38,20 +42,39 @@ fn encode_request<'py>(
             }
         }
     }
+    let mut skipped: HashSet<[u8; 32]> = HashSet::new();
+    if let Some(skip) = skip {
+        if skip.is_truthy()? {
+            for item in skip.try_iter()? {
+                let text: String = item?.extract()?;
+                // Only a lowercase hex trace id can match one.
+                if let Ok(trace_hex) = <[u8; 32]>::try_from(text.as_bytes()) {
+                    skipped.insert(trace_hex);
+                }
+            }
+        }
+    }
     let data = body.as_bytes();
     let result = py.allow_threads(|| {
         let opts = encode::Options {
             identity: pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect(),
             max_attributes,
             max_attribute_length,
+            skip: skipped,
         };
         encode::encode_request(data, &opts)
     });
     match result {
-        Ok((rows_data, rows, rejected)) => {
+        Ok((rows_data, rows, rejected, traces)) => {
             let out = PyBytes::new(py, &rows_data);
+            let counts = PyDict::new(py);
+            for trace_hex in &traces.order {
+                // Hex digits are ASCII.
+                let key = std::str::from_utf8(trace_hex).expect("hex is ASCII");
+                counts.set_item(key, traces.counts[trace_hex])?;
+            }
             PyTuple::new(py, [out.into_any(), rows.into_pyobject(py)?.into_any(),
-                              rejected.into_pyobject(py)?.into_any()])
+                              rejected.into_pyobject(py)?.into_any(), counts.into_any()])
         }
         Err(err) => Err(PyValueError::new_err(format!(
             "body is not a valid ExportTraceServiceRequest: {err}"

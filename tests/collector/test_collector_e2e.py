@@ -29,8 +29,9 @@ from pathlib import Path
 import jwt
 import pytest
 
+from shellspan.auth import login_name
 from shellspan_testing.background import Process, go_command, port_open, run_bounded, wait_for
-from shellspan_testing.python_shell_helpers import run_session, shell_env
+from shellspan_testing.python_shell_helpers import run_session, shell_env, tagged
 from shellspan_testing.sinkproc import SinkProcess, free_port
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
@@ -379,10 +380,19 @@ def trace_backend(otelcol, processes, tmp_path_factory):
 # the sink, the pipeline, the shells
 
 
+def secret_file(directory: Path, secret: str = SECRET) -> str:
+    """The shared secret in a 0600 file: the shell side reads it from nowhere else."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "shellspan-secret"
+    path.write_text(secret)
+    path.chmod(0o600)
+    return str(path)
+
+
 def read_token() -> str:
     now = int(time.time())
     return jwt.encode({"sub": "e2e-reader", "aud": "shellspan", "iat": now, "exp": now + 3600,
-                       "scope": "sessions:read"}, SECRET, algorithm="HS256")
+                       "scope": "sessions:read sessions:sql"}, SECRET, algorithm="HS256")
 
 
 @pytest.fixture(scope="module")
@@ -423,7 +433,7 @@ def pipeline(otelcol, processes, sink, trace_backend, tmp_path_factory):
 class ShellRun:
     def __init__(self, env: dict[str, str], output: str, exit_s: float, status: int | None):
         self.env, self.output, self.exit_s, self.status = env, output, exit_s, status
-        self.user = env["USER"]
+        self.tag = env["OTEL_SERVICE_NAME"]  # tells this run's sessions apart
 
     def spooled(self) -> list[str]:
         d = Path(self.env["SHELLSPAN_SPOOL_DIR"])
@@ -436,10 +446,11 @@ def run_shell(env: dict[str, str]) -> ShellRun:
     return ShellRun(env, output, exit_s, status)
 
 
-def stored_session(sink: SinkProcess, user: str, timeout: float, on_fail=None) -> dict:
-    """The one ended session of `user`, once all its commands are stored; its detail."""
+def stored_session(sink: SinkProcess, tag: str, timeout: float, on_fail=None) -> dict:
+    """The one ended session of the run tagged `tag`, once all its commands are stored; its
+    detail."""
     def complete():
-        found = [s for s in sink.sessions(user=user) if s["state"] == "ended"]
+        found = tagged(sink, tag, state="ended")
         if not found:
             return None
         detail = sink.session(found[0]["session_id"])
@@ -451,8 +462,10 @@ def stored_session(sink: SinkProcess, user: str, timeout: float, on_fail=None) -
         raise AssertionError(f"{exc}\n{on_fail() if on_fail else ''}") from exc
 
 
-def assert_recorded(detail: dict, user: str) -> None:
+def assert_recorded(detail: dict) -> None:
+    """The session as the shell recorded it, verified as the user the shell ran as."""
     session = detail["session"]
+    user = login_name()
     assert session["user_name"] == user, session
     assert (session["enduser_id"], session["verified"]) == (user, True), session
     assert session["shell_type"] == "python" and session["exit_reason"] == "eof", session
@@ -500,7 +513,8 @@ def wait_spool_empty(run: ShellRun, timeout: float = 20.0) -> None:
 def good_run(pipeline, tmp_path_factory) -> ShellRun:
     """One session with a JWT minted by the shell from the shared secret, through the agent."""
     tmp = tmp_path_factory.mktemp("good-shell")
-    run = run_shell(shell_env(tmp, pipeline.agent.endpoint, SHELLSPAN_AUTH_SECRET=SECRET))
+    run = run_shell(shell_env(tmp, pipeline.agent.endpoint,
+                              SHELLSPAN_AUTH_SECRET_FILE=secret_file(tmp)))
     assert run.status == 0, run.output
     return run
 
@@ -515,10 +529,10 @@ def test_session_reaches_the_sink_with_the_verified_identity(pipeline, good_run)
     assert good_run.output.count("Traceback") == 1, good_run.output  # the one from 1/0
     wait_spool_empty(good_run)  # the agent accepted everything
 
-    detail = stored_session(pipeline.sink, good_run.user, 60, pipeline.logs)
-    assert_recorded(detail, good_run.user)
+    detail = stored_session(pipeline.sink, good_run.tag, 60, pipeline.logs)
+    assert_recorded(detail)
     # The verified subject is stamped on the session's spans, too.
-    assert detail["session"]["attributes"]["enduser.id"] == good_run.user
+    assert detail["session"]["attributes"]["enduser.id"] == login_name()
     session_id = detail["session"]["session_id"]
     rows, distinct = raw_counts(pipeline.sink, session_id)
     assert rows == distinct >= len(COMMANDS) + 2  # commands + start + root (+ heartbeats)
@@ -535,7 +549,8 @@ def test_invalid_tokens_are_rejected_at_the_sink_and_the_shell_notices_nothing(
         "garbage token": run_shell(shell_env(tmp_path / "garbage", pipeline.agent.endpoint,
                                              SHELLSPAN_AUTH_TOKEN="not.a.jwt")),
         "wrong secret": run_shell(shell_env(tmp_path / "wrong", pipeline.agent.endpoint,
-                                            SHELLSPAN_AUTH_SECRET=wrong_secret)),
+                                            SHELLSPAN_AUTH_SECRET_FILE=secret_file(
+                                                tmp_path / "wrong-secret", wrong_secret))),
     }
     for name, run in runs.items():
         # The shell notices nothing: same output as the accepted session, prompt exit, code 0.
@@ -554,12 +569,12 @@ def test_invalid_tokens_are_rejected_at_the_sink_and_the_shell_notices_nothing(
              on_fail=pipeline.logs)
     # A session sent after the rejected ones (a later valid token) is stored ...
     later = run_shell(shell_env(tmp_path / "later", pipeline.agent.endpoint,
-                                SHELLSPAN_AUTH_SECRET=SECRET))
-    assert_recorded(stored_session(pipeline.sink, later.user, 60, pipeline.logs), later.user)
+                                SHELLSPAN_AUTH_SECRET_FILE=secret_file(tmp_path / "later")))
+    assert_recorded(stored_session(pipeline.sink, later.tag, 60, pipeline.logs))
     time.sleep(1.0)  # two sink spool segment ages: anything accepted would be stored by now
     # ... and nothing of the rejected ones: not as a session, not as a raw span.
     for name, run in runs.items():
-        assert pipeline.sink.sessions(user=run.user) == [], name
+        assert tagged(pipeline.sink, run.tag) == [], name
         assert raw_rows_for_shell(pipeline.sink, run) == 0, name
     assert raw_rows_for_shell(pipeline.sink, later) == len(COMMANDS) + 2  # + start and root
 
@@ -581,18 +596,19 @@ def test_gateway_outage_the_agent_queue_delivers_the_session_once(otelcol, proce
                 f"--- sink\n{sink.log()[-4000:]}")
 
     try:
-        run = run_shell(shell_env(tmp_path / "shell", agent.endpoint, SHELLSPAN_AUTH_SECRET=SECRET))
+        run = run_shell(shell_env(tmp_path / "shell", agent.endpoint,
+                                  SHELLSPAN_AUTH_SECRET_FILE=secret_file(tmp_path)))
         assert run.status == 0 and run.exit_s < EXIT_LIMIT_S, (run.status, run.exit_s)
         wait_spool_empty(run)  # the agent accepts the spans while the gateway is down
         # Down for a while: the agent's batch is flushed into its disk queue and retried meanwhile.
         time.sleep(4)
         assert not port_open(gateway.grpc_port)
         assert "Exporting failed" in agent.proc.log(tail=200_000), logs()
-        assert sink.sessions(user=run.user) == []
+        assert tagged(sink, run.tag) == []
 
         gateway.proc.start()
-        detail = stored_session(sink, run.user, 60, logs)
-        assert_recorded(detail, run.user)
+        detail = stored_session(sink, run.tag, 60, logs)
+        assert_recorded(detail)
         session_id = detail["session"]["session_id"]
         # Nothing lost, nothing twice: the session's command count is exact (above), and each
         # (trace id, span id) shows up once in deduplicated queries.
@@ -603,7 +619,7 @@ def test_gateway_outage_the_agent_queue_delivers_the_session_once(otelcol, proce
         assert names.count("shell.command") == len(COMMANDS), names
         assert names.count("shell.session") == 1 and names.count("shell.session.start") == 1, names
         assert rows == len(names)
-        assert sink.sessions(user=run.user)[0]["command_count"] == len(COMMANDS)
+        assert tagged(sink, run.tag)[0]["command_count"] == len(COMMANDS)
     finally:
         agent.proc.stop()
         gateway.proc.stop()
@@ -614,7 +630,7 @@ def test_gateway_outage_the_agent_queue_delivers_the_session_once(otelcol, proce
 
 
 def test_session_trace_reaches_the_trace_backend(pipeline, good_run):
-    detail = stored_session(pipeline.sink, good_run.user, 60, pipeline.logs)
+    detail = stored_session(pipeline.sink, good_run.tag, 60, pipeline.logs)
     session_id = detail["session"]["session_id"]
     expected = raw_spans(pipeline.sink, session_id)
     assert sorted(expected.values()).count("shell.command") == len(COMMANDS), expected
@@ -631,3 +647,64 @@ def test_session_trace_reaches_the_trace_backend(pipeline, good_run):
         with backend.recorder.lock:
             assert backend.recorder.authorization
             assert set(backend.recorder.authorization) == {None}
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. terminal recordings: output logs through agent -> gateway -> sink, with the session's token
+
+
+def test_terminal_output_logs_reach_the_sink_through_the_collectors(pipeline):
+    from shellspan_testing.otlp_builders import post, request_for
+    from shellspan_testing.recordings import (
+        RecordedCommand,
+        logs_request,
+        post_logs,
+        recorded_session,
+    )
+
+    def session_token(sub: str, secret: str = SECRET) -> dict[str, str]:
+        now = int(time.time())
+        return {"Authorization": "Bearer " + jwt.encode(
+            {"sub": sub, "aud": "shellspan", "iat": now, "exp": now + 300}, secret,
+            algorithm="HS256")}
+
+    rec = recorded_session([RecordedCommand("ls --color", b"\x1b[01;34mbin\x1b[0m  notes\r\n"),
+                            RecordedCommand("make", b"cc -c main.c\r\nerror: no\r\n",
+                                            exit_code=2)], user="collector-rec")
+    forged = recorded_session([RecordedCommand("id", b"uid=0(root)\r\n")], user="collector-bad")
+    agent = pipeline.agent.endpoint
+    good, bad = session_token("collector-rec"), session_token("x", "wrong-" + SECRET)
+
+    def rejections() -> int:
+        return pipeline.gateway.proc.log(tail=200_000).count("HTTP Status Code 401")
+
+    rejected_before = rejections()
+    assert post(agent, request_for(rec.spans).SerializeToString(), headers=good).status == 200
+    assert post_logs(agent, logs_request(rec.records).SerializeToString(),
+                     headers=good).status == 200
+    assert post(agent, request_for(forged.spans).SerializeToString(), headers=bad).status == 200
+    assert post_logs(agent, logs_request(forged.records).SerializeToString(),
+                     headers=bad).status == 200  # the agent takes it; the sink will refuse it
+    sink = pipeline.sink
+
+    def recording():
+        status, _, body = sink.fetch(f"/api/sessions/{rec.session_id}/recording")
+        lines = body.decode().splitlines() if status == 200 else []
+        return len(lines) == 1 + len(rec.records) + 2 and lines  # header, records, 2 markers
+
+    lines = wait_for(recording, 60, "the recording at the sink", on_fail=pipeline.logs)
+    events = [json.loads(line) for line in lines[1:]]
+    assert [e[2] for e in events if e[1] == "m"] == ["#1 ls --color", "#2 make"]
+    assert [e[2] for e in events if e[1] != "m"] == [r.body.string_value for r in rec.records]
+    rows = sink.sql("SELECT DISTINCT LogAttributes['enduser.id'], "
+                    "LogAttributes['shell.auth.verified'] FROM shellspan.otel_logs "
+                    f"WHERE TraceId = '{rec.session_id}'")["rows"]
+    assert rows == [["collector-rec", "true"]]
+    # The batch with the wrong token was refused by the sink (401) and is not stored.
+    wait_for(lambda: rejections() >= rejected_before + 2, 30,
+             "the sink's 401s (spans and logs) in the gateway log", on_fail=pipeline.logs)
+    time.sleep(1.0)  # two WAL segment ages: anything accepted would be stored by now
+    assert sink.fetch(f"/api/sessions/{forged.session_id}/recording")[0] == 404
+    count = sink.sql("SELECT count() FROM shellspan.otel_logs "
+                     f"WHERE TraceId = '{forged.session_id}'")["rows"][0][0]
+    assert int(count) == 0

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from shellspan_testing.python_shell_helpers import PROMPT, SHELLSPAN, shell_env  # noqa: E402
+from shellspan_testing.python_shell_helpers import (  # noqa: E402
+    PROMPT,
+    SHELLSPAN,
+    shell_env,
+    tagged,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -39,13 +44,14 @@ def wait_exit(child, timeout: float = 10.0) -> float:
 
 @pytest.fixture(scope="module")
 def sink(module_sink):
-    """One real sink for the module (sessions are told apart by a unique user name)."""
+    """One real sink for the module (sessions are told apart by a unique service name)."""
     return module_sink
 
 
-def one_session(sink, user: str, *, state: str | None = "ended", timeout: float = 20.0) -> dict:
+def one_session(sink, env: dict[str, str], *, state: str | None = "ended",
+                timeout: float = 20.0) -> dict:
     def find():
-        found = [s for s in sink.sessions(user=user, limit=100) if s["user_name"] == user]
+        found = tagged(sink, env)
         if found and (state is None or found[0]["state"] == state):
             return found
         return None
@@ -90,7 +96,7 @@ def test_plain_repl_records_session_commands_and_exit(sink, tmp_path):
     elapsed = time.time() - t0
     assert child.exitstatus == 3
 
-    s = one_session(sink, env["USER"])
+    s = one_session(sink, env)
     assert s["shell_type"] == "python"
     assert s["exit_reason"] == "exit" and s["exit_code"] == 3
     assert s["command_count"] == 8 and s["failed_count"] == 3
@@ -131,7 +137,7 @@ def test_repl_exit_reasons(sink, tmp_path, how):
         wait_exit(child)
     expected = {"eof": ("eof", 0), "exit": ("exit", 0), "sighup": ("hangup", 129),
                 "sigterm": ("signal", 143)}[how]
-    s = one_session(sink, env["USER"])
+    s = one_session(sink, env)
     assert (s["exit_reason"], s["exit_code"]) == expected
     assert s["command_count"] == (2 if how == "exit" else 1)
     if how == "sigterm":
@@ -150,7 +156,7 @@ def test_repl_signal_handled_while_the_prompt_waits(sink, tmp_path):
                          "threading.get_ident(), signal.SIGTERM))).start()"])
     wait_exit(child)
     assert child.signalstatus == signal.SIGTERM
-    s = one_session(sink, env["USER"])
+    s = one_session(sink, env)
     assert (s["exit_reason"], s["exit_code"], s["command_count"]) == ("signal", 143, 2)
 
 
@@ -165,7 +171,7 @@ def test_traceparent_for_subprocesses(sink, tmp_path):
     child.expect_exact(PROMPT)
     child.sendeof()
     wait_exit(child)
-    s = one_session(sink, env["USER"])
+    s = one_session(sink, env)
     cmd = detail(sink, s["session_id"], 1)["commands"][0]
     assert tp == f"00-{s['session_id']}-{cmd['span_id']}-01"
     assert ts.startswith("shellspan=")
@@ -176,10 +182,8 @@ def test_heartbeats_keep_a_live_session_active(sink, tmp_path):
     env = shell_env(tmp_path, sink.otlp_http_endpoint, SHELLSPAN_HEARTBEAT_INTERVAL="0.3")
     child = spawn([SHELLSPAN, "python", "-q"], env)
     run_commands(child, ["b = 2"])
-    user = env["USER"]
-
     def live():
-        found = sink.sessions(user=user)
+        found = tagged(sink, env)
         if found and found[0]["state"] == "active":
             f = found[0]
             if f["last_seen"] > f["start_time"] and f["command_count"] >= 1:
@@ -190,7 +194,7 @@ def test_heartbeats_keep_a_live_session_active(sink, tmp_path):
     assert s["end_time"] in (None, "") or s["state"] == "active"
     child.sendeof()
     wait_exit(child)
-    assert one_session(sink, user)["state"] == "ended"
+    assert one_session(sink, env)["state"] == "ended"
 
 
 ADMIN_SHELL = textwrap.dedent('''
@@ -254,7 +258,7 @@ def test_custom_admin_shell(sink, tmp_path, ending):
     else:
         child.sendeof()
     wait_exit(child)
-    s = one_session(sink, env["USER"])
+    s = one_session(sink, env)
     assert s["shell_type"] == "acme-admin"
     assert s["component_name"] == "acme-billing" and s["component_version"] == "2.3.1"
     assert s["exit_reason"] == ("exit" if ending == "quit" else "eof")
@@ -287,7 +291,7 @@ def test_shellspan_ipython(sink, tmp_path):
         child.expect(IPROMPT)
     child.sendline("exit")
     wait_exit(child, 20)
-    s = one_session(sink, env["USER"])
+    s = one_session(sink, env)
     assert s["shell_type"] == "ipython" and s["exit_reason"] == "exit"
     cmds = detail(sink, s["session_id"], 5)["commands"]
     assert [c["command"] for c in cmds] == ["n = 6 * 7", "n / 0", "api_key = [REDACTED]",
@@ -317,7 +321,7 @@ def test_shellspan_ipython_exit_reasons(sink, tmp_path, how):
         wait_exit(child, 20)
     expected = {"quit": ("exit", 0, 2), "eof": ("eof", 0, 1), "sighup": ("hangup", 129, 1),
                 "sigterm": ("signal", 143, 1)}[how]
-    s = one_session(sink, env["USER"])
+    s = one_session(sink, env)
     assert s["shell_type"] == "ipython"
     assert (s["exit_reason"], s["exit_code"], s["command_count"]) == expected
     if how == "eof":
@@ -340,7 +344,7 @@ def test_ipython_load_ext_then_eof(sink, tmp_path):
     child.expect(IPROMPT)
     child.sendeof()
     wait_exit(child, 20)
-    s = one_session(sink, env["USER"])
+    s = one_session(sink, env)
     assert s["shell_type"] == "ipython" and s["exit_reason"] == "eof"
     cmds = detail(sink, s["session_id"], 1)["commands"]
     assert [c["command"] for c in cmds] == ["import math; math.sqrt(16)"]
@@ -362,7 +366,7 @@ def test_auto_instrumentation_of_the_bare_interpreter(sink, tmp_path, way):
     child.sendline("exit(5)")
     wait_exit(child)
     assert child.exitstatus == 5
-    s = one_session(sink, env["USER"])
+    s = one_session(sink, env)
     assert (s["shell_type"], s["exit_reason"], s["exit_code"]) == ("python", "exit", 5)
     cmds = detail(sink, s["session_id"], 2)["commands"]
     assert [c["command"] for c in cmds] == ["y = 'auto'", "exit(5)"]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from shellspan.auth import login_name
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from shellspan_testing.sinkproc import REPO, SinkProcess, free_port
 
@@ -98,7 +99,8 @@ def quickstart(tmp_path_factory):
     log = tmp / "shellspan-sink.log"
     return {"rc": proc.returncode, "out": out, "err": err, "skipped": skipped, "bash": not bash_missing,
             "bash_reason": bash_missing, "log": log.read_text() if log.exists() else "",
-            "user": env["USER"], "home": tmp / "home", "run": tmp / "run",
+            "user": login_name(),  # a Python shell's user.name comes from its uid
+            "env_user": env["USER"], "home": tmp / "home", "run": tmp / "run",
             "endpoint": f"http://127.0.0.1:{ports['4318']}"}
 
 
@@ -134,7 +136,7 @@ def test_quickstart_python_session_is_recorded(quickstart):
     assert [rows[i] for i in sorted(rows)] == [
         (0, "import platform"), (0, "platform.python_version()"), (1, "1 / 0"),
         (0, 'print("done")')], explain(quickstart)
-    assert f"user_name          {quickstart['user']}" in out
+    assert f"identity           unverified; claims user {quickstart['user']}" in out
 
 
 def test_quickstart_rc_line_works_in_a_new_terminal(quickstart):
@@ -145,7 +147,7 @@ def test_quickstart_rc_line_works_in_a_new_terminal(quickstart):
     import pexpect
 
     env = {"HOME": str(quickstart["home"]), "PATH": "/usr/local/bin:/usr/bin:/bin",
-           "TERM": "dumb", "USER": quickstart["user"], "LANG": "C.UTF-8",
+           "TERM": "dumb", "USER": quickstart["env_user"], "LANG": "C.UTF-8",
            "XDG_RUNTIME_DIR": str(quickstart["run"]),
            "OTEL_EXPORTER_OTLP_ENDPOINT": quickstart["endpoint"]}
     sh = pexpect.spawn("bash", ["-i"], env=env, encoding="utf-8", timeout=30, cwd=str(REPO))

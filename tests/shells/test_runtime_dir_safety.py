@@ -18,7 +18,7 @@ import pytest
 
 from shellspan.posix.hooks import init_script
 from shellspan_testing.posix_shell_helpers import PROMPT, SHELLS, Shell, ShellEnv, have, rc_files
-from shellspan_testing.unix_users import NoPython, UnixUser, can_create_users, public_dir
+from shellspan_testing.unix_users import UnixUser, default_view, missing_tools, public_dir
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
 
@@ -33,19 +33,16 @@ def sink(module_sink):
 
 @pytest.fixture
 def victim(request):
-    why = can_create_users()
+    why = missing_tools() or default_view().problem
     if why:
         pytest.skip(why)
     base = public_dir("shellspan-users-")
     request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
-    try:
-        user = UnixUser(base)
-    except NoPython as exc:
-        pytest.skip(str(exc))
+    user = UnixUser(base)
     request.addfinalizer(user.remove)
     yield user
     default = Path(f"/tmp/shellspan-{user.uid}")
-    user.stop_agents(default, fallback_dir(user))
+    user.kill_processes()  # its shells and agents, before their directories go
     if default.is_symlink() or default.is_file():
         default.unlink()
     elif default.is_dir():
@@ -58,12 +55,12 @@ def fallback_dir(user: UnixUser) -> Path:
 
 def rc_for(user: UnixUser, shell: str) -> None:
     """The user's own rc file: a prompt the tests wait for, then the hooks (a public copy)."""
-    hook = user.file(user.home / f".shellspan.{shell}", init_script(shell, str(user.bin)))
+    hook = user.write(f".shellspan.{shell}", init_script(shell, str(user.bin)))
     if shell == "bash":
-        user.file(user.home / ".bashrc", f"PS1='{PROMPT}'\nHISTFILE=/dev/null\nsource {hook}\n")
+        user.write(".bashrc", f"PS1='{PROMPT}'\nHISTFILE=/dev/null\nsource {hook}\n")
     else:
-        user.file(user.home / ".zshrc", f"PROMPT='{PROMPT}'\nRPROMPT=\nunsetopt PROMPT_SP\n"
-                                        f"HISTFILE=/dev/null\nsource {hook}\n")
+        user.write(".zshrc", f"PROMPT='{PROMPT}'\nRPROMPT=\nunsetopt PROMPT_SP\n"
+                             f"HISTFILE=/dev/null\nsource {hook}\n")
 
 
 def user_shell(shells, user: UnixUser, shell: str, endpoint: str) -> Shell:
@@ -72,7 +69,7 @@ def user_shell(shells, user: UnixUser, shell: str, endpoint: str) -> Shell:
            "LOGNAME": user.name, "TERM": "xterm", "LANG": "C.UTF-8",
            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "SHELLSPAN_AGENT_WATCH_INTERVAL": "0.2"}
     argv = ["bash", "-i"] if shell == "bash" else ["zsh", "-i"]
-    return shells(user.argv(*argv, env=env), {"PATH": "/usr/bin:/bin"})
+    return shells(user.argv(argv, env), {"PATH": "/usr/bin:/bin"})
 
 
 def recorded(sink, user: str, n_commands: int, runtime: Path) -> list[str]:
@@ -158,7 +155,8 @@ def test_su_without_dash_records_the_user_in_a_directory_of_their_own(sink, vict
     env = {k: v for k, v in root_env.env.items() if k not in ("XDG_STATE_HOME", "HOME")}
     env.update(HOME=str(tmp_path), SHELLSPAN_RUNTIME_DIR=str(root_rt),
                XDG_RUNTIME_DIR=str(root_xdg), PS1=PROMPT)
-    root = shells(["bash", "--noprofile", "--norc", "-i"], env)
+    # root's shell sees the interpreter the way the test user does (unix_users.UserView)
+    root = shells([*victim.view.prefix(), "bash", "--noprofile", "--norc", "-i"], env)
     su = f"su {victim.name}" if shell == "bash" else f"su -s /bin/zsh {victim.name}"
     root.child.sendline(su)
     root.child.expect_exact(PROMPT)  # the user's shell

@@ -19,42 +19,63 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from shellspan import semconv
+from shellspan_testing.auth_helpers import SECRET, bearer, send, token
 from shellspan_testing.otlp_builders import (
     Command,
     SessionSpec,
     kv,
-    post,
     request_for,
     session_spans,
 )
-from shellspan_testing.sinkproc import SinkProcess
-
-SECRET = "s3cret-for-tests-only-0123456789abcdef"
+from shellspan_testing.sinkproc import SinkProcess, start_all
 
 
-def token(sub: str = "alice", key=SECRET, alg: str = "HS256", **claims) -> str:
-    now = int(time.time())
-    payload = {"sub": sub, "aud": "shellspan", "iat": now, "exp": now + 300, **claims}
-    return jwt.encode(payload, key, algorithm=alg, headers=claims.pop("headers", None))
+def _pem(private) -> bytes:
+    return private.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def bearer(tok: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tok}"}
+class Keys:
+    """An RSA and an EC key pair given to the sink as PEM files, and an RSA key in a JWKS file."""
 
-
-def send(sink: SinkProcess, spec: SessionSpec, headers: dict[str, str] | None = None, spans=None):
-    body = request_for(spans or session_spans(spec)).SerializeToString()
-    return post(sink.otlp_http_endpoint, body, headers=headers)
+    def __init__(self, directory) -> None:
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        self.jwks = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (directory / "rsa.pem").write_bytes(_pem(self.rsa))
+        (directory / "ec.pem").write_bytes(_pem(self.ec))
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.jwks.public_key()))
+        (directory / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
+        self.env = {"SHELLSPAN_AUTH_PUBLIC_KEYS": f"{directory / 'rsa.pem'},{directory / 'ec.pem'}",
+                    "SHELLSPAN_AUTH_JWKS": str(directory / "jwks.json"),
+                    "SHELLSPAN_AUTH_MODE": "required"}
 
 
 @pytest.fixture(scope="module")
-def sink(tmp_path_factory):
-    proc = SinkProcess(tmp_path_factory.mktemp("auth"),
-                       env={"SHELLSPAN_AUTH_SECRET": SECRET, "SHELLSPAN_AUTH_MODE": "required"})
-    proc.read_token = token("reader", scope="sessions:read")
-    proc.start()
-    yield proc
-    proc.stop()
+def sinks(tmp_path_factory):
+    """The module's three sinks, started together: HS256 required, HS256 optional, and PEM/JWKS
+    keys required."""
+    root = tmp_path_factory.mktemp("auth")
+    keys = Keys(root)
+    required = SinkProcess(root / "required", env={"SHELLSPAN_AUTH_SECRET": SECRET,
+                                                   "SHELLSPAN_AUTH_MODE": "required"})
+    required.read_token = token("reader", scope="sessions:read")
+    optional = SinkProcess(root / "optional", env={"SHELLSPAN_AUTH_SECRET": SECRET,
+                                                   "SHELLSPAN_AUTH_MODE": "optional"})
+    optional.read_token = token("reader", scope="sessions:read")
+    with_keys = SinkProcess(root / "keys", env=keys.env)
+    with_keys.read_token = token("reader", key=keys.rsa, alg="RS256", scope="sessions:read")
+    with_keys.keys = keys
+    try:
+        yield start_all(required, optional, with_keys)
+    finally:
+        for proc in (required, optional, with_keys):
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def sink(sinks):
+    return sinks[0]
 
 
 def test_verified_subject_wins_over_claimed_user(sink):
@@ -90,10 +111,12 @@ def _none_token() -> str:
 ])
 def test_bad_tokens_are_rejected_with_401(sink, name, header):
     spec = SessionSpec(user=f"rejected-{name}")
+    received = sink.get("/health")["received_spans"]
     reply = send(sink, spec, header)
     assert reply.status == 401, name
     assert reply.headers.get("WWW-Authenticate", "").startswith("Bearer")
-    time.sleep(0.6)  # one spool segment age: anything accepted would be stored by now
+    # The sink counts spans when it takes them into its WAL, before it answers: none were taken.
+    assert sink.get("/health")["received_spans"] == received
     assert sink.sessions(user=f"rejected-{name}") == []
 
 
@@ -154,10 +177,8 @@ provider.shutdown()
     assert sink.sessions(user="sdk-refused") == []
 
 
-def test_optional_mode_accepts_anonymous_but_not_forged(sink_factory):
-    sink = sink_factory("optional", env={"SHELLSPAN_AUTH_SECRET": SECRET,
-                                         "SHELLSPAN_AUTH_MODE": "optional"})
-    sink.read_token = token("reader", scope="sessions:read")
+def test_optional_mode_accepts_anonymous_but_not_forged(sinks):
+    sink = sinks[1]
     anonymous = SessionSpec(user="anon")
     assert send(sink, anonymous).status == 200
     assert send(sink, SessionSpec(user="forged"), bearer(token(key="x" * 32))).status == 401
@@ -168,26 +189,12 @@ def test_optional_mode_accepts_anonymous_but_not_forged(sink_factory):
     assert by_user == {"anon": ("", False), "signed": ("dave", True)}
 
 
-def _pem(private) -> bytes:
-    return private.public_key().public_bytes(serialization.Encoding.PEM,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def test_rs256_es256_pem_keys_and_jwks(sink_factory, tmp_path):
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ec_key = ec.generate_private_key(ec.SECP256R1())
-    jwks_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (tmp_path / "rsa.pem").write_bytes(_pem(rsa_key))
-    (tmp_path / "ec.pem").write_bytes(_pem(ec_key))
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(jwks_key.public_key()))
-    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
-    sink = sink_factory("keys", env={
-        "SHELLSPAN_AUTH_PUBLIC_KEYS": f"{tmp_path / 'rsa.pem'},{tmp_path / 'ec.pem'}",
-        "SHELLSPAN_AUTH_JWKS": str(tmp_path / "jwks.json"), "SHELLSPAN_AUTH_MODE": "required"})
-    sink.read_token = token("reader", key=rsa_key, alg="RS256", scope="sessions:read")
-    cases = {"rs": token("rs-user", key=rsa_key, alg="RS256"),
-             "es": token("es-user", key=ec_key, alg="ES256"),
-             "jwks": token("jwks-user", key=jwks_key, alg="RS256", headers={"kid": "k1"})}
+def test_rs256_es256_pem_keys_and_jwks(sinks):
+    sink = sinks[2]
+    keys = sink.keys
+    cases = {"rs": token("rs-user", key=keys.rsa, alg="RS256"),
+             "es": token("es-user", key=keys.ec, alg="ES256"),
+             "jwks": token("jwks-user", key=keys.jwks, alg="RS256", headers={"kid": "k1"})}
     for name, tok in cases.items():
         assert send(sink, SessionSpec(user=name), bearer(tok)).status == 200, name
     # HS256 with the RSA public key as the secret (algorithm confusion) must fail.
@@ -204,3 +211,59 @@ def test_misconfigured_auth_stops_the_sink_with_a_clear_message(tmp_path):
     with pytest.raises(RuntimeError) as err:
         proc.start(timeout=30)
     assert "needs a key" in str(err.value)
+
+
+def _status(sink: SinkProcess, path: str, tok: str | None, data: bytes | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(sink.api_url + path, data=data,
+                                     method="POST" if data else "GET")
+    if tok is not None:
+        request.add_header("Authorization", f"Bearer {tok}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.mark.parametrize("name,claims,message", [
+    ("scope a number", {"scope": 1}, "scope"),
+    ("sub a number", {"sub": 7}, "sub"),
+    ("sub a list", {"sub": ["reader"]}, "sub"),
+    ("exp a string", {"exp": str(int(time.time()) + 300)}, "exp"),
+    ("year 9999", {"exp": 253402300799}, "longer than"),
+])
+def test_bad_claims_are_401_with_a_message_never_500(sink, name, claims, message):
+    from jwt.api_jws import PyJWS  # PyJWT's own encoder refuses some of these claims
+
+    now = int(time.time())
+    payload = {"sub": "reader", "aud": "shellspan", "iat": now, "exp": now + 300,
+               "scope": "sessions:read", **claims}
+    tok = PyJWS().encode(json.dumps(payload).encode(), SECRET, algorithm="HS256")
+    status, body = _status(sink, "/api/sessions", tok)
+    assert status == 401 and message in body["error"], (name, body)
+    reply = send(sink, SessionSpec(user=f"bad-claims-{name}"), bearer(tok))
+    assert reply.status == 401, name
+
+
+def test_sql_needs_its_own_scope(sink):
+    statement = b"SELECT 1 AS one"
+    status, body = _status(sink, "/api/sql", token("reader", scope="sessions:read"), statement)
+    assert status == 401 and "sessions:sql" in body["error"]
+    status, body = _status(sink, "/api/sql", token("analyst", scope="sessions:sql"), statement)
+    assert status == 401  # SQL is an API route: reading is needed too
+    both = token("analyst", scope="sessions:read sessions:sql")
+    status, body = _status(sink, "/api/sql", both, statement)
+    assert status == 200 and body["rows"] == [[1]], body
+
+
+def test_the_vouching_host_is_stamped_and_a_claimed_one_dropped(sink):
+    forged = [kv(semconv.AUTH_HOST, "forged-host"), kv(semconv.AUTH_VERIFIED, "true")]
+    for user, claims in (("host-claimed", {"host": "web-7"}), ("host-none", {})):
+        spans = session_spans(SessionSpec(user=user))
+        for span in spans:
+            span.attributes.extend(forged)
+        assert send(sink, SessionSpec(user=user), bearer(token("alice", **claims)), spans).status == 200
+    for user, expected in (("host-claimed", "web-7"), ("host-none", None)):
+        s = sink.wait_for(lambda u=user: sink.sessions(user=u))[0]
+        attrs = sink.session(s["session_id"])["session"]["attributes"]
+        assert attrs.get(semconv.AUTH_HOST) == expected, attrs

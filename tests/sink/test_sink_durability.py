@@ -13,26 +13,7 @@ from pathlib import Path
 import pytest
 
 from shellspan_testing.otlp_builders import Command, SessionSpec, request_for, session_spans
-from shellspan_testing.sinkproc import SinkProcess
-
-
-def send_until_acked(port_of, body: bytes, deadline: float) -> int:
-    """Retry like an OTLP exporter: on a refused connection or a retryable status, try again."""
-    attempts = 0
-    while time.monotonic() < deadline:
-        attempts += 1
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port_of(), timeout=10)
-            conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
-            status = conn.getresponse().status
-            conn.close()
-            if status == 200:
-                return attempts
-            assert status in (429, 502, 503, 504), status
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("request never acknowledged")
+from shellspan_testing.sinkproc import SinkProcess, send_until_acked
 
 
 def stored_spans(sink: SinkProcess) -> tuple[int, int]:
@@ -88,12 +69,12 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
 
 
 def test_store_out_of_space_then_back_loses_nothing(tmp_path):
-    """The store's disk fills up: inserts fail, spans wait in the spool, nothing is lost."""
+    """The store's disk fills up: inserts fail, spans wait in the WAL, nothing is lost."""
     disk = tmp_path / "disk"
     if os.geteuid() != 0 or not _mount_tmpfs(disk, "256m"):
         pytest.skip("needs root to mount a small tmpfs for the store (a real full disk)")
     sink = SinkProcess(tmp_path / "sink", store=f"chdb://{disk / 'store'}",
-                       extra_args=["--wal", str(tmp_path / "wal")])
+                       extra_args=["--wal-dir", str(tmp_path / "wal")])
     try:
         sink.start()
         first = SessionSpec(user="before", commands=[Command("ls")])
@@ -109,13 +90,13 @@ def test_store_out_of_space_then_back_loses_nothing(tmp_path):
         for spec in during:
             body = request_for(session_spans(spec)).SerializeToString()
             assert send_until_acked(lambda: sink.http_port, body, time.monotonic() + 30) >= 1
-        # Acknowledged (the spool is on another disk) but not yet storable.
-        sink.wait_for(lambda: sink.get("/health")["spool"]["failed_inserts"] > 0, timeout=30)
-        assert sink.get("/health")["spool"]["spooled_bytes"] > 0
+        # Acknowledged (the WAL is on another disk) but not yet storable.
+        sink.wait_for(lambda: sink.get("/health")["wal"]["failed_inserts"] > 0, timeout=30)
+        assert sink.get("/health")["wal"]["pending_bytes"] > 0
 
         filler.unlink()
         sink.wait_for(lambda: len(sink.sessions(user="during")) == 10, timeout=60)
-        assert sink.get("/health")["spool"]["spooled_bytes"] == 0
+        assert sink.get("/health")["wal"]["pending_bytes"] == 0
         counts = {s["session_id"]: s["command_count"] for s in sink.sessions(user="during")}
         assert counts == {s.session_id: 1 for s in during}
     finally:
@@ -124,22 +105,22 @@ def test_store_out_of_space_then_back_loses_nothing(tmp_path):
         shutil.rmtree(disk, ignore_errors=True)
 
 
-def test_torn_spool_record_is_dropped_and_the_rest_replayed(tmp_path):
+def test_torn_wal_record_is_dropped_and_the_rest_replayed(tmp_path):
     """A crash mid-append leaves a torn record: it was never acknowledged, the rest replays."""
-    sink = SinkProcess(tmp_path / "sink").start()
     spec = SessionSpec(user="torn", commands=[Command("ls")])
     body = request_for(session_spans(spec)).SerializeToString()
-    sink.kill()
-    wal = Path(sink.store[len("chdb://"):] + "-wal")
+    sink = SinkProcess(tmp_path / "sink")
+    wal = Path(sink.store[len("chdb://"):] + "-wal")  # the sink's default WAL directory
+    wal.mkdir(parents=True)
     import zlib
 
-    from shellspan_sink.ingest import encode_request
+    from shellspan_sink.rowbinary import encode_request
     from shellspan_sink.wal import HEADER, MAGIC
 
-    rows, count, _ = encode_request(body, None, 128, 16384)
+    rows, count, _, _ = encode_request(body, None, 128, 16384)
     record = HEADER.pack(MAGIC, len(rows), count, zlib.crc32(rows)) + rows
     (wal / "000000000099.open").write_bytes(record + record[: len(record) // 2])
-    restarted = SinkProcess(tmp_path / "sink", store=sink.store).start()
+    restarted = sink.start()  # as after a crash mid-append
     try:
         found = restarted.wait_for(lambda: restarted.sessions(user="torn"), timeout=30)
         assert found[0]["command_count"] == 1
@@ -148,27 +129,27 @@ def test_torn_spool_record_is_dropped_and_the_rest_replayed(tmp_path):
         restarted.stop()
 
 
-def test_spool_disk_full_answers_retryable_and_recovers(tmp_path):
+def test_wal_disk_full_answers_retryable_and_recovers(tmp_path):
     wal = tmp_path / "wal"
     if os.geteuid() != 0 or not _mount_tmpfs(wal, "1m"):
-        pytest.skip("needs root to mount a small tmpfs for the spool (a real full disk)")
-    sink = SinkProcess(tmp_path / "sink", extra_args=["--wal", str(wal)])
+        pytest.skip("needs root to mount a small tmpfs for the WAL (a real full disk)")
+    sink = SinkProcess(tmp_path / "sink", extra_args=["--wal-dir", str(wal)])
     try:
         sink.start()
         filler = wal / "filler"
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k", "count=64"],
                        capture_output=True)
-        spec = SessionSpec(user="fullspool", commands=[Command("x" * 2000) for _ in range(200)])
+        spec = SessionSpec(user="fullwal", commands=[Command("x" * 2000) for _ in range(200)])
         body = request_for(session_spans(spec)).SerializeToString()
         conn = http.client.HTTPConnection("127.0.0.1", sink.http_port, timeout=10)
         conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
         reply = conn.getresponse()
         assert reply.status == 503 and reply.getheader("Retry-After")
-        assert b"spool write failed" in reply.read()
+        assert b"WAL write failed" in reply.read()
         assert sink.get("/health")["status"] == "ok"
         filler.unlink()
         assert send_until_acked(lambda: sink.http_port, body, time.monotonic() + 30) == 1
-        found = sink.wait_for(lambda: sink.sessions(user="fullspool"), timeout=30)
+        found = sink.wait_for(lambda: sink.sessions(user="fullwal"), timeout=30)
         assert found[0]["command_count"] == 200
     finally:
         sink.stop()

@@ -24,7 +24,7 @@ from shellspan_testing.otlp_builders import (
     session_spans,
     to_otlp_json,
 )
-from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
+from shellspan_testing.sinkproc import SINK_BIN, SinkProcess, start_all
 
 SDK_SCRIPT = r"""
 import sys
@@ -61,8 +61,22 @@ print(format(root.get_span_context().trace_id, "032x"))
 
 
 @pytest.fixture(scope="module")
-def shared_sink(module_sink):
-    return module_sink
+def sinks(tmp_path_factory):
+    """The module's sinks, started together: the shared one (sessions without a root turn
+    abandoned after 3 s; tests tell their sessions apart by user) and one with a 20 kB body limit."""
+    root = tmp_path_factory.mktemp("ingest")
+    shared = SinkProcess(root / "shared", extra_args=["--abandon-after", "3"])
+    small = SinkProcess(root / "small", extra_args=["--max-body-bytes", "20000"])
+    try:
+        yield start_all(shared, small)
+    finally:
+        shared.stop()
+        small.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_sink(sinks):
+    return sinks[0]
 
 
 def wait_session(sink: SinkProcess, session_id: str, **expect) -> dict:
@@ -158,8 +172,8 @@ def test_bad_gzip_and_unknown_encoding(shared_sink):
     assert reply.status == 400
 
 
-def test_oversized_bodies_are_refused(sink_factory):
-    small = sink_factory("small", extra_args=["--max-body-bytes", "20000"])
+def test_oversized_bodies_are_refused(sinks):
+    small = sinks[1]
     spec = SessionSpec(commands=[Command("x" * 100) for _ in range(300)])
     body = request_for(session_spans(spec)).SerializeToString()
     assert len(body) > 20000
@@ -221,17 +235,18 @@ def test_client_cannot_claim_a_verified_identity(shared_sink):
     assert semconv.ENDUSER_ID not in s["attributes"]
 
 
-def test_session_without_root_is_active_then_abandoned_then_ended(sink_factory):
-    sink = sink_factory("liveness", extra_args=["--abandon-after", "3"])
+def test_session_without_root_is_active_then_abandoned_then_ended(shared_sink):
+    sink = shared_sink  # abandons after 3 s
     spec = SessionSpec(user="live", commands=[Command("top", duration_s=0.1)], ended=False)
     spans = session_spans(spec)
     assert post(sink.otlp_http_endpoint, request_for(spans).SerializeToString()).status == 200
     s = wait_session(sink, spec.session_id)["session"]
     assert s["state"] == "active" and s["end_time"] is None
-    assert [x["session_id"] for x in sink.sessions(state="active")] == [spec.session_id]
+    assert [x["session_id"] for x in sink.sessions(state="active", user="live")] == [spec.session_id]
     wait_session(sink, spec.session_id, state="abandoned")
-    assert [x["session_id"] for x in sink.sessions(state="abandoned")] == [spec.session_id]
-    assert sink.sessions(state="active") == []
+    assert [x["session_id"] for x in sink.sessions(state="abandoned", user="live")] == [
+        spec.session_id]
+    assert sink.sessions(state="active", user="live") == []
     # The root span arrives late (a spooled session, say): the session is ended after all.
     ended = SessionSpec(user="live", trace_id=spec.trace_id, start_ns=spec.start_ns, duration_s=5,
                         ended=True)

@@ -1,8 +1,10 @@
 """A scaled-down run of bench/bench_load.py: simulated shells with a burst against a real sink
-with auth on and a small spool, so 503s occur; nothing acknowledged may be lost."""
+with auth on and a small WAL, so 503s occur; nothing acknowledged may be lost."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +13,16 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_load.py"
 
 
 def test_load_burst_loses_nothing():
+    # Segments sealed after 1 s and a 0.25 MiB WAL: in the burst (over 1,000 spans/s) the open
+    # segment and the one being inserted outgrow the bound, so the sink must refuse with retryable
+    # answers, and the shells retry.
+    env = {**os.environ, "SHELLSPAN_WAL_SEGMENT_AGE": "1"}
     out = subprocess.run(
-        [sys.executable, str(BENCH), "--shells", "20", "--duration", "8", "--burst-duration", "5",
-         "--max-spool-mib", "0.5", "--flush-timeout", "20", "--drain-timeout", "20"],
-        capture_output=True, text=True, timeout=120)
+        [sys.executable, str(BENCH), "--shells", "20", "--duration", "1", "--burst-duration", "1",
+         "--max-wal-mib", "0.25", "--flush-timeout", "20", "--drain-timeout", "20"],
+        capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "spans lost (accepted but not stored): 0;" in out.stdout
     assert "spans accepted (HTTP 200 / gRPC OK): 0" not in out.stdout
+    refused = re.search(r"then retried\): \d+ in (\d+) answers", out.stdout)
+    assert refused and int(refused.group(1)) > 0, "the burst never met the WAL's bound:\n" + out.stdout

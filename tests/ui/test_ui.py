@@ -6,27 +6,23 @@ already depends on). Screenshots go to test-artifacts/ui/.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
-import aiohttp
 import pytest
 
+from shellspan.auth import login_name
+from shellspan_testing.browser import CHROMIUM, Browser
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
-from shellspan_testing.sinkproc import REPO, SinkProcess
+from shellspan_testing.python_shell_helpers import tagged
+from shellspan_testing.sinkproc import SinkProcess
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-ARTIFACTS = REPO / "test-artifacts" / "ui"
 SHELLSPAN = str(Path(sys.executable).with_name("shellspan"))
 HOUR_NS = 3600 * 10**9
 
@@ -35,148 +31,15 @@ pytestmark = pytest.mark.skipif(
     reason="chromium is not installed (apt-get install -y chromium chromium-driver)")
 
 
-class Browser:
-    """Headless Chromium with one page, driven over the DevTools protocol."""
-
-    FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-default-apps", "--disable-extensions", "--hide-scrollbars",
-             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-             "--window-size=1400,900"]
-
-    def __init__(self) -> None:
-        self.profile = Path(tempfile.mkdtemp(prefix="shellspan-chromium-"))
-        self.proc = subprocess.Popen([CHROMIUM, *self.FLAGS, f"--user-data-dir={self.profile}",
-                                      "about:blank"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        self.loop = asyncio.new_event_loop()
-        self.errors: list[str] = []
-        self._id = 0
-        port = self._devtools_port()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
-            page = next(t for t in json.loads(resp.read()) if t["type"] == "page")
-        self.http = self.loop.run_until_complete(self._session())
-        self.ws = self.loop.run_until_complete(
-            self.http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0))
-        for method in ("Page.enable", "Runtime.enable"):
-            self.call(method)
-        self.call("Emulation.setDeviceMetricsOverride", width=1400, height=900,
-                  deviceScaleFactor=1, mobile=False)
-
-    @staticmethod
-    async def _session() -> aiohttp.ClientSession:
-        return aiohttp.ClientSession()
-
-    def _devtools_port(self, timeout: float = 20.0) -> int:
-        active = self.profile / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if active.exists() and active.read_text().strip():
-                return int(active.read_text().split()[0])
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chromium exited with {self.proc.returncode}")
-            time.sleep(0.1)
-        raise TimeoutError("chromium did not open its DevTools port")
-
-    async def _call(self, method: str, params: dict) -> dict:
-        self._id += 1
-        msg_id = self._id
-        await self.ws.send_json({"id": msg_id, "method": method, "params": params})
-        while True:
-            msg = await asyncio.wait_for(self.ws.receive(), 60)
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                raise RuntimeError(f"DevTools connection closed: {msg}")
-            data = json.loads(msg.data)
-            if data.get("id") == msg_id:
-                if "error" in data:
-                    raise RuntimeError(f"{method}: {data['error']}")
-                return data.get("result", {})
-            self._event(data)
-
-    def _event(self, data: dict) -> None:
-        method, params = data.get("method"), data.get("params", {})
-        if method == "Runtime.exceptionThrown":
-            details = params.get("exceptionDetails", {})
-            self.errors.append(details.get("exception", {}).get("description") or details.get("text"))
-        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
-            self.errors.append(" ".join(str(a.get("value", a.get("description")))
-                                        for a in params.get("args", [])))
-
-    def call(self, method: str, **params) -> dict:
-        return self.loop.run_until_complete(self._call(method, params))
-
-    def js(self, expression: str):
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait(self, expression: str, timeout: float = 20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.js(expression)
-            if value:
-                return value
-            time.sleep(0.1)
-        self.screenshot("timeout")
-        raise TimeoutError(f"not true within {timeout}s: {expression}")
-
-    def goto(self, url: str) -> None:
-        self.js("document.body && (document.body.dataset.loaded = '')")
-        self.call("Page.navigate", url=url)
-        self.wait_loaded()
-
-    def wait_loaded(self, view: str | None = None) -> None:
-        cond = "document.body && document.body.dataset.loaded === '1'"
-        if view:
-            cond += f" && document.body.dataset.view === {json.dumps(view)}"
-        self.wait(cond)
-
-    def click(self, selector: str) -> None:
-        """A real mouse click at the element's centre."""
-        box = self.wait(f"""(() => {{ const el = document.querySelector({json.dumps(selector)});
-            if (!el) return null; el.scrollIntoView({{block: 'center'}});
-            const r = el.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2];
-        }})()""")
-        for kind in ("mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left",
-                      clickCount=1)
-
-    def screenshot(self, name: str) -> Path:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        height = int(self.js("document.documentElement.scrollHeight") or 900)
-        self.call("Emulation.setDeviceMetricsOverride", width=1400, height=min(max(height, 900), 6000),
-                  deviceScaleFactor=1, mobile=False)
-        data = self.call("Page.captureScreenshot", format="png")["data"]
-        self.call("Emulation.setDeviceMetricsOverride", width=1400, height=900,
-                  deviceScaleFactor=1, mobile=False)
-        path = ARTIFACTS / f"{name}.png"
-        path.write_bytes(base64.b64decode(data))
-        return path
-
-    def close(self) -> None:
-        try:
-            self.loop.run_until_complete(self.ws.close())
-            self.loop.run_until_complete(self.http.close())
-        finally:
-            self.loop.close()
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            shutil.rmtree(self.profile, ignore_errors=True)
-
-
-def record_python_session(sink: SinkProcess, tmp: Path, user: str, lines: list[str],
+def record_python_session(sink: SinkProcess, tmp: Path, tag: str, lines: list[str],
                           exit_code: int = 0) -> None:
-    """A real `shellspan python` session fed through its standard input."""
+    """A real `shellspan python` session fed through its standard input; its user name is the
+    uid's, so its service name (``tag``) tells it apart."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OTEL_", "SHELLSPAN_", "TRACE", "BAGGAGE", "PYTHONSTARTUP"))}
-    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=sink.otlp_http_endpoint, USER=user,
-               SHELLSPAN_SPOOL_DIR=str(tmp / f"spool-{user}"), HOME=str(tmp))
+    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=sink.otlp_http_endpoint, OTEL_SERVICE_NAME=tag,
+               SHELLSPAN_BROKER_SOCKET="off", SHELLSPAN_SPOOL_DIR=str(tmp / f"spool-{tag}"),
+               HOME=str(tmp))
     done = subprocess.run([SHELLSPAN, "python", "-q"], input="\n".join(lines) + "\n", env=env,
                           cwd=tmp, capture_output=True, text=True, timeout=60)
     assert done.returncode == exit_code, done.stderr
@@ -191,8 +54,8 @@ def sink(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("ui")
     proc = SinkProcess(tmp / "sink", extra_args=["--abandon-after", "3600"]).start()
     request.addfinalizer(proc.stop)  # also when the set-up below fails
-    user = "ui" + uuid.uuid4().hex[:8]
-    record_python_session(proc, tmp, user, REAL_LINES, exit_code=3)
+    tag = "ui" + uuid.uuid4().hex[:8]
+    record_python_session(proc, tmp, tag, REAL_LINES, exit_code=3)
     record_python_session(proc, tmp, "ui-second", ["sum(range(10))", "undefined_name"])
     now = time.time_ns()
     specs = [
@@ -214,9 +77,11 @@ def sink(tmp_path_factory, request):
     ]
     spans = [span for spec in specs for span in session_spans(spec)]
     assert post(proc.otlp_http_endpoint, request_for(spans).SerializeToString()).status == 200
-    proc.wait_for(lambda: len(proc.sessions()) == 6 and len(proc.sessions(user=user)) == 1
-                  and proc.sessions(user=user)[0]["state"] == "ended")
+    user = login_name()  # both real sessions': a Python shell's user name comes from its uid
+    proc.wait_for(lambda: len(proc.sessions()) == 6 and len(proc.sessions(user=user)) == 2
+                  and all(s["state"] == "ended" for s in proc.sessions(user=user)))
     proc.real_user = user
+    proc.real_session = tagged(proc, tag)[0]["session_id"]
     yield proc
 
 
@@ -268,9 +133,10 @@ def test_paging_with_a_cursor(sink, browser):
 
 def test_clicking_a_session_opens_its_timeline(sink, browser):
     browser.goto(sink.api_url + f"/#/sessions?user={sink.real_user}")
-    browser.wait("document.querySelectorAll('[data-testid=session-row]').length === 1")
-    session_id = browser.js("document.querySelector('[data-testid=session-row]').dataset.sessionId")
-    browser.click("[data-testid=session-row] td:nth-child(7)")  # a plain cell: the row is the link
+    browser.wait("document.querySelectorAll('[data-testid=session-row]').length === 2")
+    session_id = sink.real_session
+    # a plain cell: the row is the link
+    browser.click(f"[data-testid=session-row][data-session-id='{session_id}'] td:nth-child(7)")
     browser.wait_loaded("session")
     assert browser.js("location.hash") == f"#/sessions/{session_id}"
     assert browser.js("document.querySelector('[data-testid=session-id]').textContent") == session_id
@@ -359,6 +225,58 @@ def test_command_text_is_never_markup(sink, browser, tmp_path):
     assert browser.js("document.querySelector('[data-testid=command-text]').textContent") == payload
     assert browser.js("document.querySelectorAll('#app img').length") == 0
     assert browser.js("document.title") == "shellspan"
+
+
+def test_identity_first_claims_flagged_and_nested_sessions_linked(browser, tmp_path):
+    """A sink with auth on: the list and the session show the verified identity first, a
+    claimed user name that differs is flagged, an unverified session says so, and a nested
+    session links its parent (with the command that started it) and back."""
+    from shellspan import semconv
+    from shellspan_testing.auth_helpers import SECRET, bearer, send, token
+    from shellspan_testing.otlp_builders import kv
+
+    sink = SinkProcess(tmp_path / "auth-sink", env={"SHELLSPAN_AUTH_SECRET": SECRET,
+                                                   "SHELLSPAN_AUTH_MODE": "optional"}).start()
+    try:
+        parent = SessionSpec(user="root", commands=[Command("id"), Command("su - bob")])
+        child = SessionSpec(user="bob", start_ns=parent.start_ns + 10**9, commands=[Command("ls")])
+        anonymous = SessionSpec(user="anon-ui", commands=[Command("uptime")])
+        parent_spans, child_spans = session_spans(parent), session_spans(child)
+        child_spans[0].attributes.extend([kv(semconv.PARENT_SESSION_ID, parent.session_id),
+                                          kv(semconv.PARENT_SPAN_ID, parent_spans[2].span_id.hex())])
+        assert send(sink, parent, bearer(token("alice")), parent_spans).status == 200
+        assert send(sink, child, bearer(token("bob")), child_spans).status == 200
+        assert send(sink, anonymous).status == 200
+        sink.read_token = token("reader", scope="sessions:read")
+        sink.wait_for(lambda: len(sink.sessions()) == 3)
+
+        browser.goto(sink.api_url + "/")
+        browser.js(f"localStorage.setItem('shellspan.token', {json.dumps(sink.read_token)})")
+        browser.goto(sink.api_url + "/#/sessions")
+        browser.wait("document.querySelectorAll('[data-testid=session-row]').length === 3")
+        users = browser.js("""Object.fromEntries([...document.querySelectorAll(
+            '[data-testid=session-row]')].map(r => [r.dataset.sessionId,
+            r.querySelector('[data-testid=session-user]').innerText]))""")
+        assert users[parent.session_id].startswith("alice") and "claims root" in users[parent.session_id]
+        assert "claims" not in users[child.session_id] and users[child.session_id].startswith("bob")
+        assert "unverified" in users[anonymous.session_id]
+
+        browser.goto(sink.api_url + f"/#/sessions/{child.session_id}")
+        browser.wait_loaded("session")
+        meta = browser.js("document.querySelector('[data-testid=session-meta]').innerText")
+        assert "bob" in meta and "verified" in meta and "su - bob" in meta
+        browser.click("[data-testid=parent-link]")
+        browser.wait(f"location.hash === '#/sessions/{parent.session_id}' && "
+                     "!!document.querySelector('[data-testid=child-link]')")
+        assert browser.js("document.querySelector('[data-testid=claimed-mismatch]').innerText") \
+            == "claims root"
+        assert child.session_id.startswith(
+            browser.js("document.querySelector('[data-testid=child-link]').innerText"))
+        browser.screenshot("session-identity")
+        assert browser.errors == []
+    finally:
+        browser.js("localStorage.removeItem('shellspan.token')")
+        sink.stop()
 
 
 def test_assets_are_served_by_the_sink(sink):

@@ -47,22 +47,35 @@ SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def outcome(fn, body, identity, max_attributes, max_attribute_length):
+def outcome(fn, body, identity, max_attributes, max_attribute_length, skip=None):
     try:
-        return fn(body, identity, max_attributes, max_attribute_length)
+        return fn(body, identity, max_attributes, max_attribute_length, skip)
     except ValueError:
         return ValueError
 
 
 def assert_same(body: bytes, identity=None, max_attributes=128, max_attribute_length=16384):
+    """Both encoders agree on `body`, and again when every other trace id it holds is skipped
+    (the spans of sessions owned by another identity)."""
+    expected = _assert_same(body, identity, max_attributes, max_attribute_length, None)
+    if expected is not ValueError and expected[3]:
+        skip = set(list(expected[3])[::2]) | {"not-a-trace-id"}
+        skipped = _assert_same(body, identity, max_attributes, max_attribute_length, skip)
+        assert skipped[3] == expected[3], "skipped spans are still counted per trace"
+        assert skipped[1] == expected[1] - sum(expected[3][t] for t in skip if t in expected[3])
+    return expected
+
+
+def _assert_same(body, identity, max_attributes, max_attribute_length, skip):
     expected = outcome(rowbinary.encode_request, body, identity, max_attributes,
-                       max_attribute_length)
+                       max_attribute_length, skip)
     actual = outcome(shellspan_sink_accel.encode_request, body, identity, max_attributes,
-                     max_attribute_length)
+                     max_attribute_length, skip)
     if expected is ValueError or actual is ValueError:
         assert actual is expected, (body, expected, actual)
     else:
         assert actual[1:] == expected[1:], (actual[1:], expected[1:])
+        assert list(actual[3]) == list(expected[3]), "trace ids in order of first appearance"
         assert actual[0] == expected[0]
     return expected
 
@@ -402,7 +415,8 @@ EDGE_CASES = {
     "duplicate keys and sink-owned keys": request_with_span(
         span_bytes(*[ld(9, ld(1, k) + ld(2, ld(1, v))) for k, v in [
             (b"a", b"1"), (b"enduser.id", b"x"), (b"b", b"2"), (b"a", b"3"),
-            (b"shell.auth.verified", b"true")]]),
+            (b"shell.auth.verified", b"true"), (b"shell.auth.host", b"forged"),
+            (b"shell.auth.key_id", b"forged")]]),
         resource=ld(1, ld(1, b"enduser.id") + ld(2, ld(1, b"r")))),
     "value cut inside a 4-byte character": request_with_span(
         span_bytes(ld(9, ld(1, b"k") + ld(2, ld(1, ("ab" + "😀" * 10).encode()))))),
@@ -427,6 +441,6 @@ def test_counts_and_bytes_like_bodies():
     valid = span_bytes(ld(5, b"ok"))
     body = request_with_span(valid) + request_with_span(ld(1, b"\x00" * 16) + ld(2, SPAN))
     expected = assert_same(body)
-    assert expected[1:] == (1, 1)
+    assert expected[1:] == (1, 1, {TRACE.hex(): 1})
     for wrapped in (bytearray(body), memoryview(body)):
         assert shellspan_sink_accel.encode_request(wrapped, None, 128, 16384) == expected

@@ -17,7 +17,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _SESSION_NAMES = ("Command", "Session", "current_session", "end_session", "flush",
-                  "install_signal_handlers_for", "start_session")
+                  "start_session")
 
 __all__ = ["Command", "InstrumentedShell", "Session", "current_session", "end_session", "flush",
            "install_signal_handlers_for", "start_session", "__version__"]
@@ -31,9 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
         current_session,
         end_session,
         flush,
-        install_signal_handlers_for,
         start_session,
     )
+    from shellspan.signals import install_signal_handlers_for
 
 
 def __getattr__(name: str):
@@ -41,6 +41,10 @@ def __getattr__(name: str):
         import shellspan.session
 
         return getattr(shellspan.session, name)
+    if name == "install_signal_handlers_for":
+        from shellspan.signals import install_signal_handlers_for
+
+        return install_signal_handlers_for
     if name == "InstrumentedShell":
         from shellspan.admin import InstrumentedShell
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from shellspan import semconv as sc
 from shellspan.otlp import AttrValue
-from shellspan.session import Command, Session, install_signal_handlers_for
+from shellspan.session import Command, Session
+from shellspan.signals import install_signal_handlers_for
 
 
 class InstrumentedShell:

@@ -15,6 +15,7 @@ commands:
   ipython [ARGS...]      IPython with the shellspan extension loaded
   init bash|zsh [--rc]   print the hook script (--rc: the line for ~/.bashrc or ~/.zshrc)
   agent [--daemon|stop]  the per-user agent of bash/zsh sessions
+  broker [COMMAND]       the host's token broker (root service; keygen, public-key, token)
   status | doctor        configuration, agent, spool contents and endpoint reachability
   spool flush            resend spooled sessions now
   spool send FILE...     send these spool entries (used by a shell's exit)
@@ -24,25 +25,27 @@ commands:
 
 
 def _status() -> int:
+    """The shell side's part of ``status``/``doctor``; 1 when it found a problem."""
     from shellspan.config import Config
     from shellspan.spool import Spool
+    from shellspan.transport import Outcome, sender_for
 
     cfg = Config()
     spool = Spool(cfg.spool_dir, max_bytes=cfg.spool_max_bytes, max_files=cfg.spool_max_files)
     n, size = spool.size()
     print(f"endpoint:   {cfg.endpoint} ({cfg.protocol})")
     print(f"disabled:   {cfg.disabled}")
-    auth = "token" if cfg.auth_token else ("minted from secret" if cfg.auth_secret else "none")
-    print(f"auth:       {auth}")
-    print(f"spool:      {cfg.spool_dir} ({n} entries, {size} bytes)")
-    from shellspan.export import RETRYABLE, HttpSender
-    from shellspan.otlp import encode_request
+    from shellspan.auth import TokenSource
 
-    sender = HttpSender(cfg.endpoint, timeout_s=2.0)
-    result = sender.send(encode_request([], {}))
-    state = "reachable" if result.outcome != RETRYABLE else f"unreachable ({result.error})"
+    print(f"auth:       {TokenSource.from_config(cfg).describe()}")
+    print(f"spool:      {spool.dir} ({n} entries, {size} bytes)")
+    if spool.problem:
+        print(f"            refused: {spool.problem}")
+    result = sender_for(cfg).probe(timeout_s=2.0)
+    state = ("reachable" if result.outcome is not Outcome.RETRYABLE or result.answered
+             else f"unreachable ({result.error})")
     print(f"endpoint:   {state} (HTTP {result.status or '-'})")
-    return 0
+    return 1 if spool.problem else 0
 
 
 def _spool_flush() -> int:
@@ -53,11 +56,12 @@ def _spool_flush() -> int:
     while True:
         sent = exp.drain_spool(limit=100)
         total += sent
-        if not sent or exp.breaker.is_open:
+        if not sent or exp.breaker.state != exp.breaker.CLOSED:
             break
-    n, _ = exp.spool.size()
-    print(f"resent {total} spooled requests; {n} left")
-    return 0 if n == 0 else 1
+    status = exp.status()
+    print(f"resent {total} spooled requests; {status.spooled_entries} left"
+          + (f" ({status.last_error})" if status.spooled_entries and status.last_error else ""))
+    return 0 if status.spooled_entries == 0 else 1
 
 
 def _posix(cmd: str, rest: list[str]) -> int:
@@ -69,10 +73,11 @@ def _posix(cmd: str, rest: list[str]) -> int:
         from shellspan.posix.agent import main as agent_main
 
         return agent_main(rest)
-    rc = _status()
+    problem = _status()
     from shellspan.posix.status import print_status
 
-    return print_status(doctor=cmd == "doctor") or rc
+    doctor = cmd == "doctor"
+    return print_status(doctor=doctor) or (problem if doctor else 0)
 
 
 def _without_traceback(cmd: str, rest: list[str]) -> int:
@@ -105,21 +110,18 @@ def main(argv: list[str] | None = None) -> int:
         from shellspan.ipython_ext import main as ipython_main
 
         return ipython_main(rest)
+    if cmd == "broker":
+        from shellspan.broker import main as broker_main
+
+        return broker_main(rest)
     if cmd in ("init", "agent", "status", "doctor"):
         return _without_traceback(cmd, rest)
     if cmd == "spool" and rest[:1] == ["flush"]:
         return _spool_flush()
     if cmd == "spool" and rest[:1] == ["send"]:
-        from shellspan.export import Exporter
+        from shellspan.handoff import main as send_main
 
-        deadline, files = 15.0, []
-        for arg in rest[1:]:
-            if arg.startswith("--deadline="):
-                deadline = float(arg.split("=", 1)[1])
-            else:
-                files.append(arg)
-        Exporter().send_files(files, deadline)
-        return 0
+        return send_main(rest[1:])
     if cmd in ("auto-install", "auto-uninstall"):
         from shellspan.auto import install_pth, uninstall_pth
 

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+DEFAULT_BROKER_SOCKET = "/run/shellspan/broker.sock"
 TRUE = ("1", "true", "yes", "on")
 
 
@@ -59,8 +60,12 @@ class Config:
         self.exit_budget_s = _env_float(env, "SHELLSPAN_EXIT_BUDGET_MS", 50.0) / 1000.0
         self.exit_handoff = env.get("SHELLSPAN_EXIT_HANDOFF", "1").lower() in TRUE
         self.start_delay_s = _env_float(env, "SHELLSPAN_START_DELAY_MS", 50.0) / 1000.0
-        self.auth_secret = env.get("SHELLSPAN_AUTH_SECRET", "")
+        # Tokens (shellspan.auth): the host's broker first, then a ready token, then a shared
+        # secret read from a file. A secret in the environment is noted only to be refused.
+        self.broker_socket = env.get("SHELLSPAN_BROKER_SOCKET", "") or DEFAULT_BROKER_SOCKET
         self.auth_token = env.get("SHELLSPAN_AUTH_TOKEN", "")
+        self.auth_secret_file = env.get("SHELLSPAN_AUTH_SECRET_FILE", "")
+        self.auth_secret_in_env = bool(env.get("SHELLSPAN_AUTH_SECRET"))
         self.auth_ttl_s = max(_env_float(env, "SHELLSPAN_AUTH_TTL", 300.0), 10.0)
         self.debug = env.get("SHELLSPAN_DEBUG", "").lower() in TRUE
 

@@ -1,13 +1,18 @@
-"""Off-thread OTLP/HTTP export with a circuit breaker, a bounded exit flush and the spool.
+"""Off-thread OTLP/HTTP export: batching, periodic spans, a bounded exit flush, the spool.
 
 The shell's thread only appends finished spans to a list (``Exporter.submit``); a daemon thread
-encodes and POSTs them (``http.client``, short timeouts, no retry loop of its own). A batch that
-cannot be sent — endpoint down, black-holed, overloaded — goes to the on-disk spool, and the
-spool is drained whenever the endpoint answers again (by this process or any later one).
+encodes and sends them (``shellspan.transport``: short timeouts, no retry loop of its own). A
+batch that cannot be sent — endpoint down, black-holed, overloaded — goes to the on-disk spool
+(``shellspan.spool``). While the spool holds anything and the endpoint does not answer, the
+thread probes it about once a second, and drains the spool as soon as it answers; an endpoint
+that answers and refuses is backed off instead (``transport.CircuitBreaker``). The spool is also
+drained every few seconds while the endpoint works, so entries left by other processes go too.
 ``Exporter.flush(budget)`` waits at most ``budget`` seconds and then spools whatever is left, so
-a shell's exit never waits longer than that on the network. The module imports only ``os``,
-``sys``, ``threading`` (and ``_thread``) and ``time`` at load; everything else is imported on
-the export thread.
+a shell's exit never waits longer than that on the network (``shellspan.handoff`` may then send
+the spooled rest from a detached process). ``Exporter.status()`` is a snapshot for displays.
+
+The module imports only ``os``, ``sys``, ``threading`` (and ``_thread``), ``time`` and the small
+transport module at load; everything else is imported on the export thread.
 """
 
 from __future__ import annotations
@@ -24,128 +29,11 @@ from shellspan import semconv as sc
 from shellspan.config import Config
 from shellspan.otlp import AttrValue, SpanData, encode_request
 from shellspan.spool import Spool
+from shellspan.transport import CircuitBreaker, HttpSender, Outcome, SendResult
 
-OK, RETRYABLE, PERMANENT = "ok", "retryable", "permanent"
-
-
-class SendResult:
-    __slots__ = ("outcome", "status", "retry_after", "error")
-
-    def __init__(self, outcome: str, status: int = 0, retry_after: float | None = None,
-                 error: str = "") -> None:
-        self.outcome, self.status, self.retry_after, self.error = outcome, status, retry_after, error
-
-    def __repr__(self) -> str:
-        return f"SendResult({self.outcome}, {self.status}, {self.error!r})"
-
-
-class HttpSender:
-    """POST OTLP/protobuf bodies to one endpoint; classifies answers as OTLP clients must."""
-
-    def __init__(self, endpoint: str, headers: dict[str, str] | None = None, *,
-                 timeout_s: float = 3.0, gzip: bool = False,
-                 token: Callable[[], dict[str, str]] | None = None) -> None:
-        import http.client  # noqa: F401 - imported here, on the export thread
-        from urllib.parse import urlsplit
-
-        u = urlsplit(endpoint)
-        self.https = u.scheme == "https"
-        self.host = u.hostname or "127.0.0.1"
-        self.port = u.port or (443 if self.https else 80)
-        self.path = (u.path or "/v1/traces") + (f"?{u.query}" if u.query else "")
-        self.headers = dict(headers or {})
-        self.timeout_s = timeout_s
-        self.gzip = gzip
-        self.token = token
-        self._conn = None
-
-    def _connection(self, timeout: float):
-        import http.client
-
-        if self._conn is None:
-            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            self._conn = cls(self.host, self.port, timeout=timeout)
-        else:
-            self._conn.timeout = timeout
-            if self._conn.sock is not None:
-                self._conn.sock.settimeout(timeout)
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._conn = None
-
-    def send(self, body: bytes, timeout_s: float | None = None) -> SendResult:
-        timeout = self.timeout_s if timeout_s is None else timeout_s
-        headers = {"Content-Type": "application/x-protobuf", **self.headers}
-        if self.token is not None:
-            headers.update(self.token())
-        if self.gzip:
-            import gzip
-
-            body = gzip.compress(body, compresslevel=5)
-            headers["Content-Encoding"] = "gzip"
-        for attempt in (0, 1):  # one silent reconnect if a kept-alive connection went stale
-            try:
-                conn = self._connection(timeout)
-                conn.request("POST", self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                status = resp.status
-                retry_after = resp.getheader("Retry-After")
-                if resp.getheader("Connection", "").lower() == "close":
-                    self.close()
-                break
-            except (ConnectionResetError, BrokenPipeError) as exc:
-                self.close()
-                if attempt:
-                    return SendResult(RETRYABLE, error=repr(exc))
-            except Exception as exc:  # noqa: BLE001 - refused, timeout, DNS...: all retryable
-                self.close()
-                return SendResult(RETRYABLE, error=repr(exc))
-        if 200 <= status < 300:
-            return SendResult(OK, status)
-        delay = None
-        if retry_after:
-            try:
-                delay = float(retry_after)
-            except ValueError:
-                delay = None
-        if status in (429, 502, 503, 504):
-            return SendResult(RETRYABLE, status, delay)
-        return SendResult(PERMANENT, status)
-
-
-class CircuitBreaker:
-    """Stop hammering a dead endpoint: open after ``threshold`` failures, back off exponentially."""
-
-    def __init__(self, threshold: int = 2, base_s: float = 2.0, max_s: float = 300.0) -> None:
-        self.threshold, self.base_s, self.max_s = threshold, base_s, max_s
-        self.failures = 0
-        self.open_until = 0.0
-
-    def allow(self, now: float | None = None) -> bool:
-        return (time.monotonic() if now is None else now) >= self.open_until
-
-    def success(self) -> None:
-        self.failures = 0
-        self.open_until = 0.0
-
-    def failure(self, retry_after: float | None = None) -> None:
-        self.failures += 1
-        if retry_after is not None:
-            self.open_until = time.monotonic() + min(retry_after, self.max_s)
-        elif self.failures >= self.threshold:
-            delay = min(self.base_s * 2 ** (self.failures - self.threshold), self.max_s)
-            self.open_until = time.monotonic() + delay
-
-    @property
-    def is_open(self) -> bool:
-        return not self.allow()
+DRAIN_INTERVAL_S = 5.0  # while the endpoint works: look for entries other processes spooled
+PROBE_TIMEOUT_S = 1.0  # an endpoint that takes longer to answer an empty request is down
+DRAIN_BATCH = 50  # entries per drain round (pending spans are sent between rounds)
 
 
 def default_resource(config: Config) -> dict[str, AttrValue]:
@@ -166,23 +54,45 @@ def default_resource(config: Config) -> dict[str, AttrValue]:
     return res
 
 
+class ExportStatus:
+    """A snapshot of an exporter for status displays (``shellspan status``, the agent's state
+    file): what waits in the spool, how the last sends went, and the breaker's state."""
+
+    __slots__ = ("spooled_entries", "spooled_bytes", "last_success", "last_error", "breaker",
+                 "stats")
+
+    def __init__(self, spooled_entries: int, spooled_bytes: int, last_success: float,
+                 last_error: str, breaker: str, stats: dict[str, int]) -> None:
+        self.spooled_entries, self.spooled_bytes = spooled_entries, spooled_bytes
+        self.last_success = last_success  # time.time() of the last accepted send; 0: none yet
+        self.last_error = last_error  # why the last failed send failed ("" if none did)
+        self.breaker = breaker  # "closed", "probing" (no answer) or "backing off" (refused)
+        self.stats = stats
+
+    @property
+    def breaker_open(self) -> bool:
+        return self.breaker != CircuitBreaker.CLOSED
+
+
 class Exporter:
     """Process-wide export pipeline: pending spans → background sender → spool on failure."""
 
-    def __init__(self, config: Config | None = None, *, subject: str = "") -> None:
+    def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self.spool = Spool(self.config.spool_dir, max_bytes=self.config.spool_max_bytes,
                            max_files=self.config.spool_max_files)
-        self.subject = subject
-        self.resource = None  # built on the export thread
+        self.resource: dict[str, AttrValue] | None = None  # built on the export thread
         self.breaker = CircuitBreaker()
         self.stats = {"sent_spans": 0, "spooled_batches": 0, "resent_batches": 0,
-                      "rejected_batches": 0, "errors": 0}
+                      "rejected_batches": 0, "failed_sends": 0, "probes": 0}
         self.last_error = ""
         self.last_success = 0.0  # time.time() of the last batch the endpoint accepted
         self._lock = threading.Lock()
         self._pending: list[SpanData] = []
+        # Spans submit_durable wrote to the spool: sent with the next batch, then removed.
+        self._durable: list[tuple[str, SpanData]] = []
         self._inflight: list[SpanData] | None = None
+        self._inflight_durable: list[str] = []  # spool entries of the durable spans in flight
         self._inflight_gen = 0
         self._abandoned_gen = -1
         self._wake = threading.Event()
@@ -190,7 +100,8 @@ class Exporter:
         self._idle.set()
         self._go = threading.Event()  # the shell is ready (first prompt) or is exiting
         self._exiting = threading.Event()
-        self._last_outcome = ""
+        self._last_outcome: Outcome | None = None
+        self._drain_at = 0.0  # time.monotonic() of the next spool drain
         self._periodic: list[tuple[float, Callable[[], SpanData | None], list[float]]] = []
         self._started = False  # start() was called
         self._spawned = False  # the export thread was started
@@ -234,6 +145,26 @@ class Exporter:
         if self._started and not self._spawned:
             self._spawn()
 
+    def submit_durable(self, span: SpanData) -> None:
+        """Queue a span that must outlive the process even if it is killed the next moment:
+        it is written to the spool at once, on the caller's thread (a fraction of a
+        millisecond); the export thread sends it with the next batch and then removes the
+        entry; if the process dies first, whichever process drains the spool next sends it.
+        Without a usable spool it is simply submitted."""
+        if self.resource is None:
+            self.resource = default_resource(self.config)
+        path = self.spool.write(encode_request([span], self.resource, "shellspan", __version__),
+                                bounded=False)
+        if path is None:
+            self.submit(span)
+            return
+        with self._lock:
+            self._durable.append((path, span))
+            self._idle.clear()
+        self._wake.set()
+        if self._started and not self._spawned:
+            self._spawn()
+
     def add_periodic(self, interval_s: float, make: Callable[[], SpanData | None]) -> None:
         """Call ``make`` every ``interval_s`` on the export thread and export what it returns."""
         self._periodic.append((interval_s, make, [time.monotonic() + interval_s]))
@@ -259,71 +190,45 @@ class Exporter:
             left = list(self._inflight or []) + self._pending
             self._abandoned_gen = self._inflight_gen
             self._pending = []
+            spooled = list(self._inflight_durable)  # the thread may still send those
+            durable, self._durable = self._durable, []
             self._idle.set()
         if not wait:  # only now, so that the thread finds nothing to set itself up for
             self._signal_exit()
         if left:
+            # One entry with the durable spans not sent yet, which then replaces theirs: one
+            # file for the exit helper instead of several.
             if self.resource is None:
                 self.resource = default_resource(self.config)
-            path = self.spool.write(encode_request(left, self.resource, "shellspan", __version__))
+            spans = [span for _path, span in durable] + left
+            path = self.spool.write(encode_request(spans, self.resource, "shellspan",
+                                                   __version__))
             self.stats["spooled_batches"] += 1
-            if path and self.config.exit_handoff and not self.breaker.is_open:
-                if self._last_outcome == OK:
-                    self._handoff([path], 15.0)  # the endpoint works, it is only slow
-                elif not self._last_outcome and not self.breaker.failures:
-                    self._handoff([path], 5.0)  # never tried (a quick exit): a few attempts
-        return not left
+            if path:
+                spooled.append(path)
+                for entry, _span in durable:
+                    self.spool.ack(entry)
+                durable = []
+        spooled += [path for path, _span in durable]
+        if spooled and self.config.exit_handoff and not self.breaker.failures:
+            deadline = {Outcome.OK: 15.0,  # the endpoint works, it is only slow
+                        None: 5.0}.get(self._last_outcome)  # never tried: a few attempts
+            if deadline is not None:
+                from shellspan.handoff import spawn_sender
+
+                spawn_sender(spooled, deadline)
+        return not left and not spooled
+
+    def status(self) -> ExportStatus:
+        """What waits in the spool and how sending goes (reads the spool directory)."""
+        n, size = self.spool.size()
+        return ExportStatus(n, size, self.last_success, self.last_error, self.breaker.state,
+                            dict(self.stats))
 
     def _signal_exit(self) -> None:
         self._exiting.set()
         self._go.set()
         self._wake.set()
-
-    def _handoff(self, paths: list[str], deadline_s: float) -> None:
-        """Send what the exit flush spooled from a detached helper process (``shellspan spool
-        send``), so a slow but working endpoint does not make the shell's exit wait. The helper
-        is spawned (not forked: a fork could inherit a lock held by the export thread), owns no
-        terminal, and gives up after a few seconds; what it cannot send stays in the spool."""
-        try:
-            null = os.devnull
-            os.posix_spawn(sys.executable,
-                           [sys.executable, "-m", "shellspan.cli", "spool", "send",
-                            f"--deadline={deadline_s}", *paths],
-                           dict(os.environ),
-                           file_actions=[(os.POSIX_SPAWN_OPEN, 0, null, os.O_RDONLY, 0),
-                                         (os.POSIX_SPAWN_OPEN, 1, null, os.O_WRONLY, 0),
-                                         (os.POSIX_SPAWN_OPEN, 2, null, os.O_WRONLY, 0)],
-                           setsid=True)
-        except (OSError, AttributeError, TypeError):
-            pass  # stays in the spool for the next session
-
-    def send_files(self, paths: list[str], deadline_s: float = 15.0) -> int:
-        """Send the given spool entries, retrying until ``deadline_s``; returns how many went."""
-        if self._sender is None:
-            self._setup()
-        deadline = time.monotonic() + deadline_s
-        todo = list(paths)
-        delay, sent, first = 0.2, 0, True
-        while todo and (first or time.monotonic() < deadline):
-            first = False
-            path = todo.pop(0)
-            claimed = path + ".claimed-" + str(os.getpid())
-            try:
-                os.rename(path, claimed)
-                with open(claimed, "rb") as f:
-                    body = f.read()
-            except OSError:
-                continue  # somebody else is sending it
-            result = self._sender.send(body, timeout_s=3.0)
-            if result.outcome == RETRYABLE:
-                self.spool.release(claimed)
-                todo.append(path)
-                time.sleep(min(result.retry_after or delay, 5.0))
-                delay = min(delay * 2, 3.0)
-            else:
-                self.spool.ack(claimed)
-                sent += result.outcome == OK
-        return sent
 
     # --- export thread -----------------------------------------------------------------------
 
@@ -332,21 +237,14 @@ class Exporter:
             sys.stderr.write(f"[shellspan] {msg}\n")
 
     def _setup(self) -> None:
-        from shellspan.auth import TokenSource
-        from shellspan.config import parse_kv_list
         from shellspan.redact import default_redactor
+        from shellspan.transport import sender_for
 
         if not self._exiting.is_set():
             default_redactor()  # compile the patterns here rather than at the first command
-
         if self.resource is None:
             self.resource = default_resource(self.config)
-        cfg = self.config
-        tokens = TokenSource(secret=cfg.auth_secret, token=cfg.auth_token, subject=self.subject,
-                             ttl_s=cfg.auth_ttl_s)
-        self._sender = HttpSender(cfg.endpoint, parse_kv_list(cfg.headers_raw),
-                                  timeout_s=cfg.send_timeout_s, gzip=cfg.compression == "gzip",
-                                  token=tokens.header)
+        self._sender = sender_for(self.config)
 
     def _run(self) -> None:
         try:
@@ -358,38 +256,21 @@ class Exporter:
                 # The shell is exiting and its flush spooled everything: setting up now would
                 # only slow its exit down. Another span (a later session) gets us going.
                 with self._lock:
-                    if self._pending:
+                    if self._pending or self._durable:
                         break
                     self._wake.clear()
                 self._wake.wait()
             self._setup()
-            drained_at = 0.0
             while True:
                 self._send_pending()
-                now = time.monotonic()
-                for _interval, make, due in self._periodic:
-                    if now >= due[0]:
-                        due[0] = now + _interval
-                        try:
-                            span = make()
-                        except Exception:  # noqa: BLE001
-                            span = None
-                        if span is not None:
-                            self.submit(span)
+                self._run_periodic()
                 with self._lock:
-                    if self._pending:
+                    if self._pending or self._durable:
                         continue
                     self._idle.set()
-                if (self.breaker.allow() and now - drained_at > 5.0
-                        and not self._exiting.is_set()):
-                    drained_at = now
-                    self.drain_spool()
-                timeout = 5.0
-                for _interval, _make, due in self._periodic:
-                    timeout = min(timeout, max(due[0] - time.monotonic(), 0.0))
-                if not self.breaker.allow():
-                    timeout = min(timeout, max(self.breaker.open_until - time.monotonic(), 0.05))
-                self._wake.wait(timeout)
+                if not self._exiting.is_set():
+                    self._deliver_spooled()
+                self._wake.wait(self._sleep_s())
                 self._wake.clear()
         except Exception as exc:  # noqa: BLE001 - the shell must never see this
             self.last_error = repr(exc)
@@ -398,71 +279,144 @@ class Exporter:
         finally:
             self._alive = False
 
+    def _run_periodic(self) -> None:
+        now = time.monotonic()
+        for interval, make, due in self._periodic:
+            if now >= due[0]:
+                due[0] = now + interval
+                try:
+                    span = make()
+                except Exception:  # noqa: BLE001
+                    span = None
+                if span is not None:
+                    self.submit(span)
+
+    def _sleep_s(self) -> float:
+        """How long the thread may wait for the next span: until the next periodic span, probe,
+        allowed send after a back-off, or spool drain, whichever comes first."""
+        now = time.monotonic()
+        timeout = DRAIN_INTERVAL_S
+        for _interval, _make, due in self._periodic:
+            timeout = min(timeout, due[0] - now)
+        wait = self.breaker.wait_s()
+        if wait:  # a probe, or the end of a back-off, is due then
+            timeout = min(timeout, wait)
+        elif wait is None and not self._exiting.is_set():  # closed: the next drain
+            timeout = min(timeout, self._drain_at - now)
+        # (A back-off that is over waits for the next span or drain: nothing to hurry for.)
+        return max(timeout, 0.05)
+
+    def _deliver_spooled(self) -> None:
+        """Probe a silent endpoint while anything is spooled; drain the spool when it works."""
+        if self.breaker.probe_due():
+            if self.spool.has_entries():
+                self.stats["probes"] += 1
+                self._record(self._sender.probe(PROBE_TIMEOUT_S))
+            else:
+                self.breaker.defer_probe()
+        backing_off = self.breaker.state == CircuitBreaker.BACKING_OFF
+        if self.breaker.allow() and (backing_off or time.monotonic() >= self._drain_at):
+            sent = self.drain_spool(DRAIN_BATCH)
+            # A full round: more may be waiting, go on after the pending spans; else rest.
+            self._drain_at = time.monotonic() + (0.0 if sent == DRAIN_BATCH
+                                                 else DRAIN_INTERVAL_S)
+
+    def _record(self, result: SendResult) -> None:
+        """Account for a send: the breaker, the status fields, and a drain right away when the
+        endpoint has just come back."""
+        if self.breaker.record(result):
+            self._drain_at = 0.0
+            self._debug("endpoint answers again; draining the spool")
+        if result.outcome is Outcome.OK:
+            self.last_success = time.time()
+        elif result.outcome is Outcome.RETRYABLE:
+            self.stats["failed_sends"] += 1
+            self.last_error = result.describe()
+
     def _send_pending(self) -> None:
         with self._lock:
-            if not self._pending:
+            if not self._pending and not self._durable:
                 return
             batch, self._pending = self._pending, []
+            durable, self._durable = self._durable, []
             self._inflight = batch
+            self._inflight_durable = [path for path, _span in durable]
             self._inflight_gen += 1
             gen = self._inflight_gen
-        body = encode_request(batch, self.resource or {}, "shellspan", __version__)
-        if self.breaker.allow():
-            result = self._sender.send(body)
-        else:
-            result = SendResult(RETRYABLE, error="circuit open")
+        # Durable spans go in the same request (one round trip, as if they had been pending);
+        # their spool entries are removed once it is answered, and stay if it fails.
+        spans = [span for _path, span in durable] + batch
+        body = encode_request(spans, self.resource or {}, "shellspan", __version__)
+        tried = self.breaker.allow()
+        result = self._sender.send(body) if tried else SendResult(Outcome.RETRYABLE,
+                                                                  error="circuit open")
         with self._lock:
             abandoned = gen == self._abandoned_gen
-            self._inflight = None
-        self._last_outcome = result.outcome
-        if result.outcome == OK:
-            self.breaker.success()
-            self.last_success = time.time()
-            self.stats["sent_spans"] += len(batch)
-        elif result.outcome == RETRYABLE:
-            if result.error != "circuit open":
-                self.breaker.failure(result.retry_after)
-            self.last_error = result.error or f"HTTP {result.status}"
-            if not abandoned:
-                self.spool.write(body)
+            self._inflight, self._inflight_durable = None, []
+        if tried:
+            self._record(result)
+            self._last_outcome = result.outcome
+        if result.outcome is not Outcome.RETRYABLE:
+            for path, _span in durable:
+                self.spool.ack(path)
+        if result.outcome is Outcome.OK:
+            self.stats["sent_spans"] += len(spans)
+        elif result.outcome is Outcome.RETRYABLE:
+            if batch and not abandoned:  # the durable spans are in the spool already
+                self.spool.write(body if not durable else
+                                 encode_request(batch, self.resource or {}, "shellspan",
+                                                __version__))
                 self.stats["spooled_batches"] += 1
-            self._debug(f"send failed ({self.last_error}); spooled")
+            self._debug(f"send failed ({result.describe()}); spooled")
         else:
             self.stats["rejected_batches"] += 1
-            self.last_error = f"HTTP {result.status}"
-            self._debug(f"batch rejected: HTTP {result.status}")
+            self.last_error = result.describe()
+            self._debug(f"batch rejected: {result.describe()}")
 
-    def drain_spool(self, limit: int = 50) -> int:
-        """Resend spooled requests while the endpoint accepts them; returns how many were sent."""
+    def drain_spool(self, limit: int = DRAIN_BATCH) -> int:
+        """Resend up to ``limit`` spooled requests while the endpoint accepts them; returns how
+        many were sent. Stops at the first failure (the entry goes back to the spool)."""
         if self._sender is None:
             self._setup()
         sent = 0
         for claimed, body in self.spool.claim(limit):
-            if not self.breaker.allow():
-                self.spool.release(claimed)
-                continue
-            result = self._sender.send(body)
-            if result.outcome == OK:
-                self.breaker.success()
-                self.last_success = time.time()
-                self.spool.ack(claimed)
-                sent += 1
-                self.stats["resent_batches"] += 1
-            elif result.outcome == PERMANENT:
-                self.spool.ack(claimed)  # it will never be accepted
-                self.stats["rejected_batches"] += 1
-            else:
-                self.breaker.failure(result.retry_after)
-                self.spool.release(claimed)
+            if not self._resend(claimed, body):
+                break
+            sent += 1
         return sent
+
+    def _resend(self, claimed: str, body: bytes) -> bool:
+        """Send one claimed spool entry; True when it is done with (accepted, or refused for
+        good), False when it went back to the spool (the endpoint fails or the breaker is
+        open)."""
+        if not self.breaker.allow():
+            self.spool.release(claimed)
+            return False
+        result = self._sender.send(body)
+        self._record(result)
+        if result.outcome is Outcome.RETRYABLE:
+            self.spool.release(claimed)
+            return False
+        self.spool.ack(claimed)
+        if result.outcome is Outcome.OK:
+            self.stats["resent_batches"] += 1
+        else:  # it will never be accepted
+            self.stats["rejected_batches"] += 1
+            self.last_error = result.describe()
+        return True
 
 
 _exporter: Exporter | None = None
 
 
-def get_exporter(config: Config | None = None, *, subject: str = "") -> Exporter:
+def get_exporter(config: Config | None = None) -> Exporter:
     """The process-wide exporter (created on first use)."""
     global _exporter
     if _exporter is None:
-        _exporter = Exporter(config, subject=subject)
+        _exporter = Exporter(config)
     return _exporter
+
+
+def flush(budget_s: float | None = None) -> bool:
+    """Flush the process-wide exporter within ``budget_s`` (spooling the rest)."""
+    return _exporter.flush(budget_s) if _exporter is not None else True

@@ -2,8 +2,9 @@
 
 Every complete statement typed at the prompt is one ``shell.command`` span (text redacted,
 exit code 1 and status ERROR when it raises or does not compile). The session ends with reason
-``eof`` (Ctrl-D), ``exit`` (``exit()``, ``sys.exit(n)``: code n), ``hangup`` (terminal closed,
-SIGHUP), ``signal`` (SIGTERM) or ``crash``.
+``eof`` (Ctrl-D), ``exit`` (``exit()``, ``sys.exit(n)``, ``os._exit(n)``: code n), ``hangup``
+(the terminal closed: SIGHUP, or reads from a hung-up terminal), ``signal`` (SIGTERM) or
+``crash`` (an exception escaped the console itself); docs/python-shells.md has the full table.
 
 The console behaves as ``code.InteractiveConsole`` (same prompts, buffering, tracebacks, syntax
 error reports and ``sys.last_*`` values) but is built on ``codeop`` alone: ``code`` imports
@@ -17,7 +18,9 @@ import os
 import sys
 import time
 
-from shellspan.session import Command, Session, install_signal_handlers_for
+from shellspan.endings import HANGUP_CODE, end_as_hangup, terminal_hung_up, wrap_os_exit
+from shellspan.session import Command, Session
+from shellspan.signals import install_signal_handlers_for
 
 ACTIVE = False  # an instrumented console is running in this process
 
@@ -57,6 +60,13 @@ class InstrumentedConsole:
 
     def resetbuffer(self) -> None:
         self.buffer = []
+
+    def finish_running(self, exit_code: int | None, error: BaseException | str | None = None
+                       ) -> None:
+        """End the command that is running, if any (the process is about to end)."""
+        cmd, self._command = self._command, None
+        if cmd is not None:
+            cmd.finish(exit_code, error)
 
     def raw_input(self, prompt: str = "") -> str:
         if not self._prompted:
@@ -191,7 +201,11 @@ def run_console(session: Session, *, banner: str | None = None, locals: dict | N
                 run_startup: bool = True, interactive_hook: bool = True) -> tuple[str, int]:
     """Run an instrumented console until it ends; returns (exit reason, exit code).
 
-    The caller owns the session (starting it before and ending it after)."""
+    Reasons: ``exit`` (``exit()``, ``sys.exit(n)``), ``eof`` (Ctrl-D, end of input), ``hangup``
+    (the terminal went away: the caller ends the session with ``endings.end_as_hangup``) and
+    ``crash`` (an exception escaped the console itself; its traceback is shown). While it
+    runs, ``os._exit(n)`` ends the session (``exit``, n) before the process. The caller owns
+    the session (starting it before and ending it after)."""
     global ACTIVE
     ACTIVE = True
     if locals is None:
@@ -204,6 +218,7 @@ def run_console(session: Session, *, banner: str | None = None, locals: dict | N
             except Exception:  # noqa: BLE001
                 pass
     console = InstrumentedConsole(session, locals)
+    restore_exit = wrap_os_exit(session, console.finish_running)
     startup = os.environ.get("PYTHONSTARTUP") if run_startup else None
     if startup and os.path.isfile(startup):
         try:
@@ -221,11 +236,29 @@ def run_console(session: Session, *, banner: str | None = None, locals: dict | N
             return "exit", code_
         sys.stderr.write(f"{code_}\n")
         return "exit", 1
-    except BaseException:
+    except BaseException as exc:
+        if terminal_hung_up():  # reading or writing the vanished terminal failed
+            return "hangup", HANGUP_CODE
+        console.finish_running(1, exc)
+        _report_crash()
         return "crash", 1
     finally:
         ACTIVE = False
+        restore_exit()
+    if terminal_hung_up():  # the end of input was the terminal going away, not Ctrl-D
+        return "hangup", HANGUP_CODE
     return ("eof" if console.eof else "exit"), 0
+
+
+def _report_crash() -> None:
+    """Show the exception that stopped the console, as the interpreter shows an uncaught one."""
+    try:
+        import traceback
+
+        sys.stderr.write("shellspan: the console stopped on an unexpected error:\n")
+        traceback.print_exc()
+    except Exception:  # noqa: BLE001 - stderr itself may be what failed
+        pass
 
 
 def main(argv: list[str] | None = None, shell_type: str = "python", *,
@@ -237,5 +270,7 @@ def main(argv: list[str] | None = None, shell_type: str = "python", *,
     session.start(defer_export=True)
     install_signal_handlers_for(session)
     reason, code_ = run_console(session, banner="" if quiet else None, run_startup=run_startup)
+    if reason == "hangup":
+        return end_as_hangup(session)
     session.end(reason, code_)
     return code_

@@ -56,6 +56,15 @@ PARENT_SPAN_ID = "shell.parent.span_id"  # the parent session's command that sta
 # A command that raised (Python shells): OpenTelemetry's exception attribute.
 EXCEPTION_TYPE = "exception.type"
 
+# Terminal recordings: one OTLP log record per chunk of terminal I/O (trace id = session id,
+# span id = the command running, or the session's root span between commands).
+RECORDING_EVENT = "shell.recording.event"  # asciicast v2 event code: o, i, r, m
+RECORDING_SEQ = "shell.recording.seq"  # per-session chunk number from 1; (session, seq) is unique
+RECORDING_REDACTED = "shell.recording.redacted"  # only when true
+RECORDING_DROPPED_BYTES = "shell.recording.dropped_bytes"  # bytes the recorder's limits dropped
+RECORDING_TERM = "shell.recording.term"  # first record: TERM
+RECORDING_COMMAND = "shell.recording.command"  # first record: what the recorder ran
+
 # Resource attributes of every export request.
 SERVICE_NAME = "service.name"
 TELEMETRY_SDK_NAME = "telemetry.sdk.name"
@@ -68,6 +77,10 @@ BAGGAGE_SESSION_ID = SESSION_ID
 # Identity established by the sink from a verified token (never trusted from the client).
 ENDUSER_ID = "enduser.id"
 AUTH_VERIFIED = "shell.auth.verified"
+AUTH_HOST = "shell.auth.host"  # the host the token names (its broker vouched for the user)
+AUTH_KEY_ID = "shell.auth.key_id"  # RFC 7638 thumbprint of the public key that verified it
+# Attributes only the sink writes: a client's own values for them are dropped on ingest.
+SINK_OWNED = (ENDUSER_ID, AUTH_VERIFIED, AUTH_HOST, AUTH_KEY_ID)
 
 # How a session ended: `exec` means the shell replaced itself with another program.
 EXIT_REASONS = ("exit", "eof", "signal", "hangup", "crash", "orphaned", "exec")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .queries import SESSION_KEYS, SessionFilter, SessionQueries, iso
+from . import tables
+from .queries import SESSION_DURATION_S, SESSION_KEYS, SessionFilter, SessionQueries, iso
 
 # Histogram bucket lower bounds, seconds (constants, never user input).
 DURATION_BOUNDS = (0, 1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 DURATION_LABELS = ("<1s", "1-10s", "10s-1m", "1-5m", "5-15m", "15-30m", "30m-1h", "1-2h",
                    "2-4h", "4-8h", "8-24h", ">=1d")
-_DURATION = "(if(is_ended = 1 AND end_ns > 0, end_ns, last_seen_ns) - start_ns) / 1e9"
 
 
 class AnalyticsQueries:
@@ -26,7 +26,7 @@ class AnalyticsQueries:
 
     def _base(self, flt: SessionFilter) -> tuple[str, dict[str, Any]]:
         having, params = flt.clauses(self.queries.abandon_after)
-        return (f"SELECT {SESSION_KEYS} FROM {self.db('shell_sessions')} "
+        return (f"SELECT {SESSION_KEYS} FROM {self.db(tables.SESSIONS)} "
                 f"GROUP BY session_id HAVING {having}"), params
 
     def durations(self, flt: SessionFilter) -> dict[str, Any]:
@@ -34,7 +34,7 @@ class AnalyticsQueries:
         bounds = "[" + ", ".join(str(b) for b in DURATION_BOUNDS) + "]"
         rows = self.store.query(f"""
             SELECT arrayCount(b -> d >= b, {bounds}) AS bucket, count() AS sessions
-            FROM (SELECT {_DURATION} AS d FROM ({base})) GROUP BY bucket ORDER BY bucket""",
+            FROM (SELECT {SESSION_DURATION_S} AS d FROM ({base})) GROUP BY bucket ORDER BY bucket""",
             params).rows
         counts = {int(bucket): int(n) for bucket, n in rows}
         buckets = []

@@ -1,4 +1,5 @@
-"""The `shellspan-sink` command: serve, migrate, sessions list/show/stats, sql."""
+"""The `shellspan-sink` command: serve, migrate, sessions list/show/stats/export/replay/screen,
+sql."""
 
 from __future__ import annotations
 
@@ -7,21 +8,44 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
-from .ingest import IngestLimits
-from .queries import QueryError, SessionFilter, SessionQueries
-from .schema import MIGRATIONS, SchemaOptions, migrations_table_ddl
-from .server import SinkConfig, serve
-from .store import Store, StoreError, default_store_dsn
+from . import config, recording_cli
+from .queries import QueryError, SessionFilter, SessionQueries, finite
+from .schema import all_statements
+from .sqlgate import SqlGate
+from .store import Store, StoreError
 
-LIST_COLUMNS = ("session_id", "state", "shell_type", "user_name", "host_name", "component_name",
+LIST_COLUMNS = ("session_id", "state", "shell_type", "user", "host_name", "component_name",
                 "start_time", "duration_s", "command_count", "failed_count", "exit_reason")
 COMMAND_COLUMNS = ("seq", "start_time", "duration_ms", "exit_code", "cwd", "command")
+FOREIGN_COLUMNS = ("seq", "start_time", "sent_by", "command")
+
+# Characters that move the cursor, erase, reorder or hide text on a terminal: shown escaped, so
+# a typed carriage return or ESC[2K cannot hide a command from whoever reads the output.
+_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_NAMED = {"\r": "\\r", "\n": "\\n", "\t": "\\t", "\x1b": "\\x1b"}
+
+
+def visible(value: Any) -> str:
+    """`value` as text with control and invisible characters written as escapes."""
+    text = "" if value is None else str(value)
+    return _HIDDEN.sub(lambda m: _NAMED.get(m.group()) or (
+        f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"), text)
+
+
+def who(session: dict) -> str:
+    """The verified identity first; the claimed user name only when unverified or different."""
+    if not session.get("verified"):
+        return f"{session.get('user_name') or '-'} [unverified]"
+    if session.get("user_mismatch"):
+        return f"{session.get('enduser_id')} [claims {session.get('user_name') or '(none)'}]"
+    return str(session.get("enduser_id"))
 
 
 class Backend:
@@ -31,22 +55,24 @@ class Backend:
         self.api = args.api.rstrip("/")
         self.token = args.token
         self.queries = None
-        if args.store:
-            if args.store.startswith("chdb:"):
+        self.sql_gate = None
+        cfg = config.load(args, scope=config.STORE)
+        if cfg.store:
+            if cfg.store.startswith("chdb:"):
                 raise SystemExit("shellspan-sink: the embedded store is owned by the running sink; "
                                  "query it through --api (drop --store)")
-            self.queries = SessionQueries(Store(args.store, SchemaOptions(args.database)),
-                                          args.abandon_after)
+            self.queries = SessionQueries(Store(cfg.store, cfg.schema), cfg.abandon_after)
+            self.sql_gate = SqlGate(cfg.sql_store or cfg.store, cfg.schema, cfg.sql_limits)
 
-    def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+    def _open(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+        """The API's answer, open (None for 404); SystemExit for any other error."""
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
         request = urllib.request.Request(f"{self.api}{path}" + (f"?{query}" if query else ""),
                                          data=body, method="POST" if body is not None else "GET")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=60) as resp:
-                return json.loads(resp.read())
+            return urllib.request.urlopen(request, timeout=60)
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
             try:
@@ -59,6 +85,24 @@ class Backend:
         except (urllib.error.URLError, OSError) as exc:
             raise SystemExit(f"shellspan-sink: cannot reach the sink at {self.api} ({exc}); "
                              "is `shellspan-sink serve` running? (or pass --api URL)") from exc
+
+    def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
+        resp = self._open(path, params, body)
+        if resp is None:
+            return None
+        with resp:
+            return json.loads(resp.read())
+
+    def get(self, path: str, params: dict[str, Any] | None = None):
+        """A JSON answer of the API (None for 404)."""
+        return self._get(path, params)
+
+    def stream(self, path: str, params: dict[str, Any] | None = None):
+        """The API's answer line by line, as it arrives (nothing for 404)."""
+        resp = self._open(path, params)
+        if resp is not None:
+            with resp:
+                yield from resp
 
     def sessions(self, flt: SessionFilter) -> list[dict]:
         if self.queries:
@@ -76,15 +120,15 @@ class Backend:
         return self._get("/api/stats", {**vars(flt), "top": top})
 
     def sql(self, statement: str) -> dict:
-        if self.queries:
-            return self.queries.sql(statement)
+        if self.sql_gate:
+            return self.sql_gate.run(statement)
         return self._get("/api/sql", body=statement.encode())
 
 
 def render_table(rows: list[dict], columns: tuple[str, ...] | list[str]) -> str:
     if not rows:
         return "(none)"
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    cells = [[visible(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
@@ -96,7 +140,8 @@ def render_csv(rows: list[dict], columns: list[str]) -> str:
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()})
+        writer.writerow({k: visible(json.dumps(v) if isinstance(v, (dict, list)) else v)
+                         for k, v in row.items()})
     return out.getvalue()
 
 
@@ -117,8 +162,10 @@ def _filter(args: argparse.Namespace) -> SessionFilter:
 
 def cmd_sessions_list(args: argparse.Namespace) -> int:
     rows = Backend(args).sessions(_filter(args))
+    for row in rows:
+        row["user"] = who(row)
     if args.format == "json":
-        emit(json.dumps(rows, indent=2), args.output)
+        emit(json.dumps(finite(rows), indent=2), args.output)
     elif args.format == "csv":
         emit(render_csv(rows, list(rows[0]) if rows else list(LIST_COLUMNS)), args.output)
     else:
@@ -132,20 +179,57 @@ def cmd_sessions_show(args: argparse.Namespace) -> int:
         print(f"shellspan-sink: no session {args.session_id}", file=sys.stderr)
         return 1
     if args.format == "json":
-        emit(json.dumps(found, indent=2), args.output)
+        emit(json.dumps(finite(found), indent=2), args.output)
         return 0
-    s = found["session"]
-    head = [f"{k:18} {v}" for k, v in s.items() if k != "attributes" and v not in (None, "")]
-    attrs = [f"  {k} = {v}" for k, v in sorted(s.get("attributes", {}).items())]
-    text = "\n".join(head + ["attributes:"] + attrs + ["", render_table(found["commands"], COMMAND_COLUMNS)])
-    emit(text, args.output)
+    emit(render_session(found), args.output)
     return 0
+
+
+# Shown first, in this order, by `sessions show`; the rest follow as the API gives them.
+_SHOWN_FIRST = ("session_id", "state", "enduser_id", "verified", "user_name", "user_mismatch",
+                "auth_host", "owner", "attributes", "parent_session_id", "parent_span_id")
+
+
+def render_session(found: dict) -> str:
+    s = found["session"]
+    lines = [f"{'session_id':18} {s['session_id']}", f"{'state':18} {s['state']}"]
+    if s.get("verified"):
+        via = f", host {s['auth_host']}" if s.get("auth_host") else ""
+        lines.append(f"{'identity':18} {s['enduser_id']} (verified{via})")
+        mark = "   ! differs from the verified identity" if s.get("user_mismatch") else ""
+        lines.append(f"{'claimed user':18} {s.get('user_name') or '(none)'}{mark}")
+    else:
+        lines.append(f"{'identity':18} unverified; claims user {s.get('user_name') or '(none)'}")
+    lines += [f"{k:18} {v}" for k, v in s.items()
+              if k not in _SHOWN_FIRST and v not in (None, "")]
+    parent = found.get("parent")
+    if parent:
+        by = (f" by command #{parent['command_seq']}: {parent['command']}"
+              if parent.get("command") is not None else "")
+        lines.append(f"{'started from':18} {parent['session_id']}{by}")
+    children = found.get("children") or []
+    if children:
+        lines.append("nested sessions:")
+        lines += [f"  {c['session_id']}" + (f"  (command #{c['command_seq']})"
+                                            if c.get("command_seq") is not None else "")
+                  for c in children]
+    lines.append("attributes:")
+    lines += [f"  {k} = {v}" for k, v in sorted(s.get("attributes", {}).items())]
+    text = "\n".join(visible(line) for line in lines)
+    text += "\n\n" + render_table(found["commands"], COMMAND_COLUMNS)
+    foreign = found.get("foreign_commands") or []
+    if foreign:
+        for c in foreign:
+            c["sent_by"] = c.get("enduser_id") if c.get("verified") else "unverified"
+        text += ("\n\nsent by another identity (not part of this session):\n"
+                 + render_table(foreign, FOREIGN_COLUMNS))
+    return text
 
 
 def cmd_sessions_stats(args: argparse.Namespace) -> int:
     stats = Backend(args).stats(_filter(args), args.top)
     if args.format == "json":
-        emit(json.dumps(stats, indent=2), args.output)
+        emit(json.dumps(finite(stats), indent=2), args.output)
         return 0
     parts = ["totals", render_table([stats["totals"]], list(stats["totals"]))]
     for key in ("by_user", "by_host", "by_component", "by_shell_type", "top_commands"):
@@ -161,7 +245,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     result = Backend(args).sql(args.statement)
     rows = [dict(zip(result["columns"], r)) for r in result["rows"]]
     if args.format == "json":
-        emit(json.dumps(rows, indent=2, default=str), args.output)
+        emit(json.dumps(finite(rows), indent=2, default=str), args.output)
     elif args.format == "csv":
         emit(render_csv(rows, result["columns"]), args.output)
     else:
@@ -169,30 +253,21 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def _schema(args: argparse.Namespace) -> SchemaOptions:
-    return SchemaOptions(database=args.database, cluster=args.cluster or None)
-
-
 def cmd_migrate(args: argparse.Namespace) -> int:
-    options = _schema(args)
+    cfg = config.load(args, scope=config.STORE)
     if args.print_sql:
-        statements = migrations_table_ddl(options)
-        for migration in MIGRATIONS:
-            statements += migration.statements(options)
-        print(";\n\n".join(s.strip() for s in statements) + ";")
+        print(";\n\n".join(all_statements(cfg.schema)) + ";")
         return 0
-    applied = Store(args.store or default_store_dsn(), options).migrate()
+    os.umask(0o077)  # an embedded store it creates is the sink's alone (as `serve` makes it)
+    applied = Store(cfg.store_dsn, cfg.schema).migrate()
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    limits = IngestLimits(max_body_bytes=args.max_body_bytes)
-    cfg = SinkConfig(store=args.store or default_store_dsn(), schema=_schema(args),
-                     otlp_http=args.otlp_http, otlp_grpc=args.otlp_grpc, api=args.api_listen,
-                     abandon_after=args.abandon_after, limits=limits,
-                     wal_dir=args.wal, max_spool_bytes=args.max_spool_bytes)
-    return serve(cfg)
+    from .server import serve  # the listeners' libraries load only for `serve`
+
+    return serve(config.load(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,41 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shellspan-sink", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def store_args(p: argparse.ArgumentParser, default_store: str | None) -> None:
-        p.add_argument("--store", default=env("SHELLSPAN_STORE", default_store),
-                       help="chdb:///path (embedded) or http(s)://user:pass@host:port/db")
-        p.add_argument("--database", default=env("SHELLSPAN_DATABASE", "shellspan"))
-        p.add_argument("--cluster", default=env("SHELLSPAN_CLUSTER"),
-                       help="ClickHouse cluster name: replicated + distributed tables, ON CLUSTER DDL")
-        p.add_argument("--abandon-after", type=float,
-                       default=float(env("SHELLSPAN_ABANDON_AFTER", "300")),
-                       help="seconds without a heartbeat after which an open session is abandoned")
-
     p = sub.add_parser("serve", help="run the sink (OTLP in, API out)")
-    store_args(p, None)
-    p.add_argument("--otlp-http", default=env("SHELLSPAN_OTLP_HTTP", "127.0.0.1:4318"))
-    p.add_argument("--otlp-grpc", default=env("SHELLSPAN_OTLP_GRPC", "127.0.0.1:4317"))
-    p.add_argument("--api", dest="api_listen", default=env("SHELLSPAN_API_LISTEN", "127.0.0.1:8678"))
-    p.add_argument("--max-body-bytes", type=int, default=int(env("SHELLSPAN_MAX_BODY_BYTES", 16 << 20)))
-    p.add_argument("--wal", default=env("SHELLSPAN_WAL"),
-                   help="write-ahead spool directory (default: beside an embedded store)")
-    p.add_argument("--max-spool-bytes", type=int,
-                   default=int(env("SHELLSPAN_MAX_SPOOL_BYTES", str(1 << 30))),
-                   help="above this many bytes waiting for the store, answer 503 Retry-After")
+    config.add_arguments(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("migrate", help="create or upgrade the schema (idempotent)")
-    store_args(p, None)
+    config.add_arguments(p, config.STORE)
     p.add_argument("--print", dest="print_sql", action="store_true",
                    help="print the DDL instead of applying it")
     p.set_defaults(func=cmd_migrate)
 
     def query_args(p: argparse.ArgumentParser, formats=("table", "json", "csv")) -> None:
-        store_args(p, None)
+        config.add_arguments(p, config.STORE)
         p.add_argument("--api", default=env("SHELLSPAN_API", "http://127.0.0.1:8678"),
                        help="the running sink's API (default http://127.0.0.1:8678)")
         p.add_argument("--token", default=env("SHELLSPAN_READ_TOKEN"),
-                       help="bearer token with the sessions:read scope, when the sink requires one")
+                       help="bearer token with the sessions:read scope (and sessions:sql for "
+                            "`sql`), when the sink requires one")
         p.add_argument("--format", choices=formats, default="table")
         p.add_argument("--output", help="write to this file instead of standard output")
 
@@ -263,8 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     filter_args(p)
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(func=cmd_sessions_stats)
+    recording_cli.add_commands(sessions, query_args, Backend)
 
-    p = sub.add_parser("sql", help="run a read-only SQL query against the store")
+    p = sub.add_parser("sql", help="run one read-only SELECT over the shellspan database "
+                                   "(bounded; see docs/security.md)")
     query_args(p)
     p.add_argument("statement")
     p.set_defaults(func=cmd_sql)

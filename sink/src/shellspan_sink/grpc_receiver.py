@@ -1,66 +1,54 @@
-"""OTLP/gRPC TraceService on grpcio's thread pool.
+"""OTLP/gRPC TraceService and LogsService on grpcio's thread pool.
 
-The method is registered with a pass-through deserializer: the request bytes go straight to the
-encoder, which parses them once.
+The methods are registered with a pass-through deserializer: the request bytes go straight to
+the encoder, which parses them once.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent import futures
 
 import grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from .auth import AuthError, Verifier
+from .auth import Verifier
 from .ingest import Ingest
-from .otlp import RequestError
-from .store import StoreError
-from .wal import Overloaded
+from .outcomes import REFUSALS, grpc_trailers, refusal
 
 log = logging.getLogger(__name__)
 
-SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-
 
 def export_handler(ingest: Ingest, verifier: Verifier, ack_timeout: float):
-    def export(body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+    signal = ingest.signal
+
+    def export(body: bytes, context: grpc.ServicerContext):
         metadata = dict(context.invocation_metadata())
         try:
             identity = verifier.identity(metadata.get("authorization"))
-            ingest.spool.check_room()
-        except AuthError as exc:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        except Overloaded as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        try:
+            ingest.wal.check_room()
             accepted = ingest.accept(body, identity)
             accepted.durable.result(ack_timeout)
-        except RequestError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-        except Overloaded as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except (StoreError, futures.TimeoutError) as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {exc}")
-        response = ExportTraceServiceResponse()
-        if accepted.rejected:
-            response.partial_success.rejected_spans = accepted.rejected
-            response.partial_success.error_message = accepted.message
-        return response
+        except REFUSALS as exc:
+            refused = refusal(exc)
+            context.set_trailing_metadata(grpc_trailers(refused))
+            context.abort(refused.outcome.answer.grpc_code, refused.message)
+        return signal.response(accepted.rejected, accepted.message)
 
     return grpc.unary_unary_rpc_method_handler(
-        export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString)
+        export, request_deserializer=None,
+        response_serializer=signal.response_type.SerializeToString)
 
 
-def start_grpc(ingest: Ingest, verifier: Verifier, address: str, *, max_message_bytes: int,
-               ack_timeout: float,
-               workers: int = 8) -> grpc.Server:
+def start_grpc(ingests: Sequence[Ingest], verifier: Verifier, address: str, *,
+               max_message_bytes: int, ack_timeout: float, workers: int = 8) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes)],
     )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        SERVICE, {"Export": export_handler(ingest, verifier, ack_timeout)}),))
+    server.add_generic_rpc_handlers(tuple(grpc.method_handlers_generic_handler(
+        ingest.signal.grpc_service, {"Export": export_handler(ingest, verifier, ack_timeout)})
+        for ingest in ingests))
     if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot listen for OTLP/gRPC on {address}")
     server.start()

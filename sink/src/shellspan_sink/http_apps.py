@@ -5,95 +5,93 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
 
 from aiohttp import web
 
-from . import otlp, ui_routes
-from .auth import AuthError, Verifier
-from .ingest import ENCODER, Ingest
+from . import otlp, recording_routes, ui_routes
+from .answers import json_response as _json
+from .auth import READ_SCOPE, SQL_SCOPE, AuthError, Verifier
+from .ingest import Ingest
+from .outcomes import REFUSALS, Outcome, Refused, http_headers, refusal
 from .queries import QueryError, SessionFilter, SessionQueries
+from .recordings import RecordingQueries
+from .sqlgate import SqlGate
 from .store import Store, StoreError
-from .wal import Overloaded, WriteAheadLog
+from .wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_SECONDS = "2"
-GRPC_INVALID_ARGUMENT, GRPC_UNAVAILABLE, GRPC_RESOURCE_EXHAUSTED, GRPC_UNAUTHENTICATED = 3, 14, 8, 16
 
-
-def _otlp_error(content_type: str, status: int, message: str) -> web.Response:
+def _refusal_response(content_type: str, refused: Refused) -> web.Response:
     reply_type = content_type if content_type in otlp.CONTENT_TYPES else otlp.JSON
-    code = {413: GRPC_RESOURCE_EXHAUSTED, 503: GRPC_UNAVAILABLE, 429: GRPC_UNAVAILABLE,
-            401: GRPC_UNAUTHENTICATED}.get(status, GRPC_INVALID_ARGUMENT)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (429, 503) else None
-    if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="shellspan"'}
-    return web.Response(status=status, body=otlp.encode_status(reply_type, code, message),
-                        content_type=reply_type, headers=headers)
+    answer = refused.outcome.answer
+    return web.Response(status=answer.http_status, content_type=reply_type,
+                        body=otlp.encode_status(reply_type, answer.grpc_code.value[0],
+                                                refused.message),
+                        headers=http_headers(refused.outcome))
 
 
-def otlp_app(ingest: Ingest, verifier: Verifier, *, ack_timeout: float) -> web.Application:
-    max_body = ingest.limits.max_body_bytes
+def otlp_app(ingests: Sequence[Ingest], verifier: Verifier, *,
+             ack_timeout: float) -> web.Application:
+    """`POST /v1/traces` and `POST /v1/logs`: one route per ingest (signal), the same checks."""
+    max_body = ingests[0].limits.max_body_bytes
     # One thread: the Python encoder holds the GIL (more threads only contend), and with the
     # compiled encoder a second thread measured no faster (bench/bench_ingest.py).
     encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-encode")
+    app = web.Application(client_max_size=max_body)
+    for ingest in ingests:
+        app.router.add_post(ingest.signal.path, _exporter(ingest, verifier, encoder, max_body,
+                                                           ack_timeout))
+    return app
+
+
+def _exporter(ingest: Ingest, verifier: Verifier, encoder: ThreadPoolExecutor, max_body: int,
+              ack_timeout: float):
+    signal = ingest.signal
 
     async def export(request: web.Request) -> web.Response:
         content_type = otlp.media_type(request.content_type)
-        if content_type not in otlp.CONTENT_TYPES:
-            return _otlp_error(content_type, 415, f"unsupported Content-Type {content_type!r}: "
-                               f"use {otlp.PROTOBUF} or {otlp.JSON}")
-        if request.content_length is not None and request.content_length > max_body:
-            return _otlp_error(content_type, 413, f"body exceeds {max_body} bytes")
         try:
+            if content_type not in otlp.CONTENT_TYPES:
+                raise Refused(Outcome.UNSUPPORTED_MEDIA_TYPE,
+                              f"unsupported Content-Type {content_type!r}: "
+                              f"use {otlp.PROTOBUF} or {otlp.JSON}")
+            if request.content_length is not None and request.content_length > max_body:
+                raise Refused(Outcome.TOO_LARGE, f"body exceeds {max_body} bytes")
             identity = verifier.identity(request.headers.get("Authorization"))
-            ingest.spool.check_room()
-        except AuthError as exc:
-            return _otlp_error(content_type, 401, str(exc))
-        except Overloaded as exc:
-            return _otlp_error(content_type, 503, str(exc))
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _otlp_error(content_type, 413, f"body exceeds {max_body} bytes")
-        loop = asyncio.get_running_loop()
-        try:
-            accepted = await loop.run_in_executor(
+            ingest.wal.check_room()
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise Refused(Outcome.TOO_LARGE, f"body exceeds {max_body} bytes") from None
+            accepted = await asyncio.get_running_loop().run_in_executor(
                 encoder, _decode_and_accept, ingest, body, content_type,
                 request.headers.get("Content-Encoding"), max_body * 8, identity)
             await asyncio.wait_for(asyncio.wrap_future(accepted.durable), ack_timeout)
-        except otlp.RequestError as exc:
-            return _otlp_error(content_type, exc.status, exc.message)
-        except Overloaded as exc:
-            return _otlp_error(content_type, 503, str(exc))
-        except (StoreError, FutureTimeout, asyncio.TimeoutError) as exc:
-            return _otlp_error(content_type, 503, f"store unavailable, retry later: {exc}")
-        return web.Response(body=otlp.encode_response(content_type, accepted.rejected, accepted.message),
+        except REFUSALS as exc:
+            return _refusal_response(content_type, refusal(exc))
+        return web.Response(body=otlp.encode_response(content_type, accepted.rejected,
+                                                      accepted.message, signal),
                             content_type=content_type)
 
-    app = web.Application(client_max_size=max_body)
-    app.router.add_post("/v1/traces", export)
-    return app
+    return export
 
 
 def _decode_and_accept(ingest: Ingest, body: bytes, content_type: str, encoding: str | None,
                        max_inflated: int, identity: dict[str, str] | None):
     raw = otlp.decompress(body, encoding, max_inflated)
-    return ingest.accept(otlp.to_protobuf(raw, content_type), identity)
+    return ingest.accept(otlp.to_protobuf(raw, content_type, ingest.signal), identity)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data, default=str), status=status,
-                        content_type="application/json")
-
-
-def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest: Ingest,
-            verifier: Verifier) -> web.Application:
+def api_app(store: Store, queries: SessionQueries, wal: WriteAheadLog, ingest: Ingest,
+            verifier: Verifier, logs: Ingest, sql_gate: SqlGate) -> web.Application:
     # The store serializes calls anyway; one thread keeps queries off the event loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-query")
+    # Analysts' SQL runs on its own client and thread: a slow statement holds up neither the
+    # writer nor the other API calls.
+    sql_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-sql")
 
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -102,7 +100,7 @@ def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest:
     async def errors(request: web.Request, handler):
         try:
             if request.path.startswith("/api/"):  # /health and the UI's static files stay open
-                verifier.check_read(request.headers.get("Authorization"))
+                verifier.check_scope(request.headers.get("Authorization"), READ_SCOPE)
             return await handler(request)
         except AuthError as exc:
             return web.Response(text=json.dumps({"error": str(exc)}), status=401,
@@ -119,11 +117,17 @@ def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest:
         body = {
             "status": "ok" if store_state["ok"] else "degraded",
             "store": store_state,
-            "spool": spool.state(),
-            "encoder": ENCODER,
+            "wal": wal.state(),
+            "encoder": ingest.encoder,
             "auth_mode": verifier.mode,
-            "received_spans": ingest.received_spans,
-            "rejected_spans": ingest.rejected_spans,
+            "received_spans": ingest.received,
+            "rejected_spans": ingest.rejected,
+            # refused because their session belongs to another identity (each is logged)
+            "foreign_spans": ingest.foreign,
+            "foreign_requests": ingest.foreign_requests,
+            "logs": {"wal": logs.wal.state(), "received_log_records": logs.received,
+                     "rejected_log_records": logs.rejected,
+                     "foreign_log_records": logs.foreign},
         }
         return _json(body, 200 if store_state["ok"] else 503)
 
@@ -146,13 +150,12 @@ def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest:
         return _json(await run(queries.stats, flt, int(top)))
 
     async def sql(request: web.Request) -> web.Response:
+        verifier.check_scope(request.headers.get("Authorization"), SQL_SCOPE)
         statement = (await request.text()).strip()
         if not statement:
             raise QueryError("send the SQL statement as the request body")
-        try:
-            return _json(await run(queries.sql, statement))
-        except StoreError as exc:  # a bad statement is the caller's error, not an outage
-            return _json({"error": str(exc)}, 400)
+        return _json(await asyncio.get_running_loop().run_in_executor(
+            sql_pool, sql_gate.run, statement))
 
     app = web.Application(middlewares=[errors])
     app.router.add_get("/health", health)
@@ -161,6 +164,8 @@ def api_app(store: Store, queries: SessionQueries, spool: WriteAheadLog, ingest:
     app.router.add_get("/api/stats", stats)
     app.router.add_post("/api/sql", sql)
     ui_routes.register(app, queries, run)
-    app.on_cleanup.append(lambda _app: asyncio.get_running_loop().run_in_executor(
-        None, pool.shutdown))
+    recording_routes.register(app, RecordingQueries(store), run)
+    for executor in (pool, sql_pool):
+        app.on_cleanup.append(lambda _app, e=executor: asyncio.get_running_loop().run_in_executor(
+            None, e.shutdown))
     return app

@@ -1,7 +1,8 @@
-"""Decoding OTLP/HTTP trace requests (binary protobuf and JSON, optionally gzip-compressed).
+"""Decoding OTLP/HTTP requests, traces and logs (binary protobuf and JSON, optionally
+gzip-compressed).
 
-Errors carry the HTTP status the OTLP specification asks for: 400 for an undecodable body, 413 for
-an oversized one, 415 for an unknown content type or encoding.
+Refusals name their outcome (``outcomes.Outcome``): a bad request for an undecodable body, too
+large for an oversized one, an unsupported media type for an unknown content type or encoding.
 """
 
 from __future__ import annotations
@@ -12,23 +13,13 @@ import json
 import zlib
 
 from google.protobuf import json_format
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+
+from .outcomes import Outcome, Refused
+from .signals import TRACES, Signal
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 CONTENT_TYPES = (PROTOBUF, JSON)
-
-
-class RequestError(Exception):
-    """A request the sink refuses, with the HTTP status that says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def media_type(content_type: str | None) -> str:
@@ -41,17 +32,18 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "deflate"):
-        raise RequestError(415, f"unsupported Content-Encoding {encoding!r}: use gzip or none")
+        raise Refused(Outcome.UNSUPPORTED_MEDIA_TYPE,
+                      f"unsupported Content-Encoding {encoding!r}: use gzip or none")
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
     inflater = zlib.decompressobj(wbits)
     try:
         out = inflater.decompress(body, max_bytes + 1)
     except zlib.error as exc:
-        raise RequestError(400, f"body is not valid {encoding}: {exc}") from exc
+        raise Refused(Outcome.BAD_REQUEST, f"body is not valid {encoding}: {exc}") from exc
     if len(out) > max_bytes:
-        raise RequestError(413, f"decompressed body exceeds {max_bytes} bytes")
+        raise Refused(Outcome.TOO_LARGE, f"decompressed body exceeds {max_bytes} bytes")
     if not inflater.eof:
-        raise RequestError(400, f"truncated {encoding} body")
+        raise Refused(Outcome.BAD_REQUEST, f"truncated {encoding} body")
     return out
 
 
@@ -66,7 +58,7 @@ def _hex_ids_to_base64(node: object) -> None:
                 try:
                     node[key] = base64.b64encode(bytes.fromhex(value)).decode()
                 except ValueError as exc:
-                    raise RequestError(400, f"{key} is not hex: {value[:40]!r}") from exc
+                    raise Refused(Outcome.BAD_REQUEST, f"{key} is not hex: {value[:40]!r}") from exc
             else:
                 _hex_ids_to_base64(value)
     elif isinstance(node, list):
@@ -74,40 +66,39 @@ def _hex_ids_to_base64(node: object) -> None:
             _hex_ids_to_base64(item)
 
 
-def to_protobuf(body: bytes, content_type: str) -> bytes:
+def to_protobuf(body: bytes, content_type: str, signal: Signal = TRACES) -> bytes:
     """The request as protobuf bytes: binary bodies pass through (the encoder validates them),
     JSON bodies are parsed and re-serialized."""
     if content_type == PROTOBUF:
         return body
     if content_type != JSON:
-        raise RequestError(415, f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}")
+        raise Refused(Outcome.UNSUPPORTED_MEDIA_TYPE,
+                      f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}")
     try:
         doc = json.loads(body) if body.strip() else {}
     except (UnicodeDecodeError, ValueError) as exc:
-        raise RequestError(400, f"body is not valid JSON: {exc}") from exc
+        raise Refused(Outcome.BAD_REQUEST, f"body is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
-        raise RequestError(400, "JSON body must be an object")
+        raise Refused(Outcome.BAD_REQUEST, "JSON body must be an object")
     _hex_ids_to_base64(doc)
-    request = ExportTraceServiceRequest()
+    request = signal.request_type()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, binascii.Error, TypeError, ValueError, RecursionError) as exc:
-        raise RequestError(400, f"JSON body is not a valid ExportTraceServiceRequest: {exc}") from exc
+        raise Refused(Outcome.BAD_REQUEST, f"JSON body is not a valid "
+                                           f"{signal.request_type.__name__}: {exc}") from exc
     return request.SerializeToString()
 
 
-def encode_response(content_type: str, rejected: int = 0, message: str = "") -> bytes:
-    """An ExportTraceServiceResponse in the request's encoding (partial success when rejected)."""
-    response = ExportTraceServiceResponse()
-    if rejected or message:
-        response.partial_success.rejected_spans = rejected
-        response.partial_success.error_message = message
+def encode_response(content_type: str, rejected: int = 0, message: str = "",
+                    signal: Signal = TRACES) -> bytes:
+    """The signal's export response in the request's encoding (partial success when rejected)."""
     if content_type == JSON:
         body: dict = {}
         if rejected or message:
-            body["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": message}
+            body["partialSuccess"] = {signal.rejected_json: str(rejected), "errorMessage": message}
         return json.dumps(body).encode()
-    return response.SerializeToString()
+    return signal.response(rejected, message).SerializeToString()
 
 
 def encode_status(content_type: str, code: int, message: str) -> bytes:

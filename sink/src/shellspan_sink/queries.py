@@ -5,6 +5,7 @@ The same functions serve the HTTP API and, against a server DSN, the CLI directl
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, fields
@@ -13,7 +14,8 @@ from typing import Any
 
 from shellspan import semconv
 
-from .store import Store
+from . import tables
+from .store import Store, tuple_values
 
 STATES = ("active", "ended", "abandoned")
 MAX_LIMIT = 10_000
@@ -50,6 +52,18 @@ def parse_time(value: str | None, now: float | None = None) -> int | None:
     if not -(2**63) < ns < 2**63:  # also refuses nan and inf
         raise QueryError(f"time {value[:40]!r} is out of range")
     return int(ns)
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None (JSON has no such numbers; an
+    aggregate over nothing, such as a quantile, gives NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def iso(ns: int | None) -> str | None:
@@ -114,8 +128,25 @@ class SessionFilter:
         return (" AND ".join(conditions) or "1"), params
 
 
-# What filters, ordering and liveness need: cheap to aggregate over every session.
-SESSION_KEYS = """
+def _identity(*fields: str) -> str:
+    """Columns from the session's identity tuple (`ident`), under the field's own name."""
+    return ",\n".join(f"    tupleElement(ident, '{name}') AS {name}" for name in fields)
+
+
+def _first(*fields: str) -> str:
+    """Identity fields lists filter on, from their own small columns (the same span's values as
+    the identity tuple, cheaper to aggregate over every session)."""
+    return ",\n".join(f"    tupleElement(min(first_{name}), 5) AS {name}" for name in fields)
+
+
+_FILTERED = ("shell_type", "user_name", "host_name", "component_name")
+
+
+def session_keys(*identity_fields: str) -> str:
+    """What filters, ordering and liveness need, cheap to aggregate over every session: times,
+    state, and the identity fields named (from their own small columns; who a session is comes
+    from one of its own spans, see sql/shell_sessions_rows.sql)."""
+    keys = """
     session_id,
     toUnixTimestamp64Nano(min(start_time)) AS start_ns,
     toUnixTimestamp64Nano(max(last_seen)) AS last_seen_ns,
@@ -123,40 +154,60 @@ SESSION_KEYS = """
     max(ended) AS is_ended,
     multiIf(is_ended = 1, 'ended',
             last_seen_ns >= toUnixTimestamp64Nano(now64(9)) - {abandon_ns:Int64}, 'active',
-            'abandoned') AS state,
-    max(shell_type) AS shell_type,
-    max(user_name) AS user_name,
-    max(host_name) AS host_name,
-    max(component_name) AS component_name"""
+            'abandoned') AS state"""
+    return keys + (",\n" + _first(*identity_fields) if identity_fields else "")
 
-# Everything a session row shows; the uniqExact merges are the costly part.
-_SESSION_COLUMNS = SESSION_KEYS + """,
-    max(service_name) AS service_name,
-    max(component_version) AS component_version,
-    max(tty) AS tty,
-    max(client_address) AS client_address,
-    max(pid) AS pid,
-    max(exit_reason) AS exit_reason,
-    max(exit_code) AS exit_code,
-    max(enduser_id) AS enduser_id,
-    max(verified) AS verified,
+
+SESSION_KEYS = session_keys(*_FILTERED)
+
+# A session's duration in seconds, over the columns of SESSION_KEYS: to its end once ended, else
+# to its last activity.
+SESSION_DURATION_S = "(if(is_ended = 1 AND end_ns > 0, end_ns, last_seen_ns) - start_ns) / 1e9"
+
+# Command counts: uniqExact merges, the costly part of a row.
+_SESSION_COUNTS = """
     uniqExactMerge(command_ids) AS command_count,
     uniqExactMerge(failed_ids) AS failed_count"""
 
+# Everything a session row shows (read for a page of sessions, by primary key).
+_SESSION_COLUMNS = SESSION_KEYS + """,
+    argMinMerge(identity) AS ident,
+""" + _identity("service_name", "component_version", "tty", "client_address", "pid",
+                "enduser_id", "verified", "auth_host", "parent_session_id",
+                "parent_span_id") + """,
+    max(exit_reason) AS exit_reason,
+    max(exit_code) AS exit_code,
+    argMinMerge(owner) AS owner_identity,""" + _SESSION_COUNTS
+
 
 def _session_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A session row for the API. The verified identity (`enduser_id`, `verified`) is what the
+    sink established; `user_name` is what the client claimed, and `user_mismatch` says when a
+    verified session claims another user name."""
     start, last, end = row.pop("start_ns"), row.pop("last_seen_ns"), row.pop("end_ns")
     ended = bool(row.pop("is_ended"))
+    row.pop("ident", None)
+    owner = row.pop("owner_identity", None)
+    owner = tuple_values(owner) if owner is not None else None
     stop = end if ended and end else last
     exit_code = row.get("exit_code")
+    verified = bool(row.get("verified"))
     row.update(
         start_time=iso(start), last_seen=iso(last), end_time=iso(end) if ended else None,
         duration_s=round(max(stop - start, 0) / 1e9, 3),
         exit_code=int(exit_code) if exit_code not in (None, "") and exit_code.lstrip("-").isdigit() else None,
-        verified=bool(row["verified"]),
+        verified=verified,
+        user_mismatch=verified and row.get("user_name", "") != row.get("enduser_id", ""),
         command_count=int(row["command_count"]), failed_count=int(row["failed_count"]),
     )
+    if owner is not None:
+        row["owner"] = {"enduser_id": owner[0], "key_id": owner[1]} if owner[0] else None
     return row
+
+
+def _identity_of(span_attributes: dict[str, str]) -> tuple[str, bool]:
+    return (span_attributes.get(semconv.ENDUSER_ID, ""),
+            span_attributes.get(semconv.AUTH_VERIFIED) == "true")
 
 
 class SessionQueries:
@@ -174,8 +225,9 @@ class SessionQueries:
         """
         having, params = flt.clauses(self.abandon_after)
         params["limit"] = flt.limit + 1  # one more tells whether there is a next page
-        table = self.db("shell_sessions")
-        page = (f"SELECT session_id FROM (SELECT {SESSION_KEYS} FROM {table} GROUP BY session_id "
+        table = self.db(tables.SESSIONS)
+        keys = session_keys(*(f for f in _FILTERED if f in params))
+        page = (f"SELECT session_id FROM (SELECT {keys} FROM {table} GROUP BY session_id "
                 f"HAVING {having} ORDER BY start_ns DESC, session_id LIMIT {{limit:UInt32}})")
         rows = self.store.query(
             f"SELECT {_SESSION_COLUMNS} FROM {table} WHERE session_id IN ({page}) "
@@ -193,41 +245,90 @@ class SessionQueries:
             raise QueryError("a session id is 32 hexadecimal characters")
         params = {"id": session_id, "abandon_ns": int(self.abandon_after * 1e9)}
         rows = self.store.query(
-            f"SELECT {_SESSION_COLUMNS} FROM {self.db('shell_sessions')} "
+            f"SELECT {_SESSION_COLUMNS} FROM {self.db(tables.SESSIONS)} "
             "WHERE session_id = {id:String} GROUP BY session_id", params).dicts()
         if not rows:
             return None
         session = _session_dict(rows[0])
-        # No FINAL: a re-delivered copy carries the same attributes, merged below anyway.
+        # No FINAL: a re-delivered copy carries the same attributes, merged below anyway. Only
+        # spans of the identity the session shows contribute (one sent by another path under
+        # another identity does not).
         spans = self.store.query(
             "SELECT SpanName, ResourceAttributes, SpanAttributes "
-            f"FROM {self.db('otel_traces')} "
+            f"FROM {self.db(tables.OTEL_TRACES)} "
             "WHERE TraceId = {id:String} AND SpanName IN "
             f"('{semconv.SPAN_SESSION_START}', '{semconv.SPAN_SESSION}') "
             "ORDER BY SpanName = {root:String}", {**params, "root": semconv.SPAN_SESSION}).rows
         attributes: dict[str, str] = {}
         for _name, resource, span_attrs in spans:  # start span first, then the root overrides
-            attributes.update(resource)
-            attributes.update(span_attrs)
+            if _identity_of(span_attrs) == (session["enduser_id"], session["verified"]):
+                attributes.update(resource)
+                attributes.update(span_attrs)
         session["attributes"] = attributes
         commands = self.store.query(
             "SELECT span_id, seq, toUnixTimestamp64Nano(start_time) AS start_ns, duration_ns, "
-            "command, command_name, cwd, exit_code, status, redacted "
-            f"FROM {self.db('shell_commands')} FINAL WHERE session_id = {{id:String}} "
+            "command, command_name, cwd, exit_code, status, redacted, enduser_id, auth_key_id, "
+            f"verified FROM {self.db(tables.COMMANDS)} FINAL WHERE session_id = {{id:String}} "
             "ORDER BY seq, start_ns, span_id", params).dicts()
+        owned, foreign = [], []
         for c in commands:
             c["start_time"] = iso(c.pop("start_ns"))
             c["duration_ms"] = round(c.pop("duration_ns") / 1e6, 3)
             c["redacted"] = bool(c["redacted"])
-        return {"session": session, "commands": commands}
+            sender = (c.pop("enduser_id"), c.pop("auth_key_id"), bool(c.pop("verified")))
+            owner = session.get("owner")
+            mine = owner is None or sender == (owner["enduser_id"], owner["key_id"], True)
+            if not mine:
+                c["enduser_id"], c["verified"] = sender[0], sender[2]
+            (owned if mine else foreign).append(c)
+        found = {"session": session, "commands": owned, "parent": self._parent(session),
+                 "children": self._children(session_id)}
+        if foreign:  # sent under another identity by a path that does not check owners
+            found["foreign_commands"] = foreign
+        return found
+
+    def _parent(self, session: dict[str, Any]) -> dict[str, Any] | None:
+        """The session that started this one (as the child claims it), with its command."""
+        parent_id = session.get("parent_session_id") or ""
+        if not _SESSION_ID.match(parent_id):
+            return None
+        rows = self.store.query(
+            f"SELECT seq, command FROM {self.db(tables.COMMANDS)} FINAL "
+            "WHERE session_id = {parent:String} AND span_id = {span:String} LIMIT 1",
+            {"parent": parent_id, "span": session.get("parent_span_id") or ""}).rows
+        seq, command = rows[0] if rows else (None, None)
+        return {"session_id": parent_id, "span_id": session.get("parent_span_id") or None,
+                "command_seq": seq, "command": command}
+
+    def _children(self, session_id: str) -> list[dict[str, Any]]:
+        """Sessions whose start or root span names this one as their parent, with the command
+        of this session that started each, oldest first."""
+        key = semconv.PARENT_SESSION_ID
+        rows = self.store.query(
+            "SELECT TraceId AS session_id, toUnixTimestamp64Nano(min(Timestamp)) AS started, "
+            f"any(SpanAttributes['{semconv.PARENT_SPAN_ID}']) AS span_id "
+            f"FROM {self.db(tables.OTEL_TRACES)} "
+            f"WHERE SpanName IN ('{semconv.SPAN_SESSION_START}', '{semconv.SPAN_SESSION}') "
+            # has(mapValues(...)) lets the table's bloom filter skip most granules
+            f"AND has(mapValues(SpanAttributes), {{id:String}}) AND SpanAttributes['{key}'] = {{id:String}} "
+            "GROUP BY TraceId ORDER BY started, session_id LIMIT 1000", {"id": session_id}).dicts()
+        if not rows:
+            return []
+        commands = dict(self.store.query(
+            f"SELECT span_id, seq FROM {self.db(tables.COMMANDS)} FINAL "
+            "WHERE session_id = {id:String} AND span_id IN {spans:Array(String)}",
+            {"id": session_id, "spans": [r["span_id"] for r in rows]}).rows)
+        return [{"session_id": r["session_id"], "start_time": iso(r["started"]),
+                 "span_id": r["span_id"] or None, "command_seq": commands.get(r["span_id"])}
+                for r in rows]
 
     def stats(self, flt: SessionFilter, top: int = 10) -> dict[str, Any]:
         """Counts, duration percentiles, busiest hours, top commands and failure rates."""
         having, params = flt.clauses(self.abandon_after)
         params["top"] = top
-        base = (f"SELECT {_SESSION_COLUMNS} FROM {self.db('shell_sessions')} "
+        base = (f"SELECT {SESSION_KEYS}, {_SESSION_COUNTS} FROM {self.db(tables.SESSIONS)} "
                 f"GROUP BY session_id HAVING {having}")
-        duration = "(if(is_ended = 1 AND end_ns > 0, end_ns, last_seen_ns) - start_ns) / 1e9"
+        duration = SESSION_DURATION_S
 
         def grouped(key: str) -> list[dict[str, Any]]:
             return self.store.query(f"""
@@ -258,7 +359,7 @@ class SessionQueries:
             SELECT command_name, count() AS runs, countIf(status = 'Error') AS failures,
                    round(failures / runs, 4) AS failure_rate,
                    round(quantile(0.5)(duration_ns) / 1e6, 3) AS duration_p50_ms
-            FROM {self.db('shell_commands')} FINAL
+            FROM {self.db(tables.COMMANDS)} FINAL
             WHERE session_id IN (SELECT session_id FROM ({base})) AND command_name != ''
             GROUP BY command_name ORDER BY runs DESC, command_name LIMIT {{top:UInt32}}""",
             params).dicts()
@@ -271,10 +372,3 @@ class SessionQueries:
             "busiest_hours": hours,
             "top_commands": top_commands,
         }
-
-    def sql(self, statement: str, max_rows: int = 10_000) -> dict[str, Any]:
-        """Read-only SQL for `shellspan-sink sql` (ClickHouse enforces readonly=2)."""
-        result = self.store.query(statement, settings={"readonly": 2, "max_result_rows": max_rows,
-                                                       "result_overflow_mode": "break"})
-        return {"columns": result.columns, "rows": [list(r) for r in result.rows]}
-

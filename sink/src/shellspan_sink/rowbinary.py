@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import math
 import struct
+from collections.abc import Collection
 from decimal import Decimal
 
 from google.protobuf.message import DecodeError
@@ -32,7 +33,7 @@ COLUMNS = (
 )
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
-SINK_OWNED_ATTRIBUTES = (semconv.ENDUSER_ID, semconv.AUTH_VERIFIED)
+SINK_OWNED_ATTRIBUTES = semconv.SINK_OWNED
 
 _U64 = struct.Struct("<Q")
 _SERVICE_NAME = semconv.SERVICE_NAME.encode()
@@ -165,21 +166,28 @@ class _Writer:
             self.bytes_(value)
 
 
-def parse_request(body: bytes) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
+def parse_request(body: bytes, message: type = ExportTraceServiceRequest):
+    """`body` parsed as an OTLP export request (`message`: its class). ValueError if it is not."""
+    request = message()
     try:
         request.ParseFromString(body)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"body is not a valid ExportTraceServiceRequest: {exc}") from exc
+        raise ValueError(f"body is not a valid {message.__name__}: {exc}") from exc
     return request
 
 
 def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes: int,
-                   max_attribute_length: int) -> tuple[bytes, int, int]:
-    """(RowBinary rows, rows written, spans rejected for invalid ids). ValueError if undecodable."""
+                   max_attribute_length: int, skip: Collection[str] | None = None,
+                   ) -> tuple[bytes, int, int, dict[str, int]]:
+    """(RowBinary rows, rows written, spans rejected for invalid ids, {trace id: valid spans}).
+
+    The trace ids (lowercase hex, in order of first appearance) count every span with valid ids,
+    written or not; spans whose trace id is in `skip` are not written. ValueError if the body
+    is undecodable."""
     request = parse_request(body)
     w = _Writer()
     rows = rejected = 0
+    traces: dict[str, int] = {}
     extra = {k.encode(): _truncate(v.encode(), max_attribute_length)
              for k, v in (identity or {}).items()}
     for resource_spans in request.resource_spans:
@@ -194,10 +202,14 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                 if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
                     rejected += 1
                     continue
+                trace_hex = trace_id.hex()
+                traces[trace_hex] = traces.get(trace_hex, 0) + 1
+                if skip and trace_hex in skip:
+                    continue
                 rows += 1
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 w.u64(start)
-                w.string(trace_id.hex())
+                w.string(trace_hex)
                 w.string(span_id.hex())
                 w.string(span.parent_span_id.hex())
                 w.string(span.trace_state)
@@ -240,4 +252,4 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                 w.varint(len(links))
                 for link in links:
                     w.map_(attribute_pairs(link.attributes, max_attributes, max_attribute_length))
-    return bytes(w.buf), rows, rejected
+    return bytes(w.buf), rows, rejected, traces

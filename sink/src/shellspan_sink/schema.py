@@ -1,11 +1,13 @@
-"""Table definitions and versioned migrations.
+"""The schema: its SQL templates (``sql/*.sql``, one per table and view), the renderer that fills
+them with typed options, and the versioned migrations built from them.
 
-The raw table keeps the column names and types of the OpenTelemetry Collector contrib ClickHouse
-exporter's ``otel_traces`` table, so the contrib exporter, Grafana's ClickHouse data source and the
-sink can share it. Two departures, both for exactly-once query results:
+The raw tables keep the column names and types of the OpenTelemetry Collector contrib ClickHouse
+exporter's ``otel_traces`` and ``otel_logs`` tables, so the contrib exporter, Grafana's ClickHouse
+data source and the sink can share them. Two departures, both for exactly-once query results:
 
-* the engine is ``ReplacingMergeTree`` and the sorting key ends with ``TraceId, SpanId``, so a
-  re-delivered span collapses into its first copy (queries read with ``FINAL``);
+* the engine is ``ReplacingMergeTree`` and the sorting key ends with the row's identity
+  (``TraceId, SpanId`` for spans; trace id, span id, recording seq and body for log records), so
+  a re-delivered span or record collapses into its first copy (queries read with ``FINAL``);
 * the derived tables are filled by materialized views from the raw table, never by the sink
   directly, so every ingestion path (sink or contrib exporter) yields the same sessions.
 
@@ -14,6 +16,36 @@ Session id = trace id (one trace per shell session).
 Cluster mode writes ``*_local`` replicated tables on every node plus ``Distributed`` tables under
 the canonical names, all ``ON CLUSTER``; queries use the canonical names in both modes. Rows are
 sharded by trace id so a session's spans, and their deduplication, stay on one shard.
+
+Templates are plain SQL with placeholders, ``{{ name }}`` or ``{{ name ARG }}``:
+
+``database``        the database, quoted
+``on_cluster``      `` ON CLUSTER `NAME` `` on a cluster, else nothing
+``table [T]``       table or view ``T`` as it holds data on each node (``T_local`` on a cluster);
+                    without ``T``, the object the template creates
+``name [T]``        ``T`` under its canonical name, the one queries and inserts use
+``engine KIND``     the MergeTree-family ``KIND`` of the table the template creates; on a cluster
+                    ``ReplicatedKIND('/clickhouse/tables/{shard}/DB/T_local', '{replica}')``
+``ttl COLUMN``      ``TTL toDateTime(COLUMN) + toIntervalDay(N)`` when a TTL is set, else nothing
+``semconv NAME``    ``shellspan.semconv.NAME`` as a string literal (a tuple: a list in parentheses)
+``attr NAME``       the attribute ``semconv.NAME`` from the span's attributes, else its resource's
+``cluster_name``, ``database_name``, ``table_name``, ``sharding_key``
+                    (``distributed.sql``) the arguments of the ``Distributed`` engine
+``include NAME``    the text of ``sql/NAME.sql``, rendered in the same way (a select list that a
+                    view and a migration's backfill share)
+``identity_type``, ``owner_type``
+                    the named tuple types of a session's identity and owner (``IDENTITY``,
+                    ``OWNER``)
+``first_key``, ``first_key_type``
+                    the order a session's identity is chosen in (verified first, then first
+                    stored, start before root before heartbeat, earliest start), and its type
+``first NAME``, ``first_type``
+                    the attribute ``semconv.NAME`` of the span first in that order, as a
+                    ``min`` over (order, value) tuples (a command span never comes first)
+
+Table names must be in ``tables.ALL``; database and cluster names are checked identifiers. Nothing
+a client sends ever reaches a template. An applied migration never changes: a schema change is a
+new migration with its own templates.
 """
 
 from __future__ import annotations
@@ -21,19 +53,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 
 from shellspan import semconv
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from . import tables
+from .tables import check_identifier
 
-SESSION_SPANS = "(" + ", ".join(f"'{n}'" for n in semconv.SESSION_SPAN_NAMES) + ")"
-
-
-def check_identifier(name: str) -> str:
-    """Identifiers (database, cluster) come from configuration and cannot be bound; validate them."""
-    if not _IDENT.match(name):
-        raise ValueError(f"invalid ClickHouse identifier: {name!r}")
-    return name
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?:\s+([A-Za-z0-9_]+))?\s*\}\}")
+_ENGINE = re.compile(r"^[A-Za-z]*MergeTree$")
 
 
 @dataclass(frozen=True)
@@ -46,229 +74,252 @@ class SchemaOptions:
         check_identifier(self.database)
         if self.cluster is not None:
             check_identifier(self.cluster)
-
-    @property
-    def on_cluster(self) -> str:
-        return f" ON CLUSTER `{self.cluster}`" if self.cluster else ""
-
-    def local(self, table: str) -> str:
-        """Fully qualified name of the table that holds data (the replicated one on a cluster)."""
-        suffix = "_local" if self.cluster else ""
-        return f"`{self.database}`.`{table}{suffix}`"
+        if not isinstance(self.ttl_days, int) or self.ttl_days < 0:
+            raise ValueError(f"ttl_days must be a whole number of days >= 0, not {self.ttl_days!r}")
 
     def name(self, table: str) -> str:
         """Fully qualified name that queries and inserts use in both modes."""
-        return f"`{self.database}`.`{table}`"
+        return f"`{self.database}`.`{tables.registered(table)}`"
 
-    def engine(self, kind: str, table: str) -> str:
-        """`table` is the canonical name; on a cluster the replication path names the local one."""
-        if self.cluster:
-            path = f"/clickhouse/tables/{{shard}}/{self.database}/{table}_local"
-            return f"Replicated{kind}('{path}', '{{replica}}')"
-        return kind
+    def local(self, table: str) -> str:
+        """Fully qualified name of the object that holds data (the replicated one on a cluster)."""
+        suffix = tables.LOCAL_SUFFIX if self.cluster else ""
+        return f"`{self.database}`.`{tables.registered(table)}{suffix}`"
 
-    def ttl(self, column: str) -> str:
-        if not self.ttl_days:
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _semconv(name: str) -> str | tuple[str, ...]:
+    value = getattr(semconv, name, None) if name.isupper() else None
+    if not isinstance(value, (str, tuple)):
+        raise ValueError(f"semconv has no name {name!r}")
+    return value
+
+
+# A session's identity, taken whole from one of its spans, and its owner: the first verified
+# identity stored for it (``shell_sessions_rows.sql``). Names and types of the tuple's fields.
+IDENTITY = (("service_name", "String"), ("shell_type", "String"), ("user_name", "String"),
+            ("host_name", "String"), ("component_name", "String"),
+            ("component_version", "String"), ("tty", "String"), ("client_address", "String"),
+            ("pid", "String"), ("enduser_id", "String"), ("verified", "UInt8"),
+            ("auth_host", "String"), ("auth_key_id", "String"), ("parent_session_id", "String"),
+            ("parent_span_id", "String"))
+OWNER = (("enduser_id", "String"), ("key_id", "String"))
+
+
+FIRST_KEY_TYPE = "Tuple(UInt8, DateTime64(9), UInt8, DateTime64(9))"
+
+
+def _tuple_type(fields: tuple[tuple[str, str], ...]) -> str:
+    return "Tuple(" + ", ".join(f"{name} {kind}" for name, kind in fields) + ")"
+
+
+def _first_key() -> str:
+    """(0 verified / 1 not, stored at, 0 start / 1 root / 2 other, span start)."""
+    return (f"tuple(SpanAttributes[{_literal(semconv.AUTH_VERIFIED)}] != 'true', now64(9), "
+            f"multiIf(SpanName = {_literal(semconv.SPAN_SESSION_START)}, 0, "
+            f"SpanName = {_literal(semconv.SPAN_SESSION)}, 1, 2), Timestamp)")
+
+
+# Sorts after every real key (whose first element is 0 or 1): what a command span, and a row
+# stored before the column existed, hold, so they never name the session.
+_NO_FIRST = "tuple(2, toDateTime64(0, 9), 0, toDateTime64(0, 9), '')"
+
+
+def _first(context: _Context, name: str | None) -> str:
+    return (f"min(if(SpanName != {_literal(semconv.SPAN_COMMAND)}, "
+            f"tupleConcat({_first_key()}, tuple({context.attr(name)})), {_NO_FIRST}))")
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What one rendering knows: the options, the object created, the Distributed key, and
+    whether ``table`` names the Distributed table (an ALTER both need on a cluster)."""
+
+    options: SchemaOptions
+    creates: str | None
+    sharding_key: str | None = None
+    distributed: bool = False
+
+    def target(self, arg: str | None) -> str:
+        if arg:
+            return arg
+        if self.creates is None:
+            raise ValueError("this template creates no table: name one")
+        return self.creates
+
+    def engine(self, kind: str | None) -> str:
+        if not kind or not _ENGINE.match(kind) or kind.startswith("Replicated"):
+            raise ValueError(f"engine must name a MergeTree engine, not {kind!r}")
+        o, table = self.options, self.target(None)
+        if not o.cluster:
+            return kind
+        path = f"/clickhouse/tables/{{shard}}/{o.database}/{table}{tables.LOCAL_SUFFIX}"
+        return f"Replicated{kind}({_literal(path)}, '{{replica}}')"
+
+    def ttl(self, column: str | None) -> str:
+        if not column:
+            raise ValueError("ttl needs a column")
+        if not self.options.ttl_days:
             return ""
-        return f"TTL toDateTime({column}) + toIntervalDay({int(self.ttl_days)})"
+        return f"TTL toDateTime({column}) + toIntervalDay({int(self.options.ttl_days)})"
+
+    def attr(self, name: str | None) -> str:
+        key = _literal(str(_semconv(name or "")))
+        return f"if(SpanAttributes[{key}] != '', SpanAttributes[{key}], ResourceAttributes[{key}])"
+
+    def semconv(self, name: str | None) -> str:
+        value = _semconv(name or "")
+        if isinstance(value, tuple):
+            return "(" + ", ".join(_literal(v) for v in value) + ")"
+        return _literal(value)
+
+    def cluster_literal(self, _arg: str | None) -> str:
+        if not self.options.cluster:
+            raise ValueError("cluster_name is only defined on a cluster")
+        return _literal(self.options.cluster)
+
+    def key(self, _arg: str | None) -> str:
+        if not self.sharding_key:
+            raise ValueError("sharding_key is only defined for a Distributed table")
+        return self.sharding_key
 
 
-def _attr(key: str) -> str:
-    """A shellspan attribute, from the span's attributes or else from its resource."""
-    return f"if(SpanAttributes['{key}'] != '', SpanAttributes['{key}'], ResourceAttributes['{key}'])"
+_PLACEHOLDERS: dict[str, Callable[[_Context, str | None], str]] = {
+    "database": lambda c, _: f"`{c.options.database}`",
+    "on_cluster": lambda c, _: f" ON CLUSTER `{c.options.cluster}`" if c.options.cluster else "",
+    "table": lambda c, arg: (c.options.name if c.distributed else c.options.local)(c.target(arg)),
+    "name": lambda c, arg: c.options.name(c.target(arg)),
+    "engine": _Context.engine,
+    "ttl": _Context.ttl,
+    "semconv": _Context.semconv,
+    "attr": _Context.attr,
+    "cluster_name": _Context.cluster_literal,
+    "database_name": lambda c, _: _literal(c.options.database),
+    "table_name": lambda c, arg: _literal(
+        c.target(arg) + (tables.LOCAL_SUFFIX if c.options.cluster else "")),
+    "sharding_key": _Context.key,
+    "include": lambda c, arg: _render_in(template(f"{arg}.sql"), c, arg or "?"),
+    "identity_type": lambda c, _: _tuple_type(IDENTITY),
+    "owner_type": lambda c, _: _tuple_type(OWNER),
+    "first_key": lambda c, _: _first_key(),
+    "first_key_type": lambda c, _: FIRST_KEY_TYPE,
+    "first": _first,
+    "first_type": lambda c, _: ("SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9), UInt8, "
+                                f"DateTime64(9), String)) DEFAULT {_NO_FIRST}"),
+}
 
 
-def _table_statements(o: SchemaOptions, table: str, ddl: str, sharding_key: str) -> list[str]:
-    """`ddl` creates the data table; in cluster mode also a Distributed table over it."""
-    statements = [ddl]
-    if o.cluster:
-        statements.append(
-            f"CREATE TABLE IF NOT EXISTS {o.name(table)}{o.on_cluster} AS {o.local(table)} "
-            f"ENGINE = Distributed('{o.cluster}', '{o.database}', '{table}_local', {sharding_key})"
-        )
-    return statements
+def template(name: str) -> str:
+    """The text of ``sql/<name>``, without its full-line comments."""
+    text = resources.files(__package__).joinpath("sql", name).read_text(encoding="utf-8")
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
 
 
-def v1_initial(o: SchemaOptions) -> list[str]:
-    traces = o.local("otel_traces")
-    stmts = [f"CREATE DATABASE IF NOT EXISTS `{o.database}`{o.on_cluster}"]
-    stmts += _table_statements(o, "otel_traces", f"""
-CREATE TABLE IF NOT EXISTS {traces}{o.on_cluster} (
-    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
-    TraceId String CODEC(ZSTD(1)),
-    SpanId String CODEC(ZSTD(1)),
-    ParentSpanId String CODEC(ZSTD(1)),
-    TraceState String CODEC(ZSTD(1)),
-    SpanName LowCardinality(String) CODEC(ZSTD(1)),
-    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
-    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
-    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    ScopeName String CODEC(ZSTD(1)),
-    ScopeVersion String CODEC(ZSTD(1)),
-    SpanAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    Duration UInt64 CODEC(T64, ZSTD(1)),
-    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
-    StatusMessage String CODEC(ZSTD(1)),
-    Events Nested (
-        Timestamp DateTime64(9),
-        Name LowCardinality(String),
-        Attributes Map(LowCardinality(String), String)
-    ) CODEC(ZSTD(1)),
-    Links Nested (
-        TraceId String,
-        SpanId String,
-        TraceState String,
-        Attributes Map(LowCardinality(String), String)
-    ) CODEC(ZSTD(1)),
-    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
-    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_duration Duration TYPE minmax GRANULARITY 1
-) ENGINE = {o.engine("ReplacingMergeTree", "otel_traces")}
-PARTITION BY toDate(Timestamp)
-PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
-ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp, TraceId, SpanId)
-{o.ttl("Timestamp")}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1""", "cityHash64(TraceId)")
+def render(name: str, options: SchemaOptions, creates: str | None = None,
+           sharding_key: str | None = None, distributed: bool = False) -> str:
+    """The statement of template `name` for `options`; `creates` is the table or view it makes."""
+    return render_text(template(name), options, creates, sharding_key, name=name,
+                       distributed=distributed)
 
-    # The contrib exporter's trace-id lookup table (Grafana bounds its by-id query with it).
-    stmts += _table_statements(o, "otel_traces_trace_id_ts", f"""
-CREATE TABLE IF NOT EXISTS {o.local("otel_traces_trace_id_ts")}{o.on_cluster} (
-    TraceId String CODEC(ZSTD(1)),
-    Start SimpleAggregateFunction(min, DateTime) CODEC(ZSTD(1)),
-    End SimpleAggregateFunction(max, DateTime) CODEC(ZSTD(1))
-) ENGINE = {o.engine("AggregatingMergeTree", "otel_traces_trace_id_ts")}
-PARTITION BY toStartOfWeek(Start)
-ORDER BY (TraceId)
-{o.ttl("Start")}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1""", "cityHash64(TraceId)")
-    stmts.append(f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS {o.local("otel_traces_trace_id_ts_mv")}{o.on_cluster}
-TO {o.local("otel_traces_trace_id_ts")}
-AS SELECT TraceId, min(Timestamp) AS Start, max(Timestamp) AS End
-FROM {traces}
-WHERE TraceId != ''
-GROUP BY TraceId""")
 
-    # One row per session and insert block; merged by aggregation. Span ids (64-bit hashes) go
-    # into uniqExact states, so a re-delivered command span never counts twice.
-    stmts += _table_statements(o, "shell_sessions", f"""
-CREATE TABLE IF NOT EXISTS {o.local("shell_sessions")}{o.on_cluster} (
-    session_id String,
-    start_time SimpleAggregateFunction(min, DateTime64(9)),
-    last_seen SimpleAggregateFunction(max, DateTime64(9)),
-    end_time SimpleAggregateFunction(max, DateTime64(9)),
-    ended SimpleAggregateFunction(max, UInt8),
-    service_name SimpleAggregateFunction(max, String),
-    shell_type SimpleAggregateFunction(max, String),
-    user_name SimpleAggregateFunction(max, String),
-    host_name SimpleAggregateFunction(max, String),
-    component_name SimpleAggregateFunction(max, String),
-    component_version SimpleAggregateFunction(max, String),
-    tty SimpleAggregateFunction(max, String),
-    client_address SimpleAggregateFunction(max, String),
-    pid SimpleAggregateFunction(max, String),
-    exit_reason SimpleAggregateFunction(max, String),
-    exit_code SimpleAggregateFunction(max, String),
-    enduser_id SimpleAggregateFunction(max, String),
-    verified SimpleAggregateFunction(max, UInt8),
-    command_ids AggregateFunction(uniqExact, UInt64),
-    failed_ids AggregateFunction(uniqExact, UInt64)
-) ENGINE = {o.engine("AggregatingMergeTree", "shell_sessions")}
-ORDER BY session_id""", "cityHash64(session_id)")
-    root = f"SpanName = '{semconv.SPAN_SESSION}'"
-    command = f"SpanName = '{semconv.SPAN_COMMAND}'"
-    identity = {
-        "service_name": "ServiceName",
-        "shell_type": _attr(semconv.SHELL_TYPE),
-        "user_name": _attr(semconv.USER_NAME),
-        "host_name": _attr(semconv.HOST_NAME),
-        "component_name": _attr(semconv.COMPONENT_NAME),
-        "component_version": _attr(semconv.COMPONENT_VERSION),
-        "tty": _attr(semconv.TTY),
-        "client_address": _attr(semconv.CLIENT_ADDRESS),
-        "pid": _attr(semconv.PROCESS_PID),
-        "enduser_id": f"SpanAttributes['{semconv.ENDUSER_ID}']",
-    }
-    identity_cols = ",\n    ".join(
-        f"max(if({command}, '', {expr})) AS {col}" for col, expr in identity.items()
-    )
-    stmts.append(f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS {o.local("shell_sessions_mv")}{o.on_cluster}
-TO {o.local("shell_sessions")}
-AS SELECT
-    TraceId AS session_id,
-    min(Timestamp) AS start_time,
-    max(Timestamp + toIntervalNanosecond(Duration)) AS last_seen,
-    max(if({root}, Timestamp + toIntervalNanosecond(Duration), toDateTime64(0, 9))) AS end_time,
-    max({root}) AS ended,
-    {identity_cols},
-    max(if({root}, SpanAttributes['{semconv.EXIT_REASON}'], '')) AS exit_reason,
-    max(if({root}, SpanAttributes['{semconv.EXIT_CODE}'], '')) AS exit_code,
-    max(SpanAttributes['{semconv.AUTH_VERIFIED}'] = 'true') AS verified,
-    uniqExactStateIf(cityHash64(SpanId), {command}) AS command_ids,
-    uniqExactStateIf(cityHash64(SpanId), {command} AND StatusCode = 'Error') AS failed_ids
-FROM {traces}
-WHERE SpanName IN {SESSION_SPANS}
-GROUP BY TraceId""")
+def render_text(text: str, options: SchemaOptions, creates: str | None = None,
+                sharding_key: str | None = None, *, name: str = "?",
+                distributed: bool = False) -> str:
+    context = _Context(options, creates and tables.registered(creates), sharding_key, distributed)
+    return _render_in(text, context, name)
 
-    stmts += _table_statements(o, "shell_commands", f"""
-CREATE TABLE IF NOT EXISTS {o.local("shell_commands")}{o.on_cluster} (
-    session_id String,
-    span_id String,
-    start_time DateTime64(9),
-    duration_ns UInt64,
-    seq UInt64,
-    command String,
-    command_name LowCardinality(String),
-    cwd String,
-    exit_code Nullable(Int64),
-    status LowCardinality(String),
-    redacted UInt8,
-    user_name LowCardinality(String),
-    host_name LowCardinality(String)
-) ENGINE = {o.engine("ReplacingMergeTree", "shell_commands")}
-PARTITION BY toYYYYMM(start_time)
-ORDER BY (session_id, span_id)
-{o.ttl("start_time")}""", "cityHash64(session_id)")
-    stmts.append(f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS {o.local("shell_commands_mv")}{o.on_cluster}
-TO {o.local("shell_commands")}
-AS SELECT
-    TraceId AS session_id,
-    SpanId AS span_id,
-    Timestamp AS start_time,
-    Duration AS duration_ns,
-    toUInt64OrZero(SpanAttributes['{semconv.COMMAND_SEQ}']) AS seq,
-    SpanAttributes['{semconv.COMMAND_LINE}'] AS command,
-    SpanAttributes['{semconv.COMMAND_NAME}'] AS command_name,
-    SpanAttributes['{semconv.CWD}'] AS cwd,
-    toInt64OrNull(SpanAttributes['{semconv.EXIT_CODE}']) AS exit_code,
-    StatusCode AS status,
-    SpanAttributes['{semconv.COMMAND_REDACTED}'] = 'true' AS redacted,
-    {_attr(semconv.USER_NAME)} AS user_name,
-    {_attr(semconv.HOST_NAME)} AS host_name
-FROM {traces}
-WHERE {command}""")
-    return stmts
+
+def _render_in(text: str, context: _Context, name: str) -> str:
+    def fill(match: re.Match) -> str:
+        placeholder, arg = match.group(1), match.group(2)
+        if placeholder not in _PLACEHOLDERS:
+            raise ValueError(f"sql/{name}: unknown placeholder {match.group(0)!r}")
+        return _PLACEHOLDERS[placeholder](context, arg)
+
+    statement = _PLACEHOLDER.sub(fill, text).strip()
+    if "{{" in statement or "}}" in statement:
+        raise ValueError(f"sql/{name}: malformed placeholder left in {statement[:200]!r}")
+    return statement
+
+
+@dataclass(frozen=True)
+class Step:
+    """One statement from ``sql/<template>``; a table that holds rows names its sharding key,
+    and on a cluster it gets a ``Distributed`` table over it. An ALTER that adds columns runs
+    on a cluster for the ``Distributed`` table too (`distributed_too`)."""
+
+    template: str
+    creates: str | None = None
+    shard_by: str | None = None
+    distributed_too: bool = False
+
+    def statements(self, options: SchemaOptions) -> list[str]:
+        out = [render(self.template, options, self.creates)]
+        if options.cluster and self.shard_by:
+            out.append(render("distributed.sql", options, self.creates, self.shard_by))
+        if options.cluster and self.distributed_too:
+            out.append(render(self.template, options, self.creates, distributed=True))
+        return out
+
+
+def create(table: str, shard_by: str | None = None) -> Step:
+    """The step that creates `table` from its own template, ``sql/<table>.sql``."""
+    return Step(f"{table}.sql", table, shard_by)
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    statements: Callable[[SchemaOptions], list[str]]
+    steps: tuple[Step, ...]
+
+    def statements(self, options: SchemaOptions) -> list[str]:
+        return [s for step in self.steps for s in step.statements(options)]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", v1_initial),)
+_BY_TRACE = "cityHash64(TraceId)"
+_BY_SESSION = "cityHash64(session_id)"  # the session id is the trace id
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", (
+        Step("database.sql"),
+        create(tables.OTEL_TRACES, _BY_TRACE),
+        create(tables.TRACE_ID_TS, _BY_TRACE),
+        create(tables.TRACE_ID_TS_MV),
+        create(tables.SESSIONS, _BY_SESSION),
+        create(tables.SESSIONS_MV),
+        create(tables.COMMANDS, _BY_SESSION),
+        create(tables.COMMANDS_MV),
+    )),
+    # A session shows the identity of one of its own spans, not max() over all of them; it has
+    # an owner; each command keeps the identity that sent it. Existing rows are derived again.
+    Migration(2, "session identity from its own span, session owner, command identity", (
+        Step("shell_sessions_identity.sql", distributed_too=True),
+        Step("drop_view.sql", tables.SESSIONS_MV),
+        Step("shell_sessions_mv_2.sql", tables.SESSIONS_MV),
+        Step("shell_sessions_backfill.sql"),
+        Step("shell_commands_identity.sql", distributed_too=True),
+        Step("drop_view.sql", tables.COMMANDS_MV),
+        Step("shell_commands_mv_2.sql", tables.COMMANDS_MV),
+        Step("shell_commands_backfill.sql"),
+    )),
+    Migration(5, "terminal recordings", (
+        create(tables.OTEL_LOGS, _BY_TRACE),
+        create(tables.RECORDINGS, _BY_SESSION),
+        create(tables.RECORDINGS_MV),
+    )),
+)
 
 
-def migrations_table_ddl(o: SchemaOptions) -> list[str]:
-    return [
-        f"CREATE DATABASE IF NOT EXISTS `{o.database}`{o.on_cluster}",
-        f"""CREATE TABLE IF NOT EXISTS `{o.database}`.`shellspan_migrations`{o.on_cluster} (
-    version UInt32, name String, applied_at DateTime DEFAULT now()
-) ENGINE = {o.engine("ReplacingMergeTree", "shellspan_migrations")} ORDER BY version""",
-    ]
+def migrations_table_ddl(options: SchemaOptions) -> list[str]:
+    """The database and the table that records applied migrations (created before any runs)."""
+    return Step("database.sql").statements(options) + create(tables.MIGRATIONS).statements(options)
+
+
+def all_statements(options: SchemaOptions) -> list[str]:
+    """Every statement `migrate` would run on an empty store, in order (`migrate --print`)."""
+    return migrations_table_ddl(options) + [
+        s for migration in MIGRATIONS for s in migration.statements(options)]

@@ -4,55 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
-from .auth import AuthConfig, Verifier
+from .auth import Verifier
+from .config import SinkConfig, split_address
 from .grpc_receiver import start_grpc
 from .http_apps import api_app, otlp_app
-from .ingest import Ingest, IngestLimits
+from .ingest import Ingest
+from .owners import SessionOwners
 from .queries import SessionQueries
-from .schema import SchemaOptions
-from .store import Store, StoreError, redact_dsn, state_dir
+from .signals import LOGS
+from .sqlgate import SqlGate
+from .store import Store, StoreError, private_dir, redact_dsn
 from .wal import WriteAheadLog
 
 log = logging.getLogger("shellspan_sink")
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"address must be HOST:PORT, not {address!r}")
-    return host.strip("[]"), int(port)
-
-
-@dataclass
-class SinkConfig:
-    store: str
-    schema: SchemaOptions = field(default_factory=SchemaOptions)
-    otlp_http: str = "127.0.0.1:4318"
-    otlp_grpc: str = "127.0.0.1:4317"
-    api: str = "127.0.0.1:8678"
-    abandon_after: float = 300.0
-    ack_timeout: float = 30.0
-    limits: IngestLimits = field(default_factory=IngestLimits)
-    auth: AuthConfig = field(default_factory=AuthConfig.from_env)
-    wal_dir: Path | None = None  # default: beside an embedded store, else the state dir
-    segment_spans: int = 100_000
-    segment_age: float = 0.5
-    max_spool_bytes: int = 1 << 30
-
-    @property
-    def spool_dir(self) -> Path:
-        if self.wal_dir is not None:
-            return Path(self.wal_dir)
-        if self.store.startswith("chdb://"):
-            return Path(self.store[len("chdb://"):].rstrip("/") + "-wal")
-        return state_dir() / "sink-wal"
 
 
 def banner(cfg: SinkConfig, auth_mode: str) -> str:
@@ -61,9 +32,9 @@ def banner(cfg: SinkConfig, auth_mode: str) -> str:
     bindir = Path(sys.executable).parent
     shellspan = bindir / "shellspan"
     return f"""shellspan sink is running
-  store      {redact_dsn(cfg.store)}
-  spool      {cfg.spool_dir}
-  OTLP/HTTP  http://{cfg.otlp_http}/v1/traces
+  store      {redact_dsn(cfg.store_dsn)}
+  WAL        {cfg.wal_path}
+  OTLP/HTTP  http://{cfg.otlp_http}/v1/traces  (recordings: /v1/logs)
   OTLP/gRPC  {cfg.otlp_grpc}
   API        {api}/api/sessions   (health: {api}/health)
   web UI     {api}/
@@ -82,25 +53,35 @@ Stop with Ctrl-C."""
 
 async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> None:
     verifier = Verifier(cfg.auth)  # configuration errors stop the sink before it listens
-    store = Store(cfg.store, cfg.schema)
+    store = Store(cfg.store_dsn, cfg.schema)
     applied = await asyncio.to_thread(store.migrate)
     if applied:
         log.info("applied schema migrations %s", applied)
-    spool = WriteAheadLog(cfg.spool_dir, store, segment_spans=cfg.segment_spans,
-                          segment_age=cfg.segment_age, max_bytes=cfg.max_spool_bytes).start()
-    ingest = Ingest(spool, cfg.limits)
+    private_dir(cfg.wal_path)
+    wal = WriteAheadLog(cfg.wal_path, store, segment_spans=cfg.wal_segment_spans,
+                        segment_age=cfg.wal_segment_age, max_bytes=cfg.max_wal_bytes).start()
+    private_dir(cfg.logs_wal_path)
+    logs_wal = WriteAheadLog(cfg.logs_wal_path, store, table=LOGS.table, columns=LOGS.columns,
+                             segment_spans=cfg.wal_segment_spans, segment_age=cfg.wal_segment_age,
+                             max_bytes=cfg.max_wal_bytes).start()
+    # With auth off nothing is verified, so no session has an owner to protect. Spans and a
+    # session's recording (log records) answer to the same owners.
+    owners = SessionOwners(store) if verifier.enabled else None
+    ingest = Ingest(wal, cfg.limits, cfg.encoder, owners=owners)
+    logs = Ingest(logs_wal, cfg.limits, signal=LOGS, owners=owners)
     queries = SessionQueries(store, cfg.abandon_after)
+    sql_gate = SqlGate(cfg.sql_store or cfg.store_dsn, cfg.schema, cfg.sql_limits)
 
     runners: list[web.AppRunner] = []
     # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
-    for app, address, inflate in ((otlp_app(ingest, verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
-                                  (api_app(store, queries, spool, ingest, verifier), cfg.api, True)):
+    for app, address, inflate in ((otlp_app((ingest, logs), verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
+                                  (api_app(store, queries, wal, ingest, verifier, logs, sql_gate), cfg.api, True)):
         runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)
-    grpc_server = start_grpc(ingest, verifier, cfg.otlp_grpc, max_message_bytes=cfg.limits.max_body_bytes,
+    grpc_server = start_grpc((ingest, logs), verifier, cfg.otlp_grpc, max_message_bytes=cfg.limits.max_body_bytes,
                              ack_timeout=cfg.ack_timeout)
 
     stop = asyncio.Event()
@@ -116,11 +97,15 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     grpc_server.stop(grace=5).wait(10)
     for runner in runners:
         await runner.cleanup()
-    await asyncio.to_thread(spool.stop)
+    await asyncio.gather(asyncio.to_thread(wal.stop), asyncio.to_thread(logs_wal.stop))
+    sql_gate.close()
     store.close()
 
 
 def serve(cfg: SinkConfig) -> int:
+    # Whatever the sink and its embedded engine create (the store's parts, the WAL) is its own:
+    # chDB would otherwise write 0644 files in 0755 directories.
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

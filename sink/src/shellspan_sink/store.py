@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
-
+from . import tables
 from .schema import MIGRATIONS, SchemaOptions, migrations_table_ddl
 
 
@@ -30,8 +29,25 @@ def state_dir() -> Path:
     return Path(state) / "shellspan"
 
 
+def private_dir(path: Path | str) -> Path:
+    """`path` as a directory only its owner can enter (created 0700, or tightened to 0700)."""
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def default_store_dsn() -> str:
     return f"chdb://{state_dir() / 'store'}"
+
+
+def check_dsn(dsn: str) -> str:
+    """`dsn` if the store can open it (chdb://, http://, https://), else ValueError."""
+    scheme = urllib.parse.urlsplit(dsn).scheme
+    if scheme not in ("chdb", "http", "https"):
+        raise ValueError(f"unsupported store DSN scheme {scheme!r} in {redact_dsn(dsn)!r}: "
+                         "use chdb:///path, http:// or https://")
+    return dsn
 
 
 def redact_dsn(dsn: str) -> str:
@@ -41,6 +57,11 @@ def redact_dsn(dsn: str) -> str:
         return dsn
     netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def tuple_values(value: Any) -> tuple:
+    """A tuple column's value as a plain tuple (the client returns a named tuple as a dict)."""
+    return tuple(value.values()) if isinstance(value, dict) else tuple(value)
 
 
 @dataclass(frozen=True)
@@ -53,14 +74,21 @@ class QueryResult:
 
 
 class Store:
-    """Owns the ClickHouse client. Thread-safe; every call is serialized."""
+    """Owns a ClickHouse client. Thread-safe; every call is serialized.
 
-    def __init__(self, dsn: str, options: SchemaOptions | None = None) -> None:
-        self.dsn = dsn
+    With `read_only` (settings), the client is one for reading only, beside the writer's: on the
+    embedded store its own chDB connection, whose session gets these settings and then
+    ``readonly = 1``, so nothing run on it can change them or reach the writer's session; on a
+    server a client without a session that sends these settings (and ``readonly = 2``) with every
+    query, in the schema's database.
+    """
+
+    def __init__(self, dsn: str, options: SchemaOptions | None = None, *,
+                 read_only: dict[str, Any] | None = None) -> None:
+        self.dsn = check_dsn(dsn)
         self.kind = urllib.parse.urlsplit(dsn).scheme
-        if self.kind not in ("chdb", "http", "https"):
-            raise ValueError(f"unsupported store DSN scheme {self.kind!r}: use chdb://, http:// or https://")
         self.options = options or SchemaOptions()
+        self.read_only = read_only
         self._password = urllib.parse.urlsplit(dsn).password
         self._lock = threading.Lock()
         self._client = None
@@ -71,16 +99,33 @@ class Store:
 
     def _connect(self):
         if self._client is None:
+            import clickhouse_connect  # here, so the query commands start without it
+
             try:
-                if self.embedded:
+                if self.read_only is not None:
+                    self._client = self._read_only_client(clickhouse_connect)
+                elif self.embedded:
                     path = urllib.parse.urlsplit(self.dsn).path
-                    Path(path).mkdir(parents=True, exist_ok=True)
+                    private_dir(path)
                     self._client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
                 else:
                     self._client = clickhouse_connect.get_client(dsn=self.dsn)
             except Exception as exc:  # driver raises many types; callers need one
                 raise StoreError(f"cannot open store {redact_dsn(self.dsn)}: {self._error(exc)}") from exc
         return self._client
+
+    def _read_only_client(self, clickhouse_connect):
+        database = self.options.database
+        if self.embedded:
+            path = urllib.parse.urlsplit(self.dsn).path
+            client = clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database)
+            # A chDB connection's SETs stay in its own session; readonly=1 locks them there.
+            for key, value in {**self.read_only, "readonly": 1}.items():
+                client.set_client_setting(key, value)
+            return client
+        return clickhouse_connect.get_client(dsn=self.dsn, database=database,
+                                             autogenerate_session_id=False,
+                                             settings={**self.read_only, "readonly": 2})
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         with self._lock:
@@ -111,7 +156,7 @@ class Store:
         collapse rows in background merges instead of per insert. Queries never rely on either
         (they read with FINAL or merge uniqExact states), so results are the same.
         """
-        qualified = f"`{self.options.database}`.`{table}`"
+        qualified = self.options.name(table)
         with self._lock:
             try:
                 self._connect().raw_insert(qualified, list(column_names), insert_block=data,
@@ -148,9 +193,7 @@ class Store:
     def applied_versions(self) -> set[int]:
         for stmt in migrations_table_ddl(self.options):
             self.command(stmt)
-        rows = self.query(
-            f"SELECT version FROM `{self.options.database}`.`shellspan_migrations` FINAL"
-        ).rows
+        rows = self.query(f"SELECT version FROM {self.options.name(tables.MIGRATIONS)} FINAL").rows
         return {int(r[0]) for r in rows}
 
     def migrate(self) -> list[int]:
@@ -163,7 +206,7 @@ class Store:
             for stmt in migration.statements(self.options):
                 self.command(stmt)
             self.command(
-                f"INSERT INTO `{self.options.database}`.`shellspan_migrations` (version, name) "
+                f"INSERT INTO {self.options.name(tables.MIGRATIONS)} (version, name) "
                 "VALUES ({v:UInt32}, {n:String})",
                 parameters={"v": migration.version, "n": migration.name},
             )

@@ -1,12 +1,14 @@
 """The web UI (static files served by the sink) and the API routes only the UI needs.
 
 The UI is plain HTML, CSS and JavaScript modules under ``ui/``; it needs no build step and no
-network beyond the sink itself. It reads the same API as the CLI (``/api/sessions/{id}``,
-``/api/stats``) plus three read-only routes registered here:
+network beyond the sink itself. The session page's terminal player uses xterm.js, installed from
+the npm registry by ``make setup`` (``npm ci`` in ``ui/vendor/``, pinned by its
+``package-lock.json``) and served from there; without it the rest of the UI works and the
+recording can be downloaded. It reads the same API as the CLI (``/api/sessions``, paged with
+its keyset ``cursor``, ``/api/sessions/{id}``, ``/api/stats``) plus two read-only routes
+registered here:
 
-* ``GET /api/session-page``: ``/api/sessions`` filters, ``limit`` and a keyset ``cursor``;
-  answers ``{"sessions": [...], "count": n, "next_cursor": "..." | null}``.
-* ``GET /api/durations``: the same filters; a session-duration histogram.
+* ``GET /api/durations``: the ``/api/sessions`` filters; a session-duration histogram.
 * ``GET /api/hosts-now``: the same filters; active sessions grouped by host (who is where now).
 
 With sink authentication on, the static files stay readable (they hold no data) and every
@@ -15,7 +17,6 @@ With sink authentication on, the static files stay readable (they hold no data) 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,17 @@ from typing import Any
 from aiohttp import web
 
 from .analytics import AnalyticsQueries
+from .answers import json_response as _json
 from .queries import QueryError, SessionFilter, SessionQueries
 
 UI_DIR = Path(__file__).with_name("ui")
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+# Scripts only from the sink itself (no inline script, no eval). Styles from the sink, plus the
+# inline styles of the terminal player: xterm.js writes its theme as <style> elements and the
+# colours of some cells as style attributes.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "frame-ancestors 'none'")
 Runner = Callable[..., Awaitable[Any]]
-
-
-def _json(data: Any) -> web.Response:
-    return web.Response(text=json.dumps(data, default=str), content_type="application/json")
 
 
 def _filter(request: web.Request, *extra: str) -> tuple[SessionFilter, dict[str, str]]:

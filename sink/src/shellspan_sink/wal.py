@@ -1,5 +1,7 @@
-"""The sink's write-ahead spool: acknowledge once on disk, insert into ClickHouse in large batches.
+"""The sink's write-ahead log (WAL): acknowledge once on disk, insert into ClickHouse in large batches.
 
+Each signal has its own WAL (its own directory, inserting into its own table): spans into
+``otel_traces`` in the WAL directory, log records into ``otel_logs`` in its ``logs`` subdirectory.
 A request's encoded rows are appended to the open segment; one ``fdatasync`` covers every request
 that arrived meanwhile (group commit), and only then are they acknowledged. Segments are sealed by
 size or age and inserted by a separate thread, one insert per segment, then deleted. A segment
@@ -24,6 +26,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import tables
 from .rowbinary import COLUMNS
 from .store import Store, StoreError
 
@@ -35,7 +38,7 @@ OPEN, SEALED = ".open", ".sealed"
 
 
 class Overloaded(Exception):
-    """The spool is full; the client should retry later."""
+    """The WAL is full or cannot be written; the client should retry later."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,13 @@ def read_records(path: Path) -> tuple[list[bytes], int, int]:
 
 
 class WriteAheadLog:
-    def __init__(self, directory: Path, store: Store, *, segment_spans: int = 100_000,
+    def __init__(self, directory: Path, store: Store, *, table: str = tables.OTEL_TRACES,
+                 columns: tuple[str, ...] = COLUMNS, segment_spans: int = 100_000,
                  segment_age: float = 0.5, max_bytes: int = 1 << 30,
                  retry_delay: float = 0.5, max_retry_delay: float = 10.0) -> None:
         self.dir = Path(directory)
         self.store = store
+        self.table, self.columns = table, columns
         self.segment_spans = segment_spans
         self.segment_age = segment_age
         self.max_bytes = max_bytes
@@ -80,7 +85,7 @@ class WriteAheadLog:
         self._open_since = 0.0
         self._seq = 0
         self._stopping = False
-        self.spooled_bytes = 0
+        self.pending_bytes = 0
         self.inserted_spans = 0
         self.failed_inserts = 0
         self.last_error: str | None = None
@@ -97,7 +102,7 @@ class WriteAheadLog:
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise OSError(f"the spool {self.dir} is in use by another sink") from exc
+            raise OSError(f"the WAL {self.dir} is in use by another sink") from exc
         self._recover()
         for thread in self._threads:
             thread.start()
@@ -108,7 +113,7 @@ class WriteAheadLog:
         for path in sorted(self.dir.glob(f"*{OPEN}")):
             _, rows, valid = read_records(path)
             if valid < path.stat().st_size:
-                log.warning("spool %s: dropping a torn record at byte %d (never acknowledged)",
+                log.warning("WAL %s: dropping a torn record at byte %d (never acknowledged)",
                             path.name, valid)
                 os.truncate(path, valid)
             if rows:
@@ -116,10 +121,10 @@ class WriteAheadLog:
             else:
                 path.unlink()
         segments = sorted(self.dir.glob(f"*{SEALED}"))
-        self.spooled_bytes = sum(p.stat().st_size for p in segments)
+        self.pending_bytes = sum(p.stat().st_size for p in segments)
         self._seq = max((int(p.stem) for p in segments), default=0)
         if segments:
-            log.info("spool: replaying %d segment(s), %d bytes", len(segments), self.spooled_bytes)
+            log.info("WAL: replaying %d segment(s), %d bytes", len(segments), self.pending_bytes)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Seal what is open and try to insert everything before returning."""
@@ -136,9 +141,9 @@ class WriteAheadLog:
     # --- the acknowledged path ------------------------------------------------------------------
 
     def check_room(self) -> None:
-        """Refuse early (before a body is read and encoded) when the spool is already full."""
-        if self.spooled_bytes >= self.max_bytes:
-            raise Overloaded(f"spool full ({self.spooled_bytes} bytes waiting for the store)")
+        """Refuse early (before a body is read and encoded) when the WAL is already full."""
+        if self.pending_bytes >= self.max_bytes:
+            raise Overloaded(f"WAL full ({self.pending_bytes} bytes waiting for the store)")
 
     def submit(self, batch: RowBatch) -> Future:
         """Append a batch; the future resolves once it is on disk (fdatasync)."""
@@ -150,8 +155,8 @@ class WriteAheadLog:
         with self._cond:
             if self._stopping:
                 raise Overloaded("the sink is shutting down")
-            if self.spooled_bytes + len(record) > self.max_bytes:
-                raise Overloaded(f"spool full ({self.spooled_bytes} bytes waiting for the store)")
+            if self.pending_bytes + len(record) > self.max_bytes:
+                raise Overloaded(f"WAL full ({self.pending_bytes} bytes waiting for the store)")
             try:
                 if self._fd is None:
                     self._seq += 1
@@ -170,10 +175,10 @@ class WriteAheadLog:
                         os.ftruncate(self._fd, self._open_size)
                     except OSError:
                         pass
-                raise Overloaded(f"spool write failed: {exc}") from exc
+                raise Overloaded(f"WAL write failed: {exc}") from exc
             self._open_size += len(record)
             self._open_rows += batch.size
-            self.spooled_bytes += len(record)
+            self.pending_bytes += len(record)
             self._pending.append((future, batch.size))
             self._cond.notify_all()
         return future
@@ -195,13 +200,13 @@ class WriteAheadLog:
                 if fd is not None:
                     os.fdatasync(fd)
             except OSError as exc:  # a disk that refuses: acknowledge nothing
-                log.error("spool sync failed: %s", exc)
+                log.error("WAL sync failed: %s", exc)
                 error = exc
             for future, size in pending:
                 if error is None:
                     future.set_result(size)
                 else:
-                    future.set_exception(StoreError(f"spool write failed: {error}"))
+                    future.set_exception(StoreError(f"WAL write failed: {error}"))
             if seal:
                 os.close(fd)
                 path.rename(path.with_suffix(SEALED))
@@ -232,12 +237,12 @@ class WriteAheadLog:
             size = path.stat().st_size
             try:
                 if records:
-                    self.store.insert_rowbinary("otel_traces", COLUMNS, b"".join(records))
+                    self.store.insert_rowbinary(self.table, self.columns, b"".join(records))
             except StoreError as exc:
                 self.failed_inserts += 1
                 self.last_error = str(exc)
-                log.warning("insert of %d spooled spans failed (kept, retry in %.1fs): %s",
-                            rows, delay, exc)
+                log.warning("insert of %d rows from the WAL %s failed (kept, retry in %.1fs): %s",
+                            rows, self.dir, delay, exc)
                 with self._cond:
                     if self._stopping:
                         return
@@ -247,7 +252,7 @@ class WriteAheadLog:
             delay = self.retry_delay
             path.unlink()
             with self._cond:
-                self.spooled_bytes -= size
+                self.pending_bytes -= size
                 self.inserted_spans += rows
                 self.last_insert_at = time.time()
                 self.last_error = None
@@ -255,6 +260,6 @@ class WriteAheadLog:
     def state(self) -> dict:
         with self._cond:
             segments = len(list(self.dir.glob(f"*{SEALED}"))) + (self._fd is not None)
-            return {"dir": str(self.dir), "spooled_bytes": self.spooled_bytes, "segments": segments,
+            return {"dir": str(self.dir), "pending_bytes": self.pending_bytes, "segments": segments,
                     "inserted_spans": self.inserted_spans, "failed_inserts": self.failed_inserts,
                     "last_error": self.last_error, "last_insert_at": self.last_insert_at}

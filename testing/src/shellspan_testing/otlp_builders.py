@@ -126,13 +126,14 @@ class Reply:
 
 
 def post(url: str, body: bytes, content_type: str = "application/x-protobuf",
-         encoding: str | None = None, headers: dict[str, str] | None = None) -> Reply:
+         encoding: str | None = None, headers: dict[str, str] | None = None,
+         path: str = "/v1/traces") -> Reply:
     if encoding == "gzip":
         body = gzip.compress(body)
     hdrs = {"Content-Type": content_type, **(headers or {})}
     if encoding:
         hdrs["Content-Encoding"] = encoding
-    request = urllib.request.Request(f"{url}/v1/traces", data=body, headers=hdrs, method="POST")
+    request = urllib.request.Request(f"{url}{path}", data=body, headers=hdrs, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:
             return Reply(resp.status, resp.read(), dict(resp.headers))

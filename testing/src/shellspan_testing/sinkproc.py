@@ -55,6 +55,11 @@ class SinkProcess:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self, timeout: float = 60.0) -> SinkProcess:
+        """Launch the sink and wait until /health says ok."""
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> SinkProcess:
+        """Start the process without waiting for it (see `start_all`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [str(SINK_BIN), "serve", "--store", self.store,
                "--otlp-http", f"127.0.0.1:{self.http_port}",
@@ -63,17 +68,29 @@ class SinkProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child's lifetime
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                      start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0, status: tuple[str, ...] = ("ok",)) -> SinkProcess:
+        """Wait until /health answers with one of `status` (the sink process must be running)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sink exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if self.get("/health").get("status") == "ok":
+                if self.health()[1].get("status") in status:
                     return self
             except (OSError, ValueError):
                 pass
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise TimeoutError(f"sink did not become healthy:\n{self.log()}")
+
+    def health(self) -> tuple[int, dict]:
+        """(HTTP status, body) of /health, whatever the status."""
+        try:
+            with urllib.request.urlopen(f"{self.api_url}/health", timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -83,6 +100,16 @@ class SinkProcess:
         url = f"{self.api_url}{path}" + (f"?{query}" if query else "")
         with urllib.request.urlopen(self._request(url), timeout=30) as resp:
             return json.loads(resp.read())
+
+    def fetch(self, path: str, **params: Any) -> tuple[int, str, bytes]:
+        """(HTTP status, Content-Type, body) of an API GET, whatever the status."""
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        url = f"{self.api_url}{path}" + (f"?{query}" if query else "")
+        try:
+            with urllib.request.urlopen(self._request(url), timeout=60) as resp:
+                return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("Content-Type", ""), exc.read()
 
     def sql(self, statement: str) -> dict:
         """Read-only SQL through the sink (the embedded store belongs to the sink's process)."""
@@ -102,7 +129,8 @@ class SinkProcess:
     def session(self, session_id: str) -> dict:
         return self.get(f"/api/sessions/{session_id}")
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0,
+                 interval: float = 0.05) -> Any:
         """Poll `predicate` until it returns something truthy; return that value."""
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
@@ -113,7 +141,7 @@ class SinkProcess:
                     return value
             except (urllib.error.URLError, KeyError, OSError) as exc:
                 last_error = exc
-            time.sleep(0.2)
+            time.sleep(interval)
         raise TimeoutError(f"condition not met in {timeout}s (last error: {last_error})")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
@@ -130,12 +158,51 @@ class SinkProcess:
         self.stop(signal.SIGKILL)
 
 
+def start_all(*sinks: SinkProcess, timeout: float = 60.0) -> tuple[SinkProcess, ...]:
+    """Start several sinks at once (their start-ups overlap) and wait until all are healthy."""
+    for sink in sinks:
+        sink.launch()
+    for sink in sinks:
+        sink.wait_ready(timeout)
+    return sinks
+
+
 def drained(sink: SinkProcess, timeout: float = 300) -> None:
-    """Wait until the sink's spool is empty: every acknowledged span is in ClickHouse."""
-    sink.wait_for(lambda: sink.get("/health")["spool"]["spooled_bytes"] == 0, timeout=timeout)
+    """Wait until the sink's WALs are empty: every acknowledged span and log record is in
+    ClickHouse.
+
+    Polls every 0.2 s: each /health asks the store, which competes with the inserts a benchmark
+    is timing."""
+    def empty() -> bool:
+        health = sink.get("/health")
+        return health["wal"]["pending_bytes"] == 0 and \
+            health.get("logs", {}).get("wal", {}).get("pending_bytes", 0) == 0
+
+    sink.wait_for(empty, timeout=timeout, interval=0.2)
 
 
-def send_all(port: int, bodies: list[bytes], clients: int) -> float:
+def send_until_acked(port_of: Callable[[], int], body: bytes, deadline: float,
+                     path: str = "/v1/traces") -> int:
+    """POST like an OTLP exporter until acknowledged: on a refused connection or a retryable
+    status, try again. Returns the attempts it took."""
+    attempts = 0
+    while time.monotonic() < deadline:
+        attempts += 1
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port_of(), timeout=10)
+            conn.request("POST", path, body, {"Content-Type": "application/x-protobuf"})
+            status = conn.getresponse().status
+            conn.close()
+            if status == 200:
+                return attempts
+            assert status in (429, 502, 503, 504), status
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("request never acknowledged")
+
+
+def send_all(port: int, bodies: list[bytes], clients: int, path: str = "/v1/traces") -> float:
     """POST every body over `clients` keep-alive connections; return elapsed seconds."""
     chunks = [bodies[i::clients] for i in range(clients)]
     errors: list[str] = []
@@ -144,7 +211,7 @@ def send_all(port: int, bodies: list[bytes], clients: int) -> float:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         for body in chunk:
             while True:
-                conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+                conn.request("POST", path, body, {"Content-Type": "application/x-protobuf"})
                 resp = conn.getresponse()
                 resp.read()
                 if resp.status == 200:

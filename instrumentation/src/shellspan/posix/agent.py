@@ -42,10 +42,10 @@ def _login_name() -> str:
 
 def export_status(exporter: Exporter) -> dict[str, Any]:
     """What ``shellspan status`` shows about the export side."""
-    n, size = exporter.spool.size()
-    return {"spooled_entries": n, "spooled_bytes": size,
-            "last_export_ok": exporter.last_success, "last_error": exporter.last_error,
-            "breaker_open": bool(exporter.breaker.is_open), "stats": dict(exporter.stats)}
+    st = exporter.status()
+    return {"spooled_entries": st.spooled_entries, "spooled_bytes": st.spooled_bytes,
+            "last_export_ok": st.last_success, "last_error": st.last_error,
+            "breaker_open": st.breaker_open, "breaker": st.breaker, "stats": st.stats}
 
 
 class Agent:
@@ -91,7 +91,7 @@ class Agent:
         except OSError:
             pass
         if self.exporter is None:
-            self.exporter = Exporter(self.config, subject=_login_name())
+            self.exporter = Exporter(self.config)
             self.exporter.start()
         for sess in state_file.sessions(state_file.read(self.dir)):
             self.tracker.register(sess)  # take over what a previous agent was watching

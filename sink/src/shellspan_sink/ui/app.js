@@ -1,10 +1,11 @@
 // The shellspan web UI: hash routes, each a view over the sink's HTTP API.
 //   #/sessions?user=&host=&component=&shell_type=&state=&since=&until=&limit=&cursor=
-//   #/sessions/<session id>
+//   #/sessions/<session id>            (with its terminal recording, when it has one: player.js)
 //   #/analytics?user=&host=&component=&shell_type=&since=&until=
 // Nothing here loads all rows: lists are pages (limit + keyset cursor), analytics are aggregates.
 
 import { fmtCount, fmtDuration, fmtPercent, hbars, heatmap, histogram, waterfall } from "./charts.js";
+import { Player, screenView } from "./player.js";
 
 const REFRESH_MS = 5000;
 const FILTERS = ["user", "host", "component", "shell_type", "state", "since", "until"];
@@ -21,7 +22,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else node.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     node.append(typeof c === "object" ? c : document.createTextNode(String(c)));
   }
@@ -34,12 +35,15 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+function authHeaders() {
+  const token = localStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 async function api(path, params = {}) {
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") qs.set(k, v);
-  const headers = { Accept: "application/json" };
-  const token = localStorage.getItem(TOKEN_KEY);
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const headers = { Accept: "application/json", ...authHeaders() };
   const resp = await fetch(path + (qs.toString() ? `?${qs}` : ""), { headers, cache: "no-store" });
   let body = null;
   try { body = await resp.json(); } catch { body = null; }
@@ -70,6 +74,7 @@ function setupToken() {
 
 let generation = 0;
 let timer = null;
+let currentPlayer = null; // the session page's terminal player, stopped when the page changes
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, "") || "/sessions";
@@ -110,6 +115,8 @@ function schedule(fn) {
 async function route() {
   generation += 1;
   clearTimeout(timer);
+  if (currentPlayer) currentPlayer.stop();
+  currentPlayer = null;
   setLive("");
   showError("");
   document.body.dataset.loaded = "";
@@ -132,7 +139,7 @@ async function route() {
 
 function mount(gen, ...nodes) {
   if (gen !== generation) return false;
-  $("#app").replaceChildren(...nodes);
+  $("#app").replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
   return true;
 }
 
@@ -192,12 +199,25 @@ function filterForm(params, fields, target) {
 
 // ---- sessions list ------------------------------------------------------------------------
 
+// Who a session is: the identity the sink verified first, then a warning when the user name the
+// client claimed differs from it; an unverified session shows its claimed name, marked so.
+function identityBadges(s) {
+  if (!s.verified) {
+    return [h("a", { href: link("/sessions", { user: s.user_name }) }, s.user_name || "–"), " ",
+      h("span", { class: "badge", "data-testid": "unverified", title: "no verified token: the user name is what the client claimed" }, "unverified")];
+  }
+  return [h("span", { "data-testid": "verified-identity" }, s.enduser_id), " ",
+    h("span", { class: "badge ok", title: "verified by the sink from a token" }, "✓ verified"),
+    s.user_mismatch ? [" ", h("span", { class: "badge warn", "data-testid": "claimed-mismatch",
+      title: "the user name this session claims differs from its verified identity" }, `claims ${s.user_name || "(none)"}`)] : null];
+}
+
 function sessionRow(s) {
   const href = link(`/sessions/${s.session_id}`);
   const tr = h("tr", { class: "clickable", "data-testid": "session-row", "data-session-id": s.session_id, "data-state": s.state },
     h("td", {}, stateBadge(s.state)),
     h("td", { class: "mono" }, h("a", { href, "data-testid": "session-link" }, s.session_id.slice(0, 12))),
-    h("td", {}, h("a", { href: link("/sessions", { user: s.user_name }) }, s.user_name || "–")),
+    h("td", { "data-testid": "session-user" }, identityBadges(s)),
     h("td", {}, h("a", { href: link("/sessions", { host: s.host_name }) }, s.host_name || "–")),
     h("td", {}, s.shell_type || "–"),
     h("td", {}, s.component_name ? `${s.component_name}${s.component_version ? ` ${s.component_version}` : ""}` : ""),
@@ -265,7 +285,46 @@ function metaItem(label, value) {
   return h("div", {}, h("dt", {}, label), h("dd", {}, value));
 }
 
+// The recording card lives as long as the page shows the session: re-renders move it, so the
+// player keeps playing while an active session refreshes.
+function recordingPanel(id) {
+  const root = h("div", { class: "player", "data-testid": "player" });
+  const screenCard = h("div", { class: "card", "data-testid": "screen-card", hidden: true });
+  const player = new Player(root, id, authHeaders);
+  player.start().catch((err) => { if (err.name !== "AbortError") showError(String(err.message || err)); });
+  currentPlayer = player;
+  const card = h("div", { class: "card", "data-testid": "recording-card" },
+    h("h2", {}, "Terminal recording"),
+    h("p", { class: "muted" }, "Click a command in the timeline or the table to jump to it; its \"screen\" shows the terminal when it ended."),
+    root);
+  const seek = (seq) => {
+    for (const row of document.querySelectorAll("[data-testid=command-row]")) row.classList.toggle("current", Number(row.dataset.seq) === seq);
+    card.scrollIntoView({ block: "nearest" });
+    player.seekToCommand(seq);
+  };
+  const showScreen = async (seq) => {
+    screenCard.replaceChildren(h("p", { class: "muted" }, `Replaying the recording to the end of command #${seq}…`));
+    screenCard.dataset.seq = "";
+    screenCard.hidden = false;
+    const screen = await api(`/api/sessions/${encodeURIComponent(id)}/screen`, { seq, cells: 1 });
+    if (!screen) {
+      screenCard.replaceChildren(h("p", { class: "empty" }, `Nothing was recorded by the end of command #${seq}.`));
+    } else {
+      screenCard.replaceChildren(
+        h("h2", {}, `Screen when command #${seq} ended `, h("span", { class: "mono" }, screen.command)),
+        h("p", { class: "muted" }, `${screen.columns}×${screen.lines}, exit ${screen.exit_code ?? "?"} · `,
+          h("button", { type: "button", class: "link", onclick: () => { screenCard.hidden = true; } }, "close")),
+        screenView(screen));
+    }
+    screenCard.dataset.seq = String(seq);
+    screenCard.hidden = false;
+    screenCard.scrollIntoView({ block: "nearest" });
+  };
+  return { card, screenCard, seek, showScreen };
+}
+
 async function sessionView(id, gen) {
+  const recording = recordingPanel(id); // its recording loads while the session does
   const data = await api(`/api/sessions/${encodeURIComponent(id)}`);
   if (gen !== generation) return;
   if (!data) {
@@ -279,7 +338,9 @@ async function sessionView(id, gen) {
     const endMs = Date.parse(s.end_time || s.last_seen || s.start_time);
     const meta = h("dl", { class: "meta", "data-testid": "session-meta" },
       metaItem("state", stateBadge(s.state)),
-      metaItem("user", h("a", { href: link("/sessions", { user: s.user_name }) }, s.user_name)),
+      metaItem("identity", h("span", { "data-testid": "session-identity" }, identityBadges(s))),
+      s.verified ? metaItem("claimed user", h("a", { href: link("/sessions", { user: s.user_name }) }, s.user_name)) : null,
+      metaItem("vouching host", s.auth_host),
       metaItem("host", h("a", { href: link("/sessions", { host: s.host_name }) }, s.host_name)),
       metaItem("shell", s.shell_type),
       metaItem("component", s.component_name ? `${s.component_name} ${s.component_version || ""}`.trim() : ""),
@@ -290,28 +351,46 @@ async function sessionView(id, gen) {
       metaItem("exit", s.exit_reason ? `${s.exit_reason}${s.exit_code !== null ? `, code ${s.exit_code}` : ""}` : ""),
       metaItem("pid", s.pid), metaItem("tty", s.tty), metaItem("client address", s.client_address),
       metaItem("start directory", attrs["shell.cwd"]), metaItem("service", s.service_name),
-      metaItem("token", s.verified ? `verified${s.enduser_id ? ` (${s.enduser_id})` : ""}` : "unverified"),
+      metaItem("started from", d.parent ? h("span", {}, h("a", { class: "mono", href: link(`/sessions/${d.parent.session_id}`), "data-testid": "parent-link" }, d.parent.session_id.slice(0, 12)),
+        d.parent.command ? [" by command ", d.parent.command_seq !== null ? `#${d.parent.command_seq} ` : "", h("code", {}, d.parent.command)] : "") : null),
+      metaItem("nested sessions", (d.children || []).length ? h("span", { "data-testid": "children" }, d.children.map((c, i) => [i ? ", " : "",
+        h("a", { class: "mono", href: link(`/sessions/${c.session_id}`), "data-testid": "child-link" }, c.session_id.slice(0, 12)),
+        c.command_seq !== null && c.command_seq !== undefined ? ` (command #${c.command_seq})` : ""])) : null),
     );
-    const rows = d.commands.map((c) => h("tr", { "data-testid": "command-row", "data-seq": c.seq },
+    const foreign = (d.foreign_commands || []).map((c) => h("tr", { "data-testid": "foreign-row" },
+      h("td", { class: "num" }, String(c.seq)), h("td", {}, c.verified ? c.enduser_id : "unverified"),
+      h("td", { class: "mono cmd" }, c.command)));
+    const rows = d.commands.map((c) => h("tr", { class: "clickable", "data-testid": "command-row", "data-seq": c.seq,
+      onclick: (ev) => { if (!ev.target.closest("button, a")) recording.seek(c.seq); } },
       h("td", { class: "num" }, String(c.seq)),
       h("td", { class: "num", title: c.start_time }, `+${fmtDuration((Date.parse(c.start_time) - startMs) / 1000)}`),
       h("td", { class: "num" }, fmtDuration(c.duration_ms / 1000)),
       h("td", {}, exitBadge(c.exit_code)),
       h("td", { class: "mono" }, c.cwd || ""),
       h("td", { class: "mono cmd", "data-testid": "command-text" }, c.command, c.redacted ? h("span", { class: "badge", title: "a secret was replaced on the shell host" }, " redacted") : ""),
+      h("td", {}, h("button", { type: "button", class: "link", "data-testid": "screen-button", title: "the terminal when this command ended",
+        onclick: () => recording.showScreen(c.seq) }, "screen")),
     ));
     const attrRows = Object.keys(attrs).sort().map((k) => h("tr", {}, h("td", { class: "mono" }, k), h("td", { class: "mono" }, attrs[k])));
     return [
       h("p", {}, h("a", { href: link("/sessions") }, "« sessions")),
       h("h1", {}, `Session `, h("span", { class: "mono", "data-testid": "session-id" }, s.session_id), " ", stateBadge(s.state)),
       h("div", { class: "card" }, meta),
+      recording.card,
+      recording.screenCard,
       h("div", { class: "card" }, h("h2", {}, "Command timeline"),
         h("p", { class: "muted" }, "Each bar starts when the command started and is as long as it ran; green exited 0, red failed, grey unknown. Dashed lines mark a change of working directory."),
-        h("div", { class: "chart" }, waterfall(d.commands, startMs, endMs))),
+        h("div", { class: "chart", onclick: (ev) => {
+          const bar = ev.target.closest("[data-testid=waterfall-row]");
+          if (bar && !ev.target.closest("a")) recording.seek(Number(bar.dataset.seq));
+        } }, waterfall(d.commands, startMs, endMs))),
       h("div", { class: "card" }, h("h2", {}, `Commands (${d.commands.length})`),
         h("table", { "data-testid": "commands-table" },
-          h("thead", {}, h("tr", {}, ["#", "at", "took", "exit", "cwd", "command"].map((c, i) => h("th", { class: i < 3 ? "num" : "" }, c)))),
-          h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "empty" }, "no commands recorded"))))),
+          h("thead", {}, h("tr", {}, ["#", "at", "took", "exit", "cwd", "command", ""].map((c, i) => h("th", { class: i < 3 ? "num" : "" }, c)))),
+          h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7, class: "empty" }, "no commands recorded"))))),
+      foreign.length ? h("div", { class: "card", "data-testid": "foreign-commands" }, h("h2", {}, `Sent by another identity (${foreign.length})`),
+        h("p", { class: "muted" }, "These spans carry this session's id but not its owner's identity; they reached the store without the sink's owner check and are not part of this session."),
+        h("table", {}, h("thead", {}, h("tr", {}, ["#", "sent by", "command"].map((c) => h("th", {}, c)))), h("tbody", {}, foreign))) : null,
       h("div", { class: "card" }, h("details", {}, h("summary", {}, `All attributes (${attrRows.length})`), h("table", {}, h("tbody", {}, attrRows)))),
     ];
   };

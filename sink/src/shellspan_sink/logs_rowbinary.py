@@ -1,0 +1,93 @@
+"""OTLP logs request → ClickHouse RowBinary rows for ``otel_logs``.
+
+Values are written as the contrib ClickHouse exporter writes them (lowercase hex ids, attribute
+values and the body as strings in the same forms as ``rowbinary``; a record without a time gets
+its observed time). Terminal recordings are the logs the sink is for, so a record must carry a
+trace id (the session) and a span id (the command, or the session's root span); records without
+them are rejected (OTLP partial success), as spans with invalid ids are.
+
+This encoder is Python only: the compiled encoder (``sink-accel``) covers traces. Recording
+records are few and large (chunks of terminal output), so the per-record cost matters less than
+for spans; docs/benchmarks.md has the measured throughput.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from shellspan import semconv
+
+from .rowbinary import (
+    SINK_OWNED_ATTRIBUTES,
+    _truncate,
+    _Writer,
+    any_to_str,
+    attribute_pairs,
+    parse_request,
+)
+
+COLUMNS = (
+    "Timestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText", "SeverityNumber",
+    "ServiceName", "Body", "ResourceSchemaUrl", "ResourceAttributes", "ScopeSchemaUrl",
+    "ScopeName", "ScopeVersion", "ScopeAttributes", "LogAttributes", "EventName",
+)
+
+_SERVICE_NAME = semconv.SERVICE_NAME.encode()
+
+
+def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes: int,
+                   max_attribute_length: int, skip: Collection[str] | None = None,
+                   ) -> tuple[bytes, int, int, dict[str, int]]:
+    """(RowBinary rows, rows written, records rejected for invalid ids, {trace id: valid
+    records}), as ``rowbinary.encode_request`` for spans: records of the trace ids in `skip`
+    are counted, not written. ValueError if undecodable. `identity` is stamped into every
+    record's attributes, as on spans."""
+    request: ExportLogsServiceRequest = parse_request(body, ExportLogsServiceRequest)
+    w = _Writer()
+    rows = rejected = 0
+    traces: dict[str, int] = {}
+    extra = {k.encode(): _truncate(v.encode(), max_attribute_length)
+             for k, v in (identity or {}).items()}
+    for resource_logs in request.resource_logs:
+        resource = attribute_pairs(resource_logs.resource.attributes, max_attributes,
+                                   max_attribute_length, SINK_OWNED_ATTRIBUTES)
+        service = resource.get(_SERVICE_NAME, b"")
+        resource_url = resource_logs.schema_url.encode()
+        for scope_logs in resource_logs.scope_logs:
+            scope = scope_logs.scope
+            scope_url = scope_logs.schema_url.encode()
+            scope_name, scope_version = scope.name.encode(), scope.version.encode()
+            scope_attrs = attribute_pairs(scope.attributes, max_attributes, max_attribute_length)
+            for rec in scope_logs.log_records:
+                trace_id, span_id = rec.trace_id, rec.span_id
+                if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
+                    rejected += 1
+                    continue
+                trace_hex = trace_id.hex()
+                traces[trace_hex] = traces.get(trace_hex, 0) + 1
+                if skip and trace_hex in skip:
+                    continue
+                rows += 1
+                w.u64(rec.time_unix_nano or rec.observed_time_unix_nano)
+                w.string(trace_hex)
+                w.string(span_id.hex())
+                w.buf.append(rec.flags & 0xFF)
+                w.string(rec.severity_text)
+                w.buf.append(rec.severity_number if 0 <= rec.severity_number <= 255 else 0)
+                w.bytes_(service)
+                w.string(any_to_str(rec.body))
+                w.bytes_(resource_url)
+                w.map_(resource)
+                w.bytes_(scope_url)
+                w.bytes_(scope_name)
+                w.bytes_(scope_version)
+                w.map_(scope_attrs)
+                attrs = attribute_pairs(rec.attributes, max_attributes, max_attribute_length,
+                                        SINK_OWNED_ATTRIBUTES)
+                if extra:
+                    attrs.update(extra)
+                w.map_(attrs)
+                w.string(rec.event_name)
+    return bytes(w.buf), rows, rejected, traces
