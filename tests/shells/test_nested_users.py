@@ -11,7 +11,7 @@ import pytest
 
 from shellspan.posix.hooks import init_script
 from shellspan_testing.posix_shell_helpers import PROMPT, SHELLSPAN, ShellEnv, have, rc_files
-from shellspan_testing.unix_users import NoPython, UnixUser, can_create_users, public_dir
+from shellspan_testing.unix_users import UnixUser, default_view, missing_tools, public_dir
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
 
@@ -23,24 +23,21 @@ def sink(module_sink):
 
 @pytest.fixture
 def user(request):
-    why = can_create_users() or ("sudo is not installed (scripts/install-test-deps.sh)"
+    why = missing_tools() or default_view().problem or ("sudo is not installed (scripts/install-test-deps.sh)"
                                  if not have("sudo") else None) or (
         None if have("bash") else "bash is not installed")
     if why:
         pytest.skip(why)
     base = public_dir("shellspan-users-")
     request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
-    try:
-        u = UnixUser(base)
-    except NoPython as exc:
-        pytest.skip(str(exc))
+    u = UnixUser(base)
     request.addfinalizer(u.remove)
     rule = Path(f"/etc/sudoers.d/shellspan-test-{u.name}")
     rule.write_text(f"{u.name} ALL=(ALL) NOPASSWD: ALL\n")
     rule.chmod(0o440)
     request.addfinalizer(rule.unlink)
     yield u
-    u.stop_agents(Path(f"/tmp/shellspan-{u.uid}"))
+    u.kill_processes()  # its shells and agents, before their directories go
     shutil.rmtree(f"/tmp/shellspan-{u.uid}", ignore_errors=True)
 
 
@@ -81,12 +78,12 @@ def test_sudo_session_links_to_the_users_command(sink, user, tmp_path, how):
     pub = public_dir("shellspan-root-rc-")
     try:
         rc, root_env = root_rc(pub, sink.otlp_http_endpoint)
-        hook = user.file(user.home / ".shellspan.bash", init_script("bash", str(user.bin)))
-        user.file(user.home / ".bashrc", f"PS1='{PROMPT}'\nHISTFILE=/dev/null\nsource {hook}\n")
+        hook = user.write(".shellspan.bash", init_script("bash", str(user.bin)))
+        user.write(".bashrc", f"PS1='{PROMPT}'\nHISTFILE=/dev/null\nsource {hook}\n")
         env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(user.home), "USER": user.name,
                "LOGNAME": user.name, "TERM": "xterm",
                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.otlp_http_endpoint}
-        argv = user.argv("bash", "-i", env=env)
+        argv = user.argv(["bash", "-i"], env)
         sh = pexpect.spawn(argv[0], argv[1:], env={"PATH": "/usr/bin:/bin"}, encoding="utf-8",
                            timeout=30)
         sh.expect_exact(PROMPT)
@@ -114,8 +111,10 @@ def test_sudo_session_links_to_the_users_command(sink, user, tmp_path, how):
 
 
 def test_su_dash_session_links_to_the_command(sink, tmp_path):
-    if not have("bash") or can_create_users():
-        pytest.skip(can_create_users() or "bash is not installed")
+    why = missing_tools() or default_view().problem or (
+        None if have("bash") else "bash is not installed")
+    if why:
+        pytest.skip(why)
     pub = public_dir("shellspan-root-rc-")
     try:
         rc, inner_env = root_rc(pub, sink.otlp_http_endpoint)

@@ -8,8 +8,8 @@ import pytest
 
 from shellspan import semconv as sc
 from shellspan.otlp import new_span_id, new_trace_id
+from shellspan.posix import journal, state
 from shellspan.posix import records as r
-from shellspan.posix import state
 from shellspan.posix.sessions import SessionTracker, command_name
 from shellspan.redact import default_redactor
 
@@ -21,7 +21,9 @@ PID = os.getpid()  # a live process, so the tracker's /proc look-ups find someth
 def start(**kw) -> r.Start:
     fields = dict(pid=PID, session_id=SID, start_us=1_700_000_000_000_000, shell="bash",
                   root_span=new_span_id(), ppid=1, shlvl=2, parent_traceparent="",
-                  user="alice", ssh="10.1.2.3 5555 10.0.0.1 22", version="5.2.15", cwd="/srv")
+                  user="alice", ssh="10.1.2.3 5555 10.0.0.1 22", version="5.2.15",
+                  ancestors=((321, ""), (123, "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01")),
+                  cwd="/srv")
     fields.update(kw)
     return r.Start(**fields)
 
@@ -66,34 +68,69 @@ def test_malformed_records_are_refused_with_a_reason(raw, why):
         r.parse(raw)
 
 
-def test_reader_splits_a_stream_and_keeps_an_incomplete_tail():
+def test_split_takes_whole_records_and_leaves_an_unfinished_tail():
     errors = []
-    reader = r.RecordReader(on_error=lambda raw, why: errors.append(why))
     wire = b"".join(r.encode(x) for x in EXAMPLES) + b"Q\x1fjunk\0"
-    cut = len(wire) // 2
-    got = reader.feed(wire[:cut]) + reader.feed(wire[cut:-3]) + reader.feed(wire[-3:])
-    assert got == EXAMPLES
+    got, used = r.split(wire[:-3], lambda raw, why: errors.append(why))
+    assert got == EXAMPLES and errors == []  # the bad record is not whole yet
+    assert used == len(wire) - len(b"Q\x1fjunk\0")
+    rest, used2 = r.split(wire[used:], lambda raw, why: errors.append(why))
+    assert rest == [] and used2 == len(b"Q\x1fjunk\0")
     assert errors == ["unknown record kind 'Q'"]
 
 
-def test_long_records_are_joined_from_interleaved_pieces():
-    long_a = r.Begin(PID, SID, 1, SPAN, 5, "/", "", "", "a" * 2500 + "é")
-    long_b = r.Begin(PID + 1, SID, 2, SPAN, 5, "/", "", "", "b" * 1000)
-    pa = r.pieces(r.encode(long_a), PID).split(b"\0")[:-1]
-    pb = r.pieces(r.encode(long_b), PID + 1).split(b"\0")[:-1]
-    assert len(pa) == 3 and all(len(p.decode()) <= r.PIECE + 10 for p in pa)
-    stream = b"\0".join([pa[0], pb[0], pa[1], pb[1], pa[2]]) + b"\0"
-    assert r.RecordReader().feed(stream) == [long_b, long_a]
+@pytest.mark.parametrize("written, micros", [
+    ("1700000000123456", 1_700_000_000_123_456),
+    ("1700000000.123456", 1_700_000_000_123_456),
+    ("1700000000,5", 1_700_000_000_500_000),  # EPOCHREALTIME in a locale with a decimal comma
+    ("1700000000.0", 1_700_000_000_000_000),
+    ("0", None), ("", None), ("1.2.3", None),
+])
+def test_times_in_microseconds_or_seconds_with_a_fraction(written, micros):
+    rec = r.parse(f"X\x1f42\x1f{SID}\x1f{written}\x1f0\x1feof")
+    assert rec.time_us == micros
 
 
-def test_forgotten_pieces_do_not_prefix_a_later_record():
-    reader = r.RecordReader()
-    first = r.pieces(r.encode(r.Begin(PID, SID, 1, SPAN, 5, "/", "", "", "x" * 2000)), PID)
-    reader.feed(first.split(b"\0")[0] + b"\0")  # the shell died after one piece
-    assert reader.unfinished() == first.split(b"\0")[0] + b"\0"  # what a stopping agent leaves
-    reader.forget(PID)
-    later = r.Exit(PID, SID, 7, 0, "exit")
-    assert reader.feed(r.pieces(r.encode(later), PID)) == [later]
+def test_a_history_entry_written_as_bash_prints_it():
+    raw = (f"B\x1f42\x1f{SID}\x1f1\x1f{SPAN.hex()}\x1f5\x1f/\x1fh\x1f\x1f"
+           "  118  echo  two  spaces\n")
+    rec = r.parse(raw)
+    assert rec.text == "echo  two  spaces" and rec.flags == ""
+    hidden = r.parse(raw.replace("\x1fh\x1f", "\x1fsh\x1f").replace("118  echo", "118*  echo"))
+    assert hidden.text == " echo  two  spaces" and hidden.flags == "s"
+
+
+def test_journals_are_read_on_where_the_last_reader_stopped(tmp_path):
+    sid2 = new_trace_id().hex()
+    first = [r.Begin(PID, SID, 1, SPAN, 10, "/", "", "", "one"), r.End(PID, SID, 1, 30, 0, (0,))]
+    other = [r.Begin(PID + 1, sid2, 1, SPAN, 20, "/", "", "", "two")]
+    later = r.encode(r.Exit(PID + 1, sid2, 40, 0, "eof"))
+    f1, f2 = tmp_path / journal.name(SID, 0), tmp_path / journal.name(sid2, 0)
+    f1.write_bytes(b"".join(map(r.encode, first)))
+    f2.write_bytes(b"".join(map(r.encode, other)) + later[:7])  # a record being written
+    reader = journal.Journals(str(tmp_path))
+    assert reader.read() == [first[0], other[0], first[1]]  # in time order across files
+    assert reader.read() == []
+    offsets = reader.offsets()
+    reader.close()
+    with f2.open("ab") as f:  # the record is finished while no agent reads
+        f.write(later[7:] + b"Q\x1fjunk\0")
+    errors = []
+    successor = journal.Journals(str(tmp_path), offsets,
+                                 on_error=lambda raw, why: errors.append(raw))
+    assert successor.read() == [r.parse(later[:-1].decode())] and errors == [b"Q\x1fjunk"]
+    successor.end(sid2)
+    successor.read()
+    assert not f2.exists() and f1.exists()  # an ended session's file goes once read to the end
+
+
+def test_an_older_generation_goes_once_read(tmp_path):
+    f0, f1 = tmp_path / journal.name(SID, 0), tmp_path / journal.name(SID, 1)
+    f0.write_bytes(r.encode(r.End(PID, SID, 1, 30, 0, (0,))))
+    f1.write_bytes(r.encode(r.Exit(PID, SID, 40, 0, "eof")))
+    reader = journal.Journals(str(tmp_path))
+    assert [type(x).__name__ for x in reader.read()] == ["End", "Exit"]
+    assert not f0.exists() and f1.exists()
 
 
 @pytest.mark.parametrize("lines", [

@@ -1,12 +1,12 @@
-"""The per-user agent of bash and zsh sessions (``shellspan agent``): the FIFO reader and loop.
+"""The per-user agent of bash and zsh sessions (``shellspan agent``): the reading loop.
 
-The hooks write records into the FIFO ``events`` of the runtime directory; this process reads
-them (``records``), turns them into spans (``sessions``) and hands the spans to the shared
-exporter (OTLP/HTTP, circuit breaker, on-disk spool). Twice a second it checks every shell's
-pid: a shell that disappeared without its exit record is closed as ``hangup`` (its terminal
-is gone too) or ``orphaned``. Files of the runtime directory: ``events`` (FIFO),
-``agent.pid``, ``agent.lock``, ``state.json``, ``agent.log``, ``h.PID`` (a bash shell's
-scratch file) and ``q.PID`` (records a shell left behind when it exited with no agent up).
+The hooks append records to their sessions' journal files in the runtime directory; this
+process reads them (``journal``, ``records``) on a clock, turns them into spans (``sessions``)
+and hands the spans to the shared exporter (OTLP/HTTP, circuit breaker, on-disk spool). Twice
+a second it checks every shell's pid: a shell that disappeared without its exit record is
+closed as ``orphaned``. Files of the runtime directory: ``r.SESSION.N`` (journals),
+``agent.pid``, ``agent.lock``, ``state.json``, ``agent.log``, and a bash shell's ``h.PID``
+(scratch) and ``l.PID`` (line notes).
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from typing import Any
 from shellspan.config import Config, _env_float
 from shellspan.export import Exporter
 from shellspan.otlp import SpanData
-from shellspan.posix import daemon, procfs, runtime
+from shellspan.posix import daemon, runtime
 from shellspan.posix import state as state_file
-from shellspan.posix.records import Record, RecordReader
+from shellspan.posix.journal import Journals
+from shellspan.posix.records import Record
 from shellspan.posix.runtime import path
 from shellspan.posix.sessions import SessionTracker, ShellSession
 from shellspan.redact import default_redactor
 
-FIFO = "events"
-PIPE_SIZE = 1024 * 1024  # room for bursts between the agent's reads (Linux; default 64 KiB)
 MAX_BATCH = 200
-SPILL_SETTLE_S = 0.05
+LOCK_WAIT_S = 5.0  # for an agent that is stopping (shells start the next one meanwhile)
+OLD_FIFO = "events"  # where records went before journal files
 
 
 def _login_name() -> str:
@@ -54,10 +54,8 @@ class Agent:
         self.env = dict(os.environ if env is None else env)
         self.config = Config(self.env)
         self.dir = directory
-        self.fifo = path(FIFO, self.dir)
-        self.fd = -1
         self.exporter = exporter
-        self.reader = RecordReader(on_error=self._bad_record)
+        self.journals = Journals(directory, on_error=self._bad_record, log=self.log)
         self.tracker = SessionTracker(
             self.emit, host=os.uname().nodename, redactor=default_redactor(),
             heartbeat_s=self.config.heartbeat_s, user_name=_login_name, on_close=self._closed,
@@ -79,29 +77,28 @@ class Agent:
     # --- set-up ------------------------------------------------------------------------------
 
     def prepare(self) -> bool:
-        """Create the FIFO and take the lock (the directory was checked by
-        ``runtime.choose``); False if another agent holds the lock."""
-        import fcntl
-
-        if not self.lock.acquire():
+        """Take the lock (the directory was checked by ``runtime.choose``) and take over from
+        the agent before (its sessions, where it stopped reading); False if another agent
+        holds the lock."""
+        if not self.lock.acquire(LOCK_WAIT_S):
             return False
-        self.fd = open_fifo(self.fifo)
-        try:
-            fcntl.fcntl(self.fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
-        except OSError:
-            pass
         if self.exporter is None:
             self.exporter = Exporter(self.config)
             self.exporter.start()
-        for sess in state_file.sessions(state_file.read(self.dir)):
+        previous = state_file.read(self.dir)
+        for sess in state_file.sessions(previous):
             self.tracker.register(sess)  # take over what a previous agent was watching
+        self.journals = Journals(self.dir, state_file.offsets(previous),
+                                 on_error=self._bad_record, log=self.log)
+        _remove_old_fifo(path(OLD_FIFO, self.dir))
         daemon.write_pid_file(self.dir)
         return True
 
     # --- records -----------------------------------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
-        for record in self.reader.feed(data):
+    def read(self) -> None:
+        """Read and handle every record written since the last read."""
+        for record in self.journals.read():
             self.records += 1
             self.dirty = True  # sessions, commands or pending commands changed
             if self.config.debug:
@@ -120,11 +117,12 @@ class Agent:
     def _closed(self, sess: ShellSession) -> None:
         if self.config.debug:
             self.log(f"closed session {sess.sid}")
-        self.reader.forget(sess.pid)
-        try:
-            os.unlink(path(f"h.{sess.pid}", self.dir))
-        except OSError:
-            pass
+        self.journals.end(sess.sid)
+        for scratch in (f"h.{sess.pid}", f"l.{sess.pid}"):
+            try:
+                os.unlink(path(scratch, self.dir))
+            except OSError:
+                pass
         self.dirty = True
 
     def emit(self, span: SpanData, now: bool = False) -> None:
@@ -140,71 +138,14 @@ class Agent:
             for span in batch:
                 self.exporter.submit(span)
 
-    def read_spilled(self) -> None:
-        """Records left in ``q.PID`` files: by shells that exited or queued a lot while no agent
-        was up, and by an agent that stopped in the middle of a long record. Read after the
-        FIFO, which holds what was written before. A file of a live shell is renamed first
-        and read a moment later, so an append that was under way lands in it."""
-        try:
-            names = sorted(n for n in os.listdir(self.dir) if n.startswith("q."))
-        except OSError:
-            return
-        taken = []
-        for name in names:
-            spilled = path(name, self.dir)
-            pid = name[2:].split(".")[0]
-            if pid.isdigit() and "." not in name[2:] and procfs.alive(int(pid)):
-                aside = f"{spilled}.{os.getpid()}"
-                try:
-                    os.rename(spilled, aside)
-                except OSError:
-                    continue
-                taken.append(aside)
-                continue
-            self._read_spill(spilled)
-        if taken:
-            time.sleep(SPILL_SETTLE_S)
-            for aside in taken:
-                self._read_spill(aside)
-
-    def _read_spill(self, spilled: str) -> None:
-        try:
-            fd = os.open(spilled, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                st = os.fstat(fd)
-                data = b""
-                if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
-                    chunks = []
-                    while chunk := os.read(fd, 1 << 20):
-                        chunks.append(chunk)
-                    data = b"".join(chunks)
-            finally:
-                os.close(fd)
-            os.unlink(spilled)
-        except OSError:
-            return
-        self.feed(data)
-
-    def drain(self) -> None:
-        """Read and handle every record waiting in the FIFO."""
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return
-            except InterruptedError:
-                continue
-            if not data:
-                return
-            self.feed(data)
-
     # --- state file --------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "pid": os.getpid(), "started": self.started, "endpoint": self.config.endpoint,
             "spool_dir": self.config.spool_dir, "records": self.records,
-            "sessions": [state_file.session_entry(s) for s in self.tracker.sessions.values()]}
+            "sessions": [state_file.session_entry(s) for s in self.tracker.sessions.values()],
+            "journals": self.journals.offsets()}
         if self.exporter is not None:
             out.update(export_status(self.exporter))
         return out
@@ -226,10 +167,9 @@ class Agent:
         self._stop = True
 
     def run(self) -> int:
-        """Read the FIFO on a clock, not when a shell writes: a shell's write then never wakes
-        the agent (no context switch on the shell's time, and none at the moment the shell
-        forks the command it is about to run, which would leave a Ctrl-C to the new process
-        more time to be lost); the pipe holds what comes between two reads."""
+        """Read the journals on a clock, not when a shell writes: a shell's write then never
+        wakes the agent (no context switch on the shell's time, and none at the moment the
+        shell forks the command it is about to run)."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -244,13 +184,12 @@ class Agent:
                 continue
             if now >= next_read:
                 next_read = now + self.read_s
-                self.drain()
+                self.read()
             if self.batch and now >= self.batch_due:
                 self.flush_batch()
             if now >= next_watch:
                 next_watch = now + self.watch_s
-                self.drain()  # a shell's exit record comes before its pid is found gone
-                self.read_spilled()
+                self.read()  # a shell's exit record comes before its pid is found gone
                 self.tracker.watch()
                 if self.tracker.sessions:
                     idle_since = now
@@ -266,58 +205,26 @@ class Agent:
 
     def shutdown(self) -> None:
         """Stop without losing a record: no longer announced (the pid file goes first, so
-        shells queue instead of writing to us), then what is in the FIFO is read; what shells
-        write after that stays in the FIFO (they hold it open) for the next agent, and a long
-        record caught half-way is left in a q file for it too."""
+        shells start the next agent), what was written is read and handed on, and where
+        reading stopped is kept in the state file for the next agent."""
         daemon.remove_pid_file(self.dir)
-        self.drain()
-        self._leave_unfinished()
+        self.read()
         self.flush_batch()
         self.save_state()
+        self.journals.close()
         if self.exporter is not None:
             self.exporter.flush(2.0)
         self.log("stopped")
 
-    def _leave_unfinished(self) -> None:
-        pieces = self.reader.unfinished()
-        if not pieces:
-            return
-        try:
-            fd = runtime.open_private(path(f"q.{os.getpid()}.0", self.dir),
-                                      os.O_WRONLY | os.O_APPEND)
-            try:
-                os.write(fd, pieces)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            self.log(f"cannot leave an unfinished record: {exc!r}")
 
-
-def open_fifo(fifo: str) -> int:
-    """Open the FIFO read-write and non-blocking. An existing FIFO of this user is kept: what
-    shells wrote while no agent ran is still in it (a pipe lives while anyone holds it open).
-    Anything else there (a file, a link, another user's FIFO) is replaced by a new FIFO, made
-    and opened under another name first, so no shell can write into it before it is held."""
-    flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
+def _remove_old_fifo(fifo: str) -> None:
+    """The FIFO of an earlier version, if this user's: nothing reads it any more."""
     try:
         st = os.lstat(fifo)
         if stat.S_ISFIFO(st.st_mode) and st.st_uid == os.geteuid():
-            fd = os.open(fifo, flags)
-            if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
-                os.fchmod(fd, 0o600)
-            return fd
-    except FileNotFoundError:
+            os.unlink(fifo)
+    except OSError:
         pass
-    new = f"{fifo}.{os.getpid()}.new"
-    try:
-        os.unlink(new)
-    except FileNotFoundError:
-        pass
-    os.mkfifo(new, 0o600)
-    fd = os.open(new, flags)
-    os.fchmod(fd, 0o600)
-    os.rename(new, fifo)
-    return fd
 
 
 def main(args: list[str]) -> int:

@@ -134,16 +134,26 @@ class SessionTracker:
             return
         start_ns = _ns(rec.start_us, time.time_ns())
         old = self.by_pid.get(rec.pid)
-        if old is not None and old.proc_start is not None:
-            st = procfs.stat(rec.pid)
-            if st is not None and st[1] == old.proc_start:  # the same process: `exec bash`
-                self._end_by_exec(old, start_ns)
+        if old is not None and self._is_exec(old, rec):
+            self._end_by_exec(old, start_ns)
         sess = ShellSession(sid, rec.pid, rec.shell or "sh", start_ns,
                             rec.root_span or new_span_id())
         self._describe(sess, ppid=rec.ppid or 0, user=rec.user, ssh=rec.ssh, cwd=rec.cwd,
-                       shlvl=rec.shlvl, traceparent=rec.parent_traceparent, version=rec.version)
+                       shlvl=rec.shlvl, traceparent=rec.parent_traceparent, version=rec.version,
+                       ancestors=rec.ancestors)
         self.register(sess)
         self._emit_start(sess)
+
+    @staticmethod
+    def _is_exec(old: ShellSession, rec: Start) -> bool:
+        """A new session in the process of a live one: ``exec bash``. Known from the process
+        (the same start time) or, when it has already gone by the time the records are read,
+        from the new shell's TRACEPARENT: a command of the old session started it."""
+        st = procfs.stat(rec.pid)
+        if st is not None and old.proc_start is not None:
+            return st[1] == old.proc_start
+        parent = parse_traceparent(rec.parent_traceparent) if rec.parent_traceparent else None
+        return parent is not None and parent[0] == old.trace_id
 
     def adopt(self, pid: int, sid: str) -> ShellSession | None:
         """A record of a session never seen starting (it started before this agent)."""
@@ -160,7 +170,8 @@ class SessionTracker:
 
     def _describe(self, sess: ShellSession, *, ppid: int = 0, user: str = "", ssh: str = "",
                   cwd: str = "", shlvl: int | None = None, traceparent: str = "",
-                  version: str = "") -> None:
+                  version: str = "", ancestors: tuple[tuple[int, str], ...] | None = None
+                  ) -> None:
         st = procfs.stat(sess.pid)
         sess.proc_start = st[1] if st else None
         sess.tty = procfs.tty_of(sess.pid)
@@ -176,29 +187,25 @@ class SessionTracker:
             attrs[sc.SHELL_VERSION] = version
         parent = parse_traceparent(traceparent) if traceparent else None
         if parent is None:
-            parent = self._parent_from_processes(sess.pid, ppid)
+            if ancestors is None:  # adopted: its start record is gone; the processes now
+                ancestors = procfs.ancestors(sess.pid, ANCESTORS)
+            parent = self._parent_from(ancestors)
         if parent is not None and parent[0] != sess.trace_id:
             spans.parent_link(attrs, sess.links, parent[0], parent[1])
         sess.attributes = attrs
 
-    def _parent_from_processes(self, pid: int, ppid: int) -> tuple[bytes, bytes] | None:
+    def _parent_from(self, ancestors: tuple[tuple[int, str], ...]) -> tuple[bytes, bytes] | None:
         """The command that started this shell when its environment did not say (``su -``,
-        ``sudo -i`` and ``sudo -s`` clear it): up the process tree, the first ancestor that is
-        a shell this agent knows (its running command), or whose environment names a command
-        (``TRACEPARENT``, as it was passed to ``su``/``sudo``; readable when the new shell's
-        user may read it, e.g. root)."""
-        current = ppid or procfs.ppid(pid)
-        for _ in range(ANCESTORS):
-            if current <= 1:
-                return None
-            known = self.by_pid.get(current)
+        ``sudo -i`` and ``sudo -s`` clear it): the first of its ancestors (nearest first) that
+        is a shell this agent knows (its running command), or that was started with a
+        ``TRACEPARENT`` (as ``su``/``sudo`` were)."""
+        for pid, traceparent in ancestors:
+            known = self.by_pid.get(pid)
             if known is not None and known.pending is not None and known.pending.span:
                 return known.trace_id, known.pending.span
-            tp = procfs.environ(current).get("TRACEPARENT", "")
-            parent = parse_traceparent(tp) if tp else None
+            parent = parse_traceparent(traceparent) if traceparent else None
             if parent is not None:
                 return parent
-            current = procfs.ppid(current)
         return None
 
     def register(self, sess: ShellSession) -> None:

@@ -1,8 +1,9 @@
 """The agent's state file (``state.json`` in the runtime directory).
 
-Written by the agent whenever its sessions change (and every few seconds): the live sessions
-and the export status. ``shellspan status`` reads it, and an agent that starts after another
-one stopped or crashed takes over the sessions listed in it.
+Written by the agent whenever its sessions change (and every few seconds): the live sessions,
+how far each journal file has been read, and the export status. ``shellspan status`` reads it,
+and an agent that starts after another one stopped or crashed takes over the sessions listed
+in it and goes on reading where it stopped.
 """
 
 from __future__ import annotations
@@ -72,3 +73,11 @@ def sessions(state: dict[str, Any]) -> list[ShellSession]:
         if sess is not None:
             out.append(sess)
     return out
+
+
+def offsets(state: dict[str, Any]) -> dict[str, int]:
+    """Where the agent that wrote ``state`` had read each journal file to."""
+    found = state.get("journals")
+    if not isinstance(found, dict):
+        return {}
+    return {n: v for n, v in found.items() if isinstance(n, str) and isinstance(v, int) and v >= 0}
