@@ -61,11 +61,14 @@ from shellspan_sink.schema import SchemaOptions, all_statements
 path, bodies_file, rows_per_insert = sys.argv[1], sys.argv[2], int(sys.argv[3])
 bodies = pickle.load(open(bodies_file, "rb"))
 # The same rows the sink writes, encoded before the clock starts: only the inserts are timed.
-chunks = [encode_request(body, None, 128, 16384) for body in bodies]
+chunks = []
+for body in bodies:
+    by_day, rows, _, _, _ = encode_request(body, None, 128, 16384)
+    chunks.append((b"".join(data for _, data, _ in by_day), rows))
 client = clickhouse_connect.get_client(dsn="chdb://" + path)
 for stmt in all_statements(SchemaOptions()):
     client.command(stmt)
-n = sum(chunk[1] for chunk in chunks)
+n = sum(rows for _, rows in chunks)
 per_insert = max(1, rows_per_insert // max(1, chunks[0][1]))
 started = time.perf_counter()
 for lo in range(0, len(chunks), per_insert):

@@ -1,8 +1,8 @@
 """`make bench`: every benchmark, one after another, each printing its own side-by-side ratios.
 
-    .venv/bin/python bench/run.py [name ...]    (names: ingest, ingest-python, queries, python-shell,
-                                                 posix-shell, recovery, load, encoder, redaction,
-                                                 recordings)
+    .venv/bin/python bench/run.py [name ...]    (names: ingest, ingest-python, queries, live,
+                                                 python-shell, posix-shell, recovery, load,
+                                                 encoder, redaction, recordings)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ BENCHES = {
     "ingest": ([PY, "bench/bench_ingest.py"], {}),
     "ingest-python": ([PY, "bench/bench_ingest.py"], {"SHELLSPAN_ENCODER": "python"}),
     "queries": ([PY, "bench/bench_queries.py"], {}),
+    "live": ([PY, "bench/bench_live.py"], {}),
     "python-shell": ([PY, "bench/bench_python_shell.py", "--runs", "15"], {}),
     "posix-shell": ([PY, "bench/bench_posix_shell.py"], {}),
     "recovery": ([PY, "bench/bench_recovery.py"], {}),

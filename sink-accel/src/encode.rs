@@ -19,9 +19,16 @@ const SPAN_KINDS: [&[u8]; 6] = [
     b"Consumer",
 ];
 const STATUS_CODES: [&[u8]; 3] = [b"Unset", b"Ok", b"Error"];
-/// `shellspan.semconv.SINK_OWNED`: attributes only the sink writes.
-const SINK_OWNED: [&[u8]; 4] =
-    [b"enduser.id", b"shell.auth.verified", b"shell.auth.host", b"shell.auth.key_id"];
+/// `shellspan.semconv.SINK_OWNED`: attributes only the sink writes (a client's own values under
+/// these keys are dropped).
+const SINK_OWNED: [&[u8]; 5] = [
+    b"enduser.id",
+    b"shell.auth.verified",
+    b"shell.auth.host",
+    b"shell.auth.key_id",
+    b"shell.sink.received_time_unix_nano",
+];
+const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 const HEX: &[u8; 16] = b"0123456789abcdef";
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 /// Above this many entries a map looks keys up through a hash index instead of a scan.
@@ -422,8 +429,28 @@ pub struct Options<'a> {
     pub identity: Vec<(&'a [u8], &'a [u8])>,
     pub max_attributes: i64,
     pub max_attribute_length: i64,
+    /// Spans starting before `min_time` or starting or ending after `max_time` are refused.
+    pub min_time: u64,
+    pub max_time: u64,
     /// Trace ids (lowercase hex) whose spans are counted but not written.
     pub skip: HashSet<[u8; 32]>,
+}
+
+/// The rows of the spans that start on one UTC day (days since the Unix epoch).
+pub struct Chunk {
+    pub day: u64,
+    pub data: Vec<u8>,
+    pub rows: u64,
+}
+
+/// What a request encodes to: chunks in the order their days first appear, the spans refused,
+/// and the spans in the window per trace id.
+pub struct Encoded {
+    pub chunks: Vec<Chunk>,
+    pub rows: u64,
+    pub rejected_ids: u64,
+    pub rejected_time: u64,
+    pub traces: TraceCounts,
 }
 
 struct Event<'a> {
@@ -439,7 +466,7 @@ struct Link<'a> {
     attributes: Vec<&'a [u8]>,
 }
 
-/// Valid spans per trace id (lowercase hex), in order of first appearance.
+/// Spans with valid ids in the window per trace id (lowercase hex), in order of first appearance.
 #[derive(Default)]
 pub struct TraceCounts {
     pub order: Vec<[u8; 32]>,
@@ -458,9 +485,13 @@ impl TraceCounts {
 
 struct Encoder<'a, 'o> {
     opts: &'o Options<'a>,
+    /// The rows of the current day's chunk (its `data` is swapped out while it is current).
     out: Vec<u8>,
+    chunks: Vec<Chunk>,
+    current: usize,
     rows: u64,
     rejected: u64,
+    rejected_time: u64,
     traces: TraceCounts,
     map: MapBuilder<'a>,
     span_attributes: Vec<&'a [u8]>,
@@ -571,7 +602,10 @@ impl<'a, 'o> Encoder<'a, 'o> {
             && span_id.len() == 8
             && trace_id.iter().any(|&b| b != 0)
             && span_id.iter().any(|&b| b != 0);
-        let skipped = valid && {
+        let in_window = start >= self.opts.min_time
+            && start <= self.opts.max_time
+            && end <= self.opts.max_time;
+        let skipped = valid && in_window && {
             let mut trace_hex = [0u8; 32];
             for (i, &b) in trace_id.iter().enumerate() {
                 trace_hex[2 * i] = HEX[(b >> 4) as usize];
@@ -580,10 +614,14 @@ impl<'a, 'o> Encoder<'a, 'o> {
             self.traces.add(trace_hex);
             self.opts.skip.contains(&trace_hex)
         };
-        if skipped {
+        if valid && !in_window {
+            self.rejected_time += 1;
+        } else if skipped {
             // counted above, not written
         } else if valid {
             self.rows += 1;
+            self.select_day(start / NS_PER_DAY);
+            self.chunks[self.current].rows += 1;
             self.write_span(
                 &SpanFields { trace_id, span_id, parent, state, name, kind, start, end },
                 ctx,
@@ -599,6 +637,24 @@ impl<'a, 'o> Encoder<'a, 'o> {
         self.events = events;
         self.links = links;
         Ok(())
+    }
+
+    /// Make `day`'s chunk the one `out` writes to.
+    fn select_day(&mut self, day: u64) {
+        if !self.chunks.is_empty() && self.chunks[self.current].day == day {
+            return;
+        }
+        if !self.chunks.is_empty() {
+            std::mem::swap(&mut self.out, &mut self.chunks[self.current].data);
+        }
+        self.current = match self.chunks.iter().position(|c| c.day == day) {
+            Some(i) => i,
+            None => {
+                self.chunks.push(Chunk { day, data: Vec::new(), rows: 0 });
+                self.chunks.len() - 1
+            }
+        };
+        std::mem::swap(&mut self.out, &mut self.chunks[self.current].data);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -718,17 +774,18 @@ fn decode_link(data: &[u8]) -> Res<Link<'_>> {
     Ok(l)
 }
 
-/// (RowBinary rows, rows written, spans rejected for invalid ids, valid spans per trace id).
-pub fn encode_request(
-    body: &[u8],
-    opts: &Options<'_>,
-) -> Result<(Vec<u8>, u64, u64, TraceCounts), DecodeError> {
+/// RowBinary rows by UTC day, the spans refused for invalid ids or a time outside the window,
+/// and the spans in the window per trace id.
+pub fn encode_request(body: &[u8], opts: &Options<'_>) -> Result<Encoded, DecodeError> {
     validate(body, Msg::Request, 0)?;
     let mut enc = Encoder {
         opts,
         out: Vec::with_capacity(body.len() + body.len() / 2 + 64),
+        chunks: Vec::new(),
+        current: 0,
         rows: 0,
         rejected: 0,
+        rejected_time: 0,
         traces: TraceCounts::default(),
         map: MapBuilder::default(),
         span_attributes: Vec::new(),
@@ -741,5 +798,14 @@ pub fn encode_request(
         }
         Ok(())
     })?;
-    Ok((enc.out, enc.rows, enc.rejected, enc.traces))
+    if !enc.chunks.is_empty() {
+        std::mem::swap(&mut enc.out, &mut enc.chunks[enc.current].data);
+    }
+    Ok(Encoded {
+        chunks: enc.chunks,
+        rows: enc.rows,
+        rejected_ids: enc.rejected,
+        rejected_time: enc.rejected_time,
+        traces: enc.traces,
+    })
 }

@@ -15,10 +15,10 @@ from shellspan_sink.schema import MIGRATIONS, SchemaOptions
 from shellspan_testing.sinkproc import REPO, SINK_BIN, SinkProcess
 
 HERE = Path(__file__).resolve().parent
+# Between them, every placeholder in both of its forms: plain and replicated engines, with and
+# without ON CLUSTER, Distributed tables, with and without a TTL clause.
 MODES = {
     "single node": SchemaOptions(),
-    "single node with TTL": SchemaOptions(database="audit", ttl_days=30),
-    "cluster": SchemaOptions(database="audit", cluster="shells"),
     "cluster with TTL": SchemaOptions(database="audit", cluster="shells", ttl_days=30),
 }
 
@@ -89,23 +89,23 @@ def test_migrate_is_idempotent(tmp_path):
     assert second.returncode == 0 and "schema is up to date" in second.stdout
 
 
-def test_raw_table_matches_contrib_columns(module_sink):
-    described = module_sink.sql("DESCRIBE TABLE shellspan.otel_traces")
+def test_raw_table_matches_contrib_columns(shared_sink):
+    described = shared_sink.sql("DESCRIBE TABLE shellspan.otel_traces")
     columns = {row[0]: row[1] for row in described["rows"]}
     assert columns == CONTRIB_OTEL_TRACES
 
 
-def test_logs_table_matches_contrib_columns(module_sink):
-    described = module_sink.sql("DESCRIBE TABLE shellspan.otel_logs")
+def test_logs_table_matches_contrib_columns(shared_sink):
+    described = shared_sink.sql("DESCRIBE TABLE shellspan.otel_logs")
     assert {row[0]: row[1] for row in described["rows"]} == CONTRIB_OTEL_LOGS
 
 
-def test_second_sink_on_same_path_fails_clearly(module_sink, tmp_path):
-    second = SinkProcess(tmp_path / "second", store=module_sink.store)
+def test_second_sink_on_same_path_fails_clearly(shared_sink, tmp_path):
+    second = SinkProcess(tmp_path / "second", store=shared_sink.store)
     with pytest.raises(RuntimeError) as err:
         second.start(timeout=60)
     assert "cannot" in str(err.value).lower()
-    assert module_sink.get("/health")["status"] == "ok"
+    assert shared_sink.get("/health")["status"] == "ok"
 
 
 def all_statements(options: SchemaOptions) -> list[str]:
@@ -125,8 +125,18 @@ def test_every_statement_parses(mode):
             pytest.fail(f"ClickHouse cannot parse:\n{statement}\n{exc}")
         assert ast.split(" ", 1)[0] in ("CreateQuery", "AlterQuery", "DropQuery", "InsertQuery"), \
             ast[:200]
-        if MODES[mode].ttl_days:
-            assert "TTL" not in statement or "toIntervalDay(30)" in statement
+    # The raw, trace-id, command, search, session index, annotation, access-log, logs and
+    # recording tables expire rows when a TTL is set; nothing else does (but the update log,
+    # kept two days in any case).
+    with_ttl = [s for s in statements if "TTL toDateTime(" in s and tables.SESSION_UPDATES not in s]
+    expiring = {re.match(r"CREATE TABLE IF NOT EXISTS `\w+`\.`(\w+?)(?:_local)?`", s).group(1)
+                for s in with_ttl}
+    assert len(with_ttl) == len(expiring)
+    assert expiring == ({tables.OTEL_TRACES, tables.TRACE_ID_TS, tables.COMMANDS,
+                         tables.COMMAND_SEARCH, tables.SESSION_INDEX, tables.ANNOTATIONS,
+                         tables.ACCESS_LOG, tables.OTEL_LOGS, tables.RECORDINGS}
+                        if MODES[mode].ttl_days else set())
+    assert all("toIntervalDay(30)" in s for s in with_ttl)
 
 
 def _words(sql: str) -> list[str]:
@@ -186,10 +196,11 @@ def test_cluster_ddl_is_replicated_distributed_and_on_cluster():
     statements = all_statements(SchemaOptions(database="audit", cluster="shells"))
     ddl = [s for s in statements if not s.startswith("INSERT INTO")]
     assert all(" ON CLUSTER `shells`" in s for s in ddl), "every DDL statement runs on the cluster"
-    assert all("INSERT INTO `audit`.`shell_" in s and "FROM `audit`.`otel_traces`" in s
+    assert all(s.startswith("INSERT INTO `audit`.`shell_") and "_local`" not in s
                for s in statements if s not in ddl), "backfills go through the Distributed tables"
     data_tables = ["otel_traces", "otel_traces_trace_id_ts", "shell_sessions", "shell_commands",
-                   "otel_logs", "shell_recordings"]
+                   "otel_logs", "shell_recordings", "shell_command_search", "shell_annotations",
+                   "shell_access_log"]
     for table in data_tables:
         local = next(s for s in statements if f"CREATE TABLE IF NOT EXISTS `audit`.`{table}_local`" in s)
         assert re.search(rf"ENGINE = Replicated\w+MergeTree\('/clickhouse/tables/{{shard}}/audit/"
@@ -199,7 +210,8 @@ def test_cluster_ddl_is_replicated_distributed_and_on_cluster():
         assert re.search(rf"Distributed\('shells', 'audit', '{table}_local', cityHash64\(\w+\)\)", dist)
     for view, source in (("shell_sessions_mv", "otel_traces"), ("shell_commands_mv", "otel_traces"),
                          ("otel_traces_trace_id_ts_mv", "otel_traces"),
-                         ("shell_recordings_mv", "otel_logs")):
+                         ("shell_recordings_mv", "otel_logs"),
+                         ("shell_command_search_mv", "shell_commands")):
         mv = next(s for s in statements if f"`audit`.`{view}_local`" in s)
         assert f"FROM `audit`.`{source}_local`" in mv, "views fire on each shard's local inserts"
 
@@ -251,9 +263,9 @@ def test_a_version_1_store_upgrades_and_its_sessions_show_their_own_identity(tmp
                            start_ns=owner.start_ns + 10**9, commands=[Command("rm -rf /srv")])
     for spec, sub in ((owner, "alice"), (intruder, "zed")):
         body = request_for(session_spans(spec)).SerializeToString()
-        rows = rowbinary.encode_request(body, {semconv.ENDUSER_ID: sub, semconv.AUTH_VERIFIED: "true"},
-                                        128, 16384)[0]
-        store.insert_rowbinary("otel_traces", rowbinary.COLUMNS, rows)
+        chunks = rowbinary.encode_request(
+            body, {semconv.ENDUSER_ID: sub, semconv.AUTH_VERIFIED: "true"}, 128, 16384)[0]
+        store.insert_rowbinary("otel_traces", rowbinary.COLUMNS, b"".join(c[1] for c in chunks))
     flipped = store.query("SELECT max(user_name), max(enduser_id) FROM shellspan.shell_sessions "
                           "GROUP BY session_id").rows
     assert flipped == [("zed-v1", "zed")], "version 1 showed the later identity"

@@ -161,9 +161,9 @@ def test_owners_survive_a_restart_and_other_paths_change_nothing(tmp_path):
     spans = injected(victim, "zed", "rm -rf /srv")
     body = request_for(spans).SerializeToString()
     identity = {semconv.ENDUSER_ID: "zed", semconv.AUTH_VERIFIED: "true"}
-    rows, count, _, _ = rowbinary.encode_request(body, identity, 128, 16384)
+    chunks = rowbinary.encode_request(body, identity, 128, 16384)[0]
     store = Store(sink.store)
-    store.insert_rowbinary("otel_traces", rowbinary.COLUMNS, rows)
+    store.insert_rowbinary("otel_traces", rowbinary.COLUMNS, b"".join(c[1] for c in chunks))
     store.close()
 
     sink = SinkProcess(tmp_path / "sink", env=env)

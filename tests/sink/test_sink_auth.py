@@ -27,7 +27,7 @@ from shellspan_testing.otlp_builders import (
     request_for,
     session_spans,
 )
-from shellspan_testing.sinkproc import SinkProcess, start_all
+from shellspan_testing.sinkproc import SinkProcess, running
 
 
 def _pem(private) -> bytes:
@@ -66,11 +66,8 @@ def sinks(tmp_path_factory):
     with_keys = SinkProcess(root / "keys", env=keys.env)
     with_keys.read_token = token("reader", key=keys.rsa, alg="RS256", scope="sessions:read")
     with_keys.keys = keys
-    try:
-        yield start_all(required, optional, with_keys)
-    finally:
-        for proc in (required, optional, with_keys):
-            proc.stop()
+    with running(required, optional, with_keys) as sinks:
+        yield sinks
 
 
 @pytest.fixture(scope="module")

@@ -112,13 +112,11 @@ def test_torn_wal_record_is_dropped_and_the_rest_replayed(tmp_path):
     sink = SinkProcess(tmp_path / "sink")
     wal = Path(sink.store[len("chdb://"):] + "-wal")  # the sink's default WAL directory
     wal.mkdir(parents=True)
-    import zlib
-
     from shellspan_sink.rowbinary import encode_request
-    from shellspan_sink.wal import HEADER, MAGIC
+    from shellspan_sink.wal_records import Record, encode_record
 
-    rows, count, _, _ = encode_request(body, None, 128, 16384)
-    record = HEADER.pack(MAGIC, len(rows), count, zlib.crc32(rows)) + rows
+    [(day, rows, count)], _, _, _, _ = encode_request(body, None, 128, 16384)
+    record = encode_record(Record(day, rows, count))
     (wal / "000000000099.open").write_bytes(record + record[: len(record) // 2])
     restarted = sink.start()  # as after a crash mid-append
     try:

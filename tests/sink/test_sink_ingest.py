@@ -24,7 +24,7 @@ from shellspan_testing.otlp_builders import (
     session_spans,
     to_otlp_json,
 )
-from shellspan_testing.sinkproc import SINK_BIN, SinkProcess, start_all
+from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
 
 SDK_SCRIPT = r"""
 import sys
@@ -58,25 +58,6 @@ root.end()
 provider.shutdown()
 print(format(root.get_span_context().trace_id, "032x"))
 """
-
-
-@pytest.fixture(scope="module")
-def sinks(tmp_path_factory):
-    """The module's sinks, started together: the shared one (sessions without a root turn
-    abandoned after 3 s; tests tell their sessions apart by user) and one with a 20 kB body limit."""
-    root = tmp_path_factory.mktemp("ingest")
-    shared = SinkProcess(root / "shared", extra_args=["--abandon-after", "3"])
-    small = SinkProcess(root / "small", extra_args=["--max-body-bytes", "20000"])
-    try:
-        yield start_all(shared, small)
-    finally:
-        shared.stop()
-        small.stop()
-
-
-@pytest.fixture(scope="module")
-def shared_sink(sinks):
-    return sinks[0]
 
 
 def wait_session(sink: SinkProcess, session_id: str, **expect) -> dict:
@@ -172,17 +153,17 @@ def test_bad_gzip_and_unknown_encoding(shared_sink):
     assert reply.status == 400
 
 
-def test_oversized_bodies_are_refused(sinks):
-    small = sinks[1]
-    spec = SessionSpec(commands=[Command("x" * 100) for _ in range(300)])
+def test_oversized_bodies_are_refused(limited_sink):
+    small = limited_sink  # 1 MB bodies
+    spec = SessionSpec(commands=[Command("x" * 1000) for _ in range(1100)])
     body = request_for(session_spans(spec)).SerializeToString()
-    assert len(body) > 20000
+    assert len(body) > 1_000_000
     reply = post(small.otlp_http_endpoint, body)
     assert reply.status == 413
     assert "exceeds" in status_pb2.Status.FromString(reply.body).message
     # A small gzip body that inflates past the limit (a zip bomb) is refused too.
     bomb = gzip.compress(b"\x00" * 10_000_000)
-    assert len(bomb) < 20000
+    assert len(bomb) < 1_000_000
     assert post(small.otlp_http_endpoint, bomb, headers={"Content-Encoding": "gzip"}).status == 413
     # The sink keeps serving, and a request within the limit still lands.
     ok = SessionSpec(commands=[Command("ls")])
@@ -236,7 +217,7 @@ def test_client_cannot_claim_a_verified_identity(shared_sink):
 
 
 def test_session_without_root_is_active_then_abandoned_then_ended(shared_sink):
-    sink = shared_sink  # abandons after 3 s
+    sink = shared_sink  # sessions without a root turn abandoned after 3 s
     spec = SessionSpec(user="live", commands=[Command("top", duration_s=0.1)], ended=False)
     spans = session_spans(spec)
     assert post(sink.otlp_http_endpoint, request_for(spans).SerializeToString()).status == 200

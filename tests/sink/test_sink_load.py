@@ -13,13 +13,13 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_load.py"
 
 
 def test_load_burst_loses_nothing():
-    # Segments sealed after 1 s and a 0.25 MiB WAL: in the burst (over 1,000 spans/s) the open
-    # segment and the one being inserted outgrow the bound, so the sink must refuse with retryable
-    # answers, and the shells retry.
+    # Segments sealed after 1 s and a 0.15 MiB WAL: in the burst (100 shells, about 700 spans/s)
+    # the open segment alone outgrows the bound, so the sink must refuse with retryable answers,
+    # and the shells retry.
     env = {**os.environ, "SHELLSPAN_WAL_SEGMENT_AGE": "1"}
     out = subprocess.run(
-        [sys.executable, str(BENCH), "--shells", "20", "--duration", "1", "--burst-duration", "1",
-         "--max-wal-mib", "0.25", "--flush-timeout", "20", "--drain-timeout", "20"],
+        [sys.executable, str(BENCH), "--shells", "10", "--duration", "1", "--burst-duration", "1",
+         "--max-wal-mib", "0.15", "--flush-timeout", "20", "--drain-timeout", "20"],
         capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "spans lost (accepted but not stored): 0;" in out.stdout

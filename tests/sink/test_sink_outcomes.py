@@ -4,6 +4,7 @@ over OTLP/HTTP and OTLP/gRPC with the HTTP status and gRPC code the table names.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import grpc
 import pytest
@@ -11,39 +12,47 @@ from google.rpc import error_details_pb2, status_pb2
 
 from shellspan_sink.outcomes import Outcome
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
-from shellspan_testing.sinkproc import SinkProcess
+from shellspan_testing.sinkproc import SinkProcess, open_body
 
-SECRET = "outcomes-secret-0123456789abcdef0123"
 GOOD = request_for(session_spans(SessionSpec(commands=[Command("ls")]))).SerializeToString()
-LARGE = request_for(session_spans(SessionSpec(commands=[Command("x" * 100)] * 300))).SerializeToString()
+LARGE = request_for(session_spans(SessionSpec(commands=[Command("x" * 1000)] * 1100))).SerializeToString()
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
-
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory):
-    """Optional auth (a bad token is refused), a 20 kB body limit, and a WAL bound of one byte:
-    every request that would be stored is refused as overloaded."""
-    proc = SinkProcess(tmp_path_factory.mktemp("outcomes"),
-                       extra_args=["--max-body-bytes", "20000", "--max-wal-bytes", "1"],
-                       env={"SHELLSPAN_AUTH_SECRET": SECRET, "SHELLSPAN_AUTH_MODE": "optional"})
-    yield proc.start()
-    proc.stop()
-
-
+# The part's limited sink: optional auth (a bad token is refused), 1 MB bodies, 3 MB in flight.
 CASES = {
     "undecodable": (Outcome.BAD_REQUEST, b"\xff\xff\xff garbage", {}),
     "bad token": (Outcome.UNAUTHENTICATED, GOOD, {"authorization": "Bearer not.a.token"}),
     "too large": (Outcome.TOO_LARGE, LARGE, {}),
-    "WAL full": (Outcome.OVERLOADED, GOOD, {}),
+    "overloaded": (Outcome.OVERLOADED, GOOD, {}),  # while other clients hold 3 MB in flight
 }
 
 
+@contextmanager
+def bound_full(sink: SinkProcess, full: bool):
+    """While the block runs (when `full`), three unfinished 1 MB bodies fill the in-flight bound."""
+    held = [open_body(sink.http_port, 1_000_000, 1000) for _ in range(3 if full else 0)]
+    try:
+        if held:
+            sink.wait_for(lambda: sink.get("/health")["inflight"]["held_bytes"] == 3_000_000)
+        yield
+    finally:
+        for conn in held:
+            conn.close()
+        if held:
+            sink.wait_for(lambda: sink.get("/health")["inflight"]["held_bytes"] == 0)
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_http_and_grpc_give_the_tables_answer(sink, case):
+def test_http_and_grpc_give_the_tables_answer(limited_sink, case):
+    sink = limited_sink
     outcome, body, headers = CASES[case]
     answer = outcome.answer
-    assert len(LARGE) > 20000 > len(GOOD)
+    assert len(LARGE) > 1_000_000 > len(GOOD)
+    with bound_full(sink, case == "overloaded"):
+        http_and_grpc_answers(sink, case, body, headers, answer)
 
+
+def http_and_grpc_answers(sink: SinkProcess, case: str, body: bytes, headers: dict, answer):
     reply = post(sink.otlp_http_endpoint, body, "application/json" if case == "undecodable"
                  else "application/x-protobuf", headers={k.title(): v for k, v in headers.items()})
     assert reply.status == answer.http_status, reply.body
@@ -63,11 +72,12 @@ def test_http_and_grpc_give_the_tables_answer(sink, case):
         assert retry.retry_delay.seconds == int(reply.headers["Retry-After"])
 
 
-def test_unsupported_media_type_over_http(sink):
-    reply = post(sink.otlp_http_endpoint, GOOD, "text/plain")
+def test_unsupported_media_type_over_http(limited_sink):
+    reply = post(limited_sink.otlp_http_endpoint, GOOD, "text/plain")
     assert reply.status == Outcome.UNSUPPORTED_MEDIA_TYPE.answer.http_status
     assert json.loads(reply.body)["code"] == Outcome.UNSUPPORTED_MEDIA_TYPE.answer.grpc_code.value[0]
 
 
-def test_an_empty_request_still_succeeds_on_a_full_wal(sink):
-    assert post(sink.otlp_http_endpoint, b"").status == 200
+def test_an_empty_request_succeeds_on_a_full_bound(limited_sink):
+    with bound_full(limited_sink, True):
+        assert post(limited_sink.otlp_http_endpoint, b"").status == 200

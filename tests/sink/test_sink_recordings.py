@@ -29,8 +29,11 @@ from shellspan_testing.recordings import (
     post_logs,
     record,
     recorded_session,
+    store_recording,
+    stored_records,
     to_otlp_json,
 )
+from shellspan_testing.recordings import wait_recording_stored as wait_stored
 from shellspan_testing.sinkproc import SINK_BIN, SinkProcess, send_until_acked
 
 ASCIINEMA = Path(sys.executable).with_name("asciinema")
@@ -57,29 +60,6 @@ def shown_text(rec) -> str:
     """Everything the terminal was sent, in order (what `asciinema cat` writes back)."""
     return "".join(r.body.string_value for r in rec.records
                    if r.attributes[1].value.string_value == "o")
-
-
-def store_recording(sink: SinkProcess, rec, headers=None) -> None:
-    assert post(sink.otlp_http_endpoint, request_for(rec.spans).SerializeToString(),
-                headers=headers).status == 200
-    reply = post_logs(sink.otlp_http_endpoint, logs_request(rec.records).SerializeToString(),
-                      headers=headers)
-    assert reply.status == 200, reply.body
-    wait_stored(sink, rec)
-
-
-def stored_records(sink: SinkProcess, session_id: str) -> tuple[int, int]:
-    """(rows, distinct seqs) of a session in shell_recordings, deduplicated (FINAL)."""
-    assert len(session_id) == 32 and all(c in "0123456789abcdef" for c in session_id)
-    row = sink.sql("SELECT count(), uniqExact(seq) FROM shellspan.shell_recordings FINAL "
-                   f"WHERE session_id = '{session_id}'")["rows"][0]
-    return int(row[0]), int(row[1])
-
-
-def wait_stored(sink: SinkProcess, rec) -> None:
-    sink.wait_for(lambda: stored_records(sink, rec.session_id)[1] == len(rec.records)
-                  and len(sink.session(rec.session_id)["commands"]) == len(rec.command_span_ids),
-                  timeout=60)
 
 
 def asciicast(sink: SinkProcess, session_id: str, **params) -> tuple[dict, list[list]]:

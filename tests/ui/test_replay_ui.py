@@ -53,13 +53,6 @@ def sink(tmp_path_factory):
         proc.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    b = Browser()
-    yield b
-    b.close()
-
-
 def open_session(browser: Browser, sink: SinkProcess, session_id: str) -> None:
     browser.goto(f"{sink.api_url}/#/sessions")  # a fresh page each time (the same URL would not be)
     browser.goto(f"{sink.api_url}/#/sessions/{session_id}")

@@ -1,7 +1,5 @@
-"""The web UI in headless Chromium, over a sink holding real recorded sessions.
-
-Chromium is driven through the DevTools protocol (a websocket, via aiohttp, which the sink
-already depends on). Screenshots go to test-artifacts/ui/.
+"""The web UI in headless Chromium (shellspan_testing.browser), over a sink holding real
+recorded sessions. Screenshots go to test-artifacts/ui/.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shellspan.auth import login_name
-from shellspan_testing.browser import CHROMIUM, Browser
+from shellspan_testing.browser import CHROMIUM
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from shellspan_testing.python_shell_helpers import tagged
 from shellspan_testing.sinkproc import SinkProcess
@@ -83,13 +81,6 @@ def sink(tmp_path_factory, request):
     proc.real_user = user
     proc.real_session = tagged(proc, tag)[0]["session_id"]
     yield proc
-
-
-@pytest.fixture(scope="module")
-def browser():
-    b = Browser()
-    yield b
-    b.close()
 
 
 def test_sessions_list_shows_the_recorded_sessions(sink, browser):
@@ -363,4 +354,64 @@ def test_list_stays_responsive_with_100k_sessions(big_sink, browser):
     browser.screenshot("analytics-100k")
     print(f"analytics page in the browser: {analytics_s:.2f}s")
     assert analytics_s < 10
+    assert browser.errors == []
+
+
+def _send(sink: SinkProcess, spans: list) -> None:
+    assert post(sink.otlp_http_endpoint, request_for(spans).SerializeToString()).status == 200
+
+
+def test_an_open_session_page_shows_commands_as_they_arrive(sink, browser):
+    spec = SessionSpec(user="live-page", host="web-7", ended=False,
+                       commands=[Command("uptime"), Command("false", exit_code=1)])
+    spans = session_spans(spec)
+    start, commands = spans[:1], spans[1:]
+    _send(sink, start + commands[:1])
+    sink.wait_for(lambda: sink.sessions(user="live-page"))
+    browser.goto(sink.api_url + f"/#/sessions/{spec.session_id}")
+    browser.wait("document.querySelectorAll('[data-testid=command-row]').length === 1")
+    _send(sink, commands[1:])
+    browser.wait("document.querySelectorAll('[data-testid=command-row]').length === 2")
+    assert browser.js("[...document.querySelectorAll('[data-testid=command-text]')]"
+                      ".map(t => t.textContent)") == ["uptime", "false"]
+    assert browser.js("location.hash") == f"#/sessions/{spec.session_id}"  # no navigation
+    root = [s for s in session_spans(SessionSpec(user="live-page", host="web-7",
+                                                 trace_id=spec.trace_id, start_ns=spec.start_ns))
+            if s.name == "shell.session"]
+    _send(sink, root)
+    browser.wait("document.querySelector('h1 [data-testid=state]').textContent === 'ended'")
+    browser.screenshot("session-live")
+    assert browser.errors == []
+
+
+def test_the_sessions_list_updates_in_place_from_the_changes_stream(sink, browser):
+    user = "live-" + uuid.uuid4().hex[:6]
+    browser.goto(sink.api_url + f"/#/sessions?user={user}&state=active")
+    browser.wait("document.querySelector('[data-testid=sessions-body] td.empty') !== null")
+    requests_before = browser.js("performance.getEntriesByType('resource').filter(e => "
+                                 "e.name.includes('/api/sessions?')).length")
+    spec = SessionSpec(user=user, host="web-8", ended=False, commands=[])
+    _send(sink, session_spans(spec))
+    row = f"[data-testid=session-row][data-session-id='{spec.session_id}']"
+    browser.wait(f"document.querySelector(\"{row}\")?.dataset.state === 'active'")
+    _send(sink, session_spans(SessionSpec(user=user, host="web-8", trace_id=spec.trace_id,
+                                          start_ns=spec.start_ns,
+                                          commands=[Command("ls")]))[1:2])
+    browser.wait(f"document.querySelector(\"{row} td:nth-child(9)\")?.textContent === '1'")
+    other = SessionSpec(user=user, host="web-9", ended=False, start_ns=spec.start_ns + 10**9)
+    _send(sink, session_spans(other))
+    browser.wait("[...document.querySelectorAll('[data-testid=session-row]')].map(r => "
+                 f"r.dataset.sessionId).join() === '{other.session_id},{spec.session_id}'")
+    ended = [s for s in session_spans(SessionSpec(user=user, host="web-8", trace_id=spec.trace_id,
+                                                  start_ns=spec.start_ns))
+             if s.name == "shell.session"]
+    _send(sink, ended)  # it leaves the active list
+    browser.wait(f"document.querySelector(\"{row}\") === null")
+    assert browser.js("document.querySelectorAll('[data-testid=session-row]').length") == 1
+    # The list was not fetched again for any of it (a row leaving a short page reloads it once).
+    requests_after = browser.js("performance.getEntriesByType('resource').filter(e => "
+                                "e.name.includes('/api/sessions?')).length")
+    assert requests_after - requests_before <= 2
+    assert "live" in browser.js("document.getElementById('live').textContent")
+    browser.screenshot("sessions-list-live")
     assert browser.errors == []

@@ -1,11 +1,12 @@
 """The compiled encoder (shellspan_sink_accel) against the reference (shellspan_sink.rowbinary).
 
-Both turn a serialized ExportTraceServiceRequest into RowBinary rows; their outputs must be
-byte-identical, their row and rejection counts equal, and they must refuse the same bodies with
-ValueError. Requests come from the official protobuf classes (random trees), from a wire-level
-re-encoder that adds what protobuf allows but the classes never write (split and repeated
-occurrences, unknown fields, groups, known numbers with other wire types), from mutated bytes,
-and from hand-made edge cases.
+Both turn a serialized ExportTraceServiceRequest into RowBinary rows grouped by day; their
+outputs must be byte-identical (the sink's stamped attributes written, a client's own values for
+them dropped), their counts equal (rows, invalid ids, times outside the window, spans per trace id,
+also with some trace ids skipped), and they must refuse the same bodies with ValueError. Requests
+come from the official protobuf classes (random trees), from a wire-level re-encoder that adds
+what protobuf allows but the classes never write (split and repeated occurrences, unknown fields,
+groups, known numbers with other wire types), from mutated bytes, and from hand-made edge cases.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from shellspan import semconv
 from shellspan_sink import rowbinary
 
 try:
@@ -47,42 +49,44 @@ SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def outcome(fn, body, identity, max_attributes, max_attribute_length, skip=None):
+def outcome(fn, body, identity, max_attributes, max_attribute_length, window, skip=None):
     try:
-        return fn(body, identity, max_attributes, max_attribute_length, skip)
+        return fn(body, identity, max_attributes, max_attribute_length, *window, skip)
     except ValueError:
         return ValueError
 
 
-def assert_same(body: bytes, identity=None, max_attributes=128, max_attribute_length=16384):
+def assert_same(body: bytes, identity=None, max_attributes=128, max_attribute_length=16384,
+                window=(0, rowbinary.U64_MAX)):
     """Both encoders agree on `body`, and again when every other trace id it holds is skipped
     (the spans of sessions owned by another identity)."""
-    expected = _assert_same(body, identity, max_attributes, max_attribute_length, None)
-    if expected is not ValueError and expected[3]:
-        skip = set(list(expected[3])[::2]) | {"not-a-trace-id"}
-        skipped = _assert_same(body, identity, max_attributes, max_attribute_length, skip)
-        assert skipped[3] == expected[3], "skipped spans are still counted per trace"
-        assert skipped[1] == expected[1] - sum(expected[3][t] for t in skip if t in expected[3])
+    expected = _assert_same(body, identity, max_attributes, max_attribute_length, window, None)
+    if expected is not ValueError and expected[4]:
+        skip = set(list(expected[4])[::2]) | {"not-a-trace-id"}
+        skipped = _assert_same(body, identity, max_attributes, max_attribute_length, window, skip)
+        assert skipped[2:] == expected[2:], "skipped spans are still counted per trace"
+        assert skipped[1] == expected[1] - sum(expected[4][t] for t in skip if t in expected[4])
+        assert sum(n for _, _, n in skipped[0]) == skipped[1]
     return expected
 
 
-def _assert_same(body, identity, max_attributes, max_attribute_length, skip):
+def _assert_same(body, identity, max_attributes, max_attribute_length, window, skip):
     expected = outcome(rowbinary.encode_request, body, identity, max_attributes,
-                       max_attribute_length, skip)
+                       max_attribute_length, window, skip)
     actual = outcome(shellspan_sink_accel.encode_request, body, identity, max_attributes,
-                     max_attribute_length, skip)
+                     max_attribute_length, window, skip)
     if expected is ValueError or actual is ValueError:
         assert actual is expected, (body, expected, actual)
     else:
         assert actual[1:] == expected[1:], (actual[1:], expected[1:])
-        assert list(actual[3]) == list(expected[3]), "trace ids in order of first appearance"
+        assert list(actual[4]) == list(expected[4]), "trace ids in order of first appearance"
         assert actual[0] == expected[0]
     return expected
 
 
 # --- random requests built with the official classes -------------------------------------------
 
-KEYS = ["service.name", "enduser.id", "shell.auth.verified", "a", "b", "k", "é", ""]
+KEYS = ["service.name", *semconv.SINK_OWNED, "a", "b", "k", "é", ""]
 SPECIAL_TEXT = ["", "é", "€", "😀", "a\x00b", '"\\/\n\r\t\b\f\x01\x1f\x7f', "x" * 40,
                 "é" * 30, "😀" * 20, "a€" * 25]
 DOUBLES = [math.nan, -math.nan, math.inf, -math.inf, -0.0, 0.0, 1e300, -1e300, 5e-324, 1e16, 1e21,
@@ -187,16 +191,20 @@ def requests(draw):
 
 identities = st.one_of(
     st.none(), st.just({}),
-    st.dictionaries(st.one_of(st.sampled_from(["enduser.id", "shell.auth.verified", "a"]), keys),
-                    texts, max_size=3))
+    st.dictionaries(st.one_of(st.sampled_from([*semconv.SINK_OWNED, "a"]), keys),
+                    texts, max_size=4))
 max_attributes = st.one_of(st.integers(0, 12), st.just(128))
 max_lengths = st.one_of(st.integers(0, 48), st.just(16384))
+# The accepted time window: everything, random bounds (also empty ones), or one around a day.
+windows = st.one_of(st.just((0, rowbinary.U64_MAX)), st.tuples(UINT64, UINT64),
+                    st.integers(0, 2**64 - 1 - 2 * rowbinary.NS_PER_DAY).map(
+                        lambda t: (t, t + 2 * rowbinary.NS_PER_DAY)))
 
 
 @SETTINGS
-@given(requests(), identities, max_attributes, max_lengths)
-def test_random_requests_encode_identically(request, identity, max_attrs, max_length):
-    assert_same(request.SerializeToString(), identity, max_attrs, max_length)
+@given(requests(), identities, max_attributes, max_lengths, windows)
+def test_random_requests_encode_identically(request, identity, max_attrs, max_length, window):
+    assert_same(request.SerializeToString(), identity, max_attrs, max_length, window)
 
 
 # --- the same trees written differently on the wire ---------------------------------------------
@@ -291,11 +299,12 @@ def rewrite_units(message, rnd: random.Random) -> list[bytes]:
 
 
 @SETTINGS
-@given(requests(), identities, max_attributes, max_lengths, st.integers(0, 2**32))
-def test_rewritten_wire_encodes_identically(request, identity, max_attrs, max_length, seed):
+@given(requests(), identities, max_attributes, max_lengths, st.integers(0, 2**32), windows)
+def test_rewritten_wire_encodes_identically(request, identity, max_attrs, max_length, seed,
+                                            window):
     # a seeded generator, not st.randoms(): its many draws would make Hypothesis shrink the trees
     body = b"".join(rewrite_units(request, random.Random(seed)))
-    assert_same(body, identity, max_attrs, max_length)
+    assert_same(body, identity, max_attrs, max_length, window)
 
 
 @SETTINGS
@@ -416,7 +425,7 @@ EDGE_CASES = {
         span_bytes(*[ld(9, ld(1, k) + ld(2, ld(1, v))) for k, v in [
             (b"a", b"1"), (b"enduser.id", b"x"), (b"b", b"2"), (b"a", b"3"),
             (b"shell.auth.verified", b"true"), (b"shell.auth.host", b"forged"),
-            (b"shell.auth.key_id", b"forged")]]),
+            (b"shell.auth.key_id", b"forged"), (b"shell.sink.received_time_unix_nano", b"1")]]),
         resource=ld(1, ld(1, b"enduser.id") + ld(2, ld(1, b"r")))),
     "value cut inside a 4-byte character": request_with_span(
         span_bytes(ld(9, ld(1, b"k") + ld(2, ld(1, ("ab" + "😀" * 10).encode()))))),
@@ -441,6 +450,25 @@ def test_counts_and_bytes_like_bodies():
     valid = span_bytes(ld(5, b"ok"))
     body = request_with_span(valid) + request_with_span(ld(1, b"\x00" * 16) + ld(2, SPAN))
     expected = assert_same(body)
-    assert expected[1:] == (1, 1, {TRACE.hex(): 1})
+    assert expected[1:] == (1, 1, 0, {TRACE.hex(): 1})
     for wrapped in (bytearray(body), memoryview(body)):
         assert shellspan_sink_accel.encode_request(wrapped, None, 128, 16384) == expected
+
+
+def test_rows_are_grouped_by_day_and_the_window_is_applied():
+    day = rowbinary.NS_PER_DAY
+
+    def at(start: int, end: int, name: bytes) -> bytes:
+        return (ld(1, TRACE) + ld(2, SPAN) + ld(5, name) + tag(7, 1) + struct.pack("<Q", start)
+                + tag(8, 1) + struct.pack("<Q", end))
+
+    spans = [at(5 * day + 1, 5 * day + 2, b"a"), at(2 * day, 2 * day, b"b"),
+             at(5 * day + 3, 6 * day, b"c"), at(9 * day, 9 * day, b"too late"),
+             at(day - 1, day, b"too early"), at(7 * day, 9 * day, b"ends too late")]
+    body = ld(1, ld(2, b"".join(ld(2, s) for s in spans)))
+    chunks, rows, bad_ids, out_of_window, traces = assert_same(body, window=(day, 8 * day))
+    assert [(d, n) for d, _, n in chunks] == [(5, 2), (2, 1)]
+    assert (rows, bad_ids, out_of_window) == (3, 0, 3)
+    assert traces == {TRACE.hex(): 3}, "spans outside the window are not counted per trace"
+    everything = assert_same(body)
+    assert [(d, n) for d, _, n in everything[0]] == [(5, 2), (2, 1), (9, 1), (0, 1), (7, 1)]

@@ -102,12 +102,13 @@ def test_logs_encoder_rejects_records_without_session_ids_and_refuses_garbage():
     rec = recorded_session([RecordedCommand("ls", b"a\r\n")])
     orphan = record(9, b"", b"", 1, "o", "no ids")
     body = logs_request(rec.records + [orphan]).SerializeToString()
-    data, rows, rejected, traces = logs_rowbinary.encode_request(
+    chunks, rows, rejected, outside, traces = logs_rowbinary.encode_request(
         body, {semconv.ENDUSER_ID: "alice"}, 128, 1024)
-    assert (rows, rejected) == (len(rec.records), 1)
+    assert (rows, rejected, outside) == (len(rec.records), 1, 0)
     assert traces == {rec.records[0].trace_id.hex(): len(rec.records)}
+    data = b"".join(c[1] for c in chunks)
     assert b"alice" in data and b"a\r\n" in data
-    skipped = logs_rowbinary.encode_request(body, None, 128, 1024, set(traces))
-    assert skipped[1:] == (0, 1, traces), "a refused session's records are counted, not written"
+    skipped = logs_rowbinary.encode_request(body, None, 128, 1024, skip=set(traces))
+    assert skipped[1:] == (0, 1, 0, traces), "a refused session's records are counted, not written"
     with pytest.raises(ValueError, match="ExportLogsServiceRequest"):
         logs_rowbinary.encode_request(b"\xff\xff\xff", None, 128, 1024)

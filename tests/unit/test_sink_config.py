@@ -76,11 +76,33 @@ def test_authentication_comes_from_the_environment():
     ([], {"SHELLSPAN_ENCODER": "fast"}, "SHELLSPAN_ENCODER: must be one of auto, python, compiled"),
     ([], {"SHELLSPAN_AUTH_MODE": "maybe"}, "SHELLSPAN_AUTH_MODE: must be one of required"),
     ([], {"SHELLSPAN_AUTH_LEEWAY": "soon"}, "SHELLSPAN_AUTH_LEEWAY: must be a number of seconds"),
+    (["--max-span-age", "a week"], {}, "--max-span-age: must be seconds or a duration like"),
+    ([], {"SHELLSPAN_MAX_SPAN_AHEAD": "-1h"}, "SHELLSPAN_MAX_SPAN_AHEAD: must be seconds or"),
+    (["--body-timeout", "0"], {}, "--body-timeout: must be more than 0 seconds"),
+    (["--max-inflight-bytes", "1000", "--max-body-bytes", "2000"], {},
+     "--max-inflight-bytes (1000) must be at least --max-body-bytes (2000)"),
 ])
 def test_bad_values_name_their_source(argv, env, message):
     with pytest.raises(ConfigError) as err:
         load(argv, env)
     assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("15m", 900), ("1h", 3600),
+                                          ("30d", 30 * 86400), ("0", 0), ("1.5h", 5400)])
+def test_span_window_takes_durations(text, seconds):
+    cfg = load(["--max-span-age", text, "--max-span-ahead", text])
+    assert cfg.max_span_age == cfg.max_span_ahead == seconds
+    assert (cfg.limits.max_span_age_s, cfg.limits.max_span_ahead_s) == (seconds, seconds)
+
+
+def test_span_window_defaults_a_year_back_and_a_day_ahead():
+    limits = SinkConfig().limits
+    now = 2_000_000_000 * 10**9
+    assert limits.window(now) == (now - 366 * 86400 * 10**9, now + 86400 * 10**9)
+    assert limits.describe_window() == "from 366d before to 1d after the sink's clock"
+    unbounded = load(["--max-span-age", "0", "--max-span-ahead", "0"]).limits
+    assert unbounded.window(now) == (0, 2**64 - 1)
 
 
 def test_store_options_serve_migrate_and_queries_alike():

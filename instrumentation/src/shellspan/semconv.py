@@ -79,8 +79,10 @@ ENDUSER_ID = "enduser.id"
 AUTH_VERIFIED = "shell.auth.verified"
 AUTH_HOST = "shell.auth.host"  # the host the token names (its broker vouched for the user)
 AUTH_KEY_ID = "shell.auth.key_id"  # RFC 7638 thumbprint of the public key that verified it
+# When the sink received the span or log record (Unix nanoseconds, decimal), stamped on each one.
+RECEIVED_TIME = "shell.sink.received_time_unix_nano"
 # Attributes only the sink writes: a client's own values for them are dropped on ingest.
-SINK_OWNED = (ENDUSER_ID, AUTH_VERIFIED, AUTH_HOST, AUTH_KEY_ID)
+SINK_OWNED = (ENDUSER_ID, AUTH_VERIFIED, AUTH_HOST, AUTH_KEY_ID, RECEIVED_TIME)
 
 # How a session ended: `exec` means the shell replaced itself with another program.
 EXIT_REASONS = ("exit", "eof", "signal", "hangup", "crash", "orphaned", "exec")

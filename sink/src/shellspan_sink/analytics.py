@@ -25,8 +25,8 @@ class AnalyticsQueries:
         self.db = queries.db
 
     def _base(self, flt: SessionFilter) -> tuple[str, dict[str, Any]]:
-        having, params = flt.clauses(self.queries.abandon_after)
-        return (f"SELECT {SESSION_KEYS} FROM {self.db(tables.SESSIONS)} "
+        having, params = flt.clauses(self.queries.abandon_after, self.db)
+        return (f"SELECT {SESSION_KEYS} FROM {self.db(tables.SESSIONS_BY_ID)} "
                 f"GROUP BY session_id HAVING {having}"), params
 
     def durations(self, flt: SessionFilter) -> dict[str, Any]:

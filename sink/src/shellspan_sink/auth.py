@@ -19,7 +19,7 @@ of the public key that verified it: root on a host can name any host, not sign w
 
 Scopes (the ``scope`` claim, a space-separated string or a list): ``sessions:read`` for the API
 and UI, ``sessions:sql`` for SQL (not implied by ``sessions:read``), ``sessions:annotate`` for
-annotations. A shell's token carries none of them.
+annotations, ``sessions:audit`` for the access log. A shell's token carries none of them.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ from shellspan.broker import key_thumbprint
 MODES = ("required", "optional", "off")
 READ_SCOPE = "sessions:read"
 SQL_SCOPE = "sessions:sql"
-ANNOTATE_SCOPE = "sessions:annotate"
-SCOPES = (READ_SCOPE, SQL_SCOPE, ANNOTATE_SCOPE)
+ANNOTATE_SCOPE = "sessions:annotate"  # add tags and notes to sessions
+AUDIT_SCOPE = "sessions:audit"  # read the access log: who read which session
+SCOPES = (READ_SCOPE, SQL_SCOPE, ANNOTATE_SCOPE, AUDIT_SCOPE)
+ANONYMOUS = "anonymous"  # who a request is when authentication is off
 DEFAULT_MAX_LIFETIME_S = 86400.0
 MAX_SUBJECT_CHARS = 256
 _NUMERIC_DATES = ("exp", "iat", "nbf")
@@ -183,6 +185,14 @@ class Verifier:
             raise AuthError(f"a bearer token with the {scope!r} scope is required")
         if scope not in _scopes(claims):
             raise AuthError(f"the token's scope does not include {scope!r}")
+
+    def subject(self, authorization: str | None) -> tuple[str, bool]:
+        """(who, verified) for a request already let through: the token's subject, or
+        ``anonymous`` (not verified) with auth off or no token."""
+        if not self.enabled:
+            return ANONYMOUS, False
+        claims = self.claims(authorization)
+        return (str(claims["sub"]), True) if claims else (ANONYMOUS, False)
 
 
 def _scopes(claims: dict) -> list[str]:

@@ -1,5 +1,5 @@
-"""The `shellspan-sink` command: serve, migrate, sessions list/show/stats/export/replay/screen,
-sql."""
+"""The `shellspan-sink` command: serve, migrate, sessions list [--watch]/show [--follow]/stats/
+export/replay/screen/annotate, commands search, access-log, sql, mcp."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import json
 import os
 import re
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
-from . import config, recording_cli
+from . import cli_live, config, recording_cli
+from .access_log import AccessLog
+from .api_client import ApiClient, ApiError
 from .queries import QueryError, SessionFilter, SessionQueries, finite
+from .reading import SessionReading
 from .schema import all_statements
 from .sqlgate import SqlGate
 from .store import Store, StoreError
@@ -51,10 +52,12 @@ def who(session: dict) -> str:
 class Backend:
     """Where queries go: the running sink's API, or (server DSN only) ClickHouse directly."""
 
+    door = "cli"  # what the access log records this client as
+
     def __init__(self, args: argparse.Namespace) -> None:
-        self.api = args.api.rstrip("/")
-        self.token = args.token
+        self.client = ApiClient(args.api, args.token, self.door)
         self.queries = None
+        self.reading: SessionReading | None = None  # reads recorded in the access log
         self.sql_gate = None
         cfg = config.load(args, scope=config.STORE)
         if cfg.store:
@@ -62,29 +65,15 @@ class Backend:
                 raise SystemExit("shellspan-sink: the embedded store is owned by the running sink; "
                                  "query it through --api (drop --store)")
             self.queries = SessionQueries(Store(cfg.store, cfg.schema), cfg.abandon_after)
+            self.reading = SessionReading(self.queries, AccessLog(self.queries.store))
             self.sql_gate = SqlGate(cfg.sql_store or cfg.store, cfg.schema, cfg.sql_limits)
 
     def _open(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
         """The API's answer, open (None for 404); SystemExit for any other error."""
-        query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
-        request = urllib.request.Request(f"{self.api}{path}" + (f"?{query}" if query else ""),
-                                         data=body, method="POST" if body is not None else "GET")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            return urllib.request.urlopen(request, timeout=60)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail).get("error", detail)
-            except ValueError:
-                pass
-            if exc.code == 404:
-                return None
-            raise SystemExit(f"shellspan-sink: {self.api} answered {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise SystemExit(f"shellspan-sink: cannot reach the sink at {self.api} ({exc}); "
-                             "is `shellspan-sink serve` running? (or pass --api URL)") from exc
+            return self.client.open(path, params, body)
+        except ApiError as exc:
+            raise SystemExit(f"shellspan-sink: {exc}") from exc
 
     def _get(self, path: str, params: dict[str, Any] | None = None, body: bytes | None = None):
         resp = self._open(path, params, body)
@@ -110,8 +99,10 @@ class Backend:
         return self._get("/api/sessions", vars(flt))["sessions"]
 
     def session(self, session_id: str) -> dict | None:
-        if self.queries:
-            return self.queries.get_session(session_id)
+        if self.reading:
+            from .search_cli import local_reader
+
+            return self.reading.show(session_id, local_reader(self.door))
         return self._get(f"/api/sessions/{urllib.parse.quote(session_id, safe='')}")
 
     def stats(self, flt: SessionFilter, top: int) -> dict:
@@ -157,10 +148,24 @@ def emit(text: str, output: str | None) -> None:
 def _filter(args: argparse.Namespace) -> SessionFilter:
     return SessionFilter(user=args.user, host=args.host, component=args.component,
                          shell_type=args.shell_type, state=args.state, since=args.since,
-                         until=args.until, limit=args.limit)
+                         until=args.until, limit=args.limit, tag=args.tag)
+
+
+def _live_api(args: argparse.Namespace, backend: Backend, flag: str) -> str:
+    if backend.queries:
+        raise SystemExit(f"shellspan-sink: {flag} needs the running sink's live stream: "
+                         "query through --api (drop --store)")
+    return backend.client.api
 
 
 def cmd_sessions_list(args: argparse.Namespace) -> int:
+    if args.watch:
+        backend = Backend(args)
+        api = _live_api(args, backend, "--watch")
+        flt = _filter(args)
+        return cli_live.watch_list(
+            api, backend.client.token, vars(flt), lambda: backend.sessions(flt),
+            lambda rows: render_table([{**r, "user": who(r)} for r in rows], LIST_COLUMNS))
     rows = Backend(args).sessions(_filter(args))
     for row in rows:
         row["user"] = who(row)
@@ -174,6 +179,10 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions_show(args: argparse.Namespace) -> int:
+    if args.follow:
+        backend = Backend(args)
+        return cli_live.follow_session(_live_api(args, backend, "--follow"), backend.client.token,
+                                       args.session_id, args.format, visible, who)
     found = Backend(args).session(args.session_id)
     if found is None:
         print(f"shellspan-sink: no session {args.session_id}", file=sys.stderr)
@@ -200,8 +209,8 @@ def render_session(found: dict) -> str:
         lines.append(f"{'claimed user':18} {s.get('user_name') or '(none)'}{mark}")
     else:
         lines.append(f"{'identity':18} unverified; claims user {s.get('user_name') or '(none)'}")
-    lines += [f"{k:18} {v}" for k, v in s.items()
-              if k not in _SHOWN_FIRST and v not in (None, "")]
+    lines += [f"{k:18} {', '.join(v) if isinstance(v, list) else v}" for k, v in s.items()
+              if k not in _SHOWN_FIRST and v not in (None, "", [])]
     parent = found.get("parent")
     if parent:
         by = (f" by command #{parent['command_seq']}: {parent['command']}"
@@ -215,6 +224,9 @@ def render_session(found: dict) -> str:
                   for c in children]
     lines.append("attributes:")
     lines += [f"  {k} = {v}" for k, v in sorted(s.get("attributes", {}).items())]
+    from .search_cli import annotation_lines
+
+    lines += annotation_lines(found.get("annotations", []))
     text = "\n".join(visible(line) for line in lines)
     text += "\n\n" + render_table(found["commands"], COMMAND_COLUMNS)
     foreign = found.get("foreign_commands") or []
@@ -293,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bearer token with the sessions:read scope (and sessions:sql for "
                             "`sql`), when the sink requires one")
         p.add_argument("--format", choices=formats, default="table")
+        for shortcut in ("json", "csv"):
+            if shortcut in formats:
+                p.add_argument(f"--{shortcut}", dest="format", action="store_const",
+                               const=shortcut, help=f"same as --format {shortcut}")
         p.add_argument("--output", help="write to this file instead of standard output")
 
     def filter_args(p: argparse.ArgumentParser) -> None:
@@ -304,16 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--since", help="ISO 8601, Unix seconds, or an age like 24h / 7d")
         p.add_argument("--until")
         p.add_argument("--limit", type=int, default=100)
+        p.add_argument("--tag", help="sessions carrying this annotation tag")
 
     sessions = sub.add_parser("sessions", help="query recorded sessions").add_subparsers(
         dest="sessions_command", required=True)
     p = sessions.add_parser("list", help="sessions, newest first")
     query_args(p)
     filter_args(p)
+    p.add_argument("--watch", action="store_true",
+                   help="keep the list on screen, updated as sessions change (table format)")
     p.set_defaults(func=cmd_sessions_list)
     p = sessions.add_parser("show", help="one session with its commands")
     query_args(p, ("table", "json"))
     p.add_argument("session_id")
+    p.add_argument("--follow", action="store_true",
+                   help="print commands as they arrive, until the session ends (json: one "
+                        "event per line)")
     p.set_defaults(func=cmd_sessions_show)
     p = sessions.add_parser("stats", help="counts, durations, busiest hours, top commands")
     query_args(p, ("table", "json"))
@@ -321,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(func=cmd_sessions_stats)
     recording_cli.add_commands(sessions, query_args, Backend)
+
+    from . import search_cli
+
+    search_cli.add_commands(sub, sessions, query_args)
 
     p = sub.add_parser("sql", help="run one read-only SELECT over the shellspan database "
                                    "(bounded; see docs/security.md)")

@@ -39,6 +39,14 @@ class SinkConfig:
     otlp_grpc: str = "127.0.0.1:4317"
     api: str = "127.0.0.1:8678"
     max_body_bytes: int = 16 * 1024 * 1024
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    body_timeout: float = 60.0
+    # Span times accepted, relative to the sink's clock (0: no bound); see ingest. A year back
+    # takes in what waited out any plausible outage in a spool or a collector's queue; a day
+    # ahead takes in a host whose clock is hours off (the received time shows by how much).
+    # Beyond those, a time is garbage (1970, 2262, a counter), not a record.
+    max_span_age: float = 366 * 86400.0
+    max_span_ahead: float = 86400.0
     wal_dir: Path | None = None  # None: beside an embedded store, else under the state directory
     max_wal_bytes: int = 1 << 30
     wal_segment_age: float = 0.5
@@ -50,6 +58,10 @@ class SinkConfig:
     sql_max_rows: int = 10_000
     sql_max_result_bytes: int = 32 * 1024 * 1024
     sql_max_memory: int = 1024 * 1024 * 1024
+    max_streams: int = 64
+    stream_heartbeat: float = 15.0
+    live_poll: float = 2.0
+    rollup_interval: float = 5.0
     auth: AuthConfig = field(default_factory=AuthConfig)
 
     @property
@@ -72,7 +84,16 @@ class SinkConfig:
     def limits(self):  # -> ingest.IngestLimits (imported here: the query commands never need it)
         from .ingest import IngestLimits
 
-        return IngestLimits(max_body_bytes=self.max_body_bytes)
+        return IngestLimits(max_body_bytes=self.max_body_bytes, max_span_age_s=self.max_span_age,
+                            max_span_ahead_s=self.max_span_ahead)
+
+    def check(self) -> SinkConfig:
+        """Checks across options; ConfigError names them."""
+        if self.max_inflight_bytes < self.max_body_bytes:
+            raise ConfigError(f"--max-inflight-bytes ({self.max_inflight_bytes}) must be at least "
+                              f"--max-body-bytes ({self.max_body_bytes}), or a request of the "
+                              "largest size could never be taken")
+        return self
 
     @property
     def wal_path(self) -> Path:
@@ -148,6 +169,21 @@ def _identifier(text: str) -> str:
             from None
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    """Seconds, or a number with a unit: 90s, 15m, 1h, 30d. 0 is allowed (no bound)."""
+    text = text.strip().lower()
+    unit = _UNITS.get(text[-1:]) if text else None
+    try:
+        value = _number(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"must be seconds or a duration like 90s, 15m, 1h, 30d, not {text!r}") \
+            from None
+    return value
+
+
 def _text(text: str) -> str:
     return text
 
@@ -175,6 +211,7 @@ class Option:
     scope: str = SERVE
     auth: bool = False
     empty_counts: bool = False  # an empty variable is a value (else it counts as unset)
+    shown_default: str | None = None  # the default as --help shows it, when not the field's
 
     @property
     def source_names(self) -> str:
@@ -203,6 +240,17 @@ OPTIONS: tuple[Option, ...] = (
            "API and web UI listener, HOST:PORT"),
     Option("max_body_bytes", ("--max-body-bytes",), ("SHELLSPAN_MAX_BODY_BYTES",), _whole(1),
            "largest OTLP request accepted (compressed and, times eight, inflated)"),
+    Option("max_inflight_bytes", ("--max-inflight-bytes",), ("SHELLSPAN_MAX_INFLIGHT_BYTES",),
+           _whole(1), "request-body bytes held at once over all OTLP connections; beyond, "
+           "answer 503 Retry-After (gRPC UNAVAILABLE) before reading the body"),
+    Option("body_timeout", ("--body-timeout",), ("SHELLSPAN_BODY_TIMEOUT",), _seconds,
+           "seconds an OTLP/HTTP body may take to arrive (then 408)"),
+    Option("max_span_age", ("--max-span-age",), ("SHELLSPAN_MAX_SPAN_AGE",), _duration,
+           "refuse spans (OTLP partial success) that started longer ago than this (seconds, or "
+           "90s/15m/1h/30d; 0: no bound)", shown_default="366d"),
+    Option("max_span_ahead", ("--max-span-ahead",), ("SHELLSPAN_MAX_SPAN_AHEAD",), _duration,
+           "refuse spans that start or end further ahead of the sink's clock than this (0: no "
+           "bound)", shown_default="1d"),
     Option("wal_dir", ("--wal-dir", "--wal"), ("SHELLSPAN_WAL_DIR", "SHELLSPAN_WAL"), Path,
            "the write-ahead log (WAL) directory: requests are acknowledged once written there "
            "(default: beside an embedded store, else under the state directory)"),
@@ -223,6 +271,16 @@ OPTIONS: tuple[Option, ...] = (
            _whole(1), "most bytes an analyst's SQL statement may return", STORE),
     Option("sql_max_memory", ("--sql-max-memory",), ("SHELLSPAN_SQL_MAX_MEMORY",), _whole(1),
            "most memory (bytes) an analyst's SQL statement may use", STORE),
+    Option("max_streams", ("--max-streams",), ("SHELLSPAN_MAX_STREAMS",), _whole(1),
+           "live streams (Server-Sent Events) open at once; more are answered 503"),
+    Option("stream_heartbeat", ("--stream-heartbeat",), ("SHELLSPAN_STREAM_HEARTBEAT",),
+           _seconds, "seconds of silence after which a live stream sends a keep-alive comment"),
+    Option("live_poll", ("--live-poll",), ("SHELLSPAN_LIVE_POLL",), _seconds,
+           "while live streams are open, seconds between looks at the store for spans another "
+           "writer stored (the sink's own inserts are seen at once)"),
+    Option("rollup_interval", ("--rollup-interval",), ("SHELLSPAN_ROLLUP_INTERVAL",), _seconds,
+           "at most this often, the hourly rollups of the stats are brought up to date after "
+           "inserts (queries are exact meanwhile, at more cost)"),
     Option("encoder", (), ("SHELLSPAN_ENCODER",), _choice(*ENCODERS),
            "auto: the compiled encoder when installed; python: always the reference encoder"),
     Option("mode", (), ("SHELLSPAN_AUTH_MODE",), _choice(*MODES), "authentication mode",
@@ -251,7 +309,7 @@ def add_arguments(parser: argparse.ArgumentParser, scope: str = SERVE) -> None:
     for option in OPTIONS:
         if not option.flags or (scope == STORE and option.scope != STORE):
             continue
-        default = _DEFAULTS.get(option.field)
+        default = option.shown_default or _DEFAULTS.get(option.field)
         shown = "" if default in (None, "") else f"; default {default}"
         parser.add_argument(*option.flags, dest=option.field, default=None, metavar="VALUE",
                             help=f"{option.help} (env {option.env[0]}{shown})")
@@ -279,4 +337,4 @@ def load(flags: argparse.Namespace | Mapping[str, Any] | None = None,
         except ValueError as exc:
             raise ConfigError(f"{source[0]}: {exc}") from None
         (auth if option.auth else values)[option.field] = value
-    return SinkConfig(**values, auth=AuthConfig(**auth))
+    return SinkConfig(**values, auth=AuthConfig(**auth)).check()

@@ -13,13 +13,15 @@ from concurrent import futures
 import grpc
 
 from .auth import Verifier
+from .inflight import InflightBytes
 from .ingest import Ingest
 from .outcomes import REFUSALS, grpc_trailers, refusal
 
 log = logging.getLogger(__name__)
 
 
-def export_handler(ingest: Ingest, verifier: Verifier, ack_timeout: float):
+def export_handler(ingest: Ingest, verifier: Verifier, inflight: InflightBytes,
+                   ack_timeout: float):
     signal = ingest.signal
 
     def export(body: bytes, context: grpc.ServicerContext):
@@ -27,8 +29,11 @@ def export_handler(ingest: Ingest, verifier: Verifier, ack_timeout: float):
         try:
             identity = verifier.identity(metadata.get("authorization"))
             ingest.wal.check_room()
-            accepted = ingest.accept(body, identity)
-            accepted.durable.result(ack_timeout)
+            # gRPC has read the message before this runs (at most one per worker thread, each
+            # within max_message_bytes); it still counts against the bound while it is handled.
+            with inflight.hold(len(body)):
+                accepted = ingest.accept(body, identity)
+                accepted.durable.result(ack_timeout)
         except REFUSALS as exc:
             refused = refusal(exc)
             context.set_trailing_metadata(grpc_trailers(refused))
@@ -40,14 +45,16 @@ def export_handler(ingest: Ingest, verifier: Verifier, ack_timeout: float):
         response_serializer=signal.response_type.SerializeToString)
 
 
-def start_grpc(ingests: Sequence[Ingest], verifier: Verifier, address: str, *,
-               max_message_bytes: int, ack_timeout: float, workers: int = 8) -> grpc.Server:
+def start_grpc(ingests: Sequence[Ingest], verifier: Verifier, inflight: InflightBytes,
+               address: str, *, max_message_bytes: int, ack_timeout: float,
+               workers: int = 8) -> grpc.Server:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes)],
     )
     server.add_generic_rpc_handlers(tuple(grpc.method_handlers_generic_handler(
-        ingest.signal.grpc_service, {"Export": export_handler(ingest, verifier, ack_timeout)})
+        ingest.signal.grpc_service,
+        {"Export": export_handler(ingest, verifier, inflight, ack_timeout)})
         for ingest in ingests))
     if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot listen for OTLP/gRPC on {address}")

@@ -1,10 +1,19 @@
 """The receive path shared by OTLP/HTTP and OTLP/gRPC, traces and logs alike: encode, queue,
-report the outcome. One `Ingest` per signal, each with its own WAL."""
+report the outcome. One `Ingest` per signal, each with its own WAL.
+
+Every span and log record the sink takes is stamped with the time it received it
+(``semconv.RECEIVED_TIME``). An item whose time lies further in the past than ``max_span_age_s``,
+or further ahead than ``max_span_ahead_s``, of the sink's clock is refused as OTLP partial success
+(rejected count and message; clients do not retry it): its time cannot be placed on the record,
+and a stream of them would scatter inserts over arbitrary days. For a span that is its start
+(and, ahead, its end too); for a log record its timestamp.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -19,8 +28,9 @@ from .wal import RowBatch, WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-# (body, identity, max attrs, max length, skip) -> (rows, written, invalid, {trace id: items})
-Encoder = Callable[..., tuple[bytes, int, int, dict[str, int]]]
+# (body, stamped attributes, max attrs, max length, min time, max time, skip)
+#   -> (chunks by day, written, invalid ids, outside the window, {trace id: items in the window})
+Encoder = Callable[..., rowbinary.Encoded]
 
 
 def select_encoder(choice: str = "auto") -> tuple[str, Encoder]:
@@ -42,6 +52,34 @@ def select_encoder(choice: str = "auto") -> tuple[str, Encoder]:
     return "python", rowbinary.encode_request
 
 
+@dataclass(frozen=True)
+class IngestLimits:
+    max_body_bytes: int  # config.SinkConfig has the defaults
+    max_span_age_s: float = 0.0  # 0: no bound
+    max_span_ahead_s: float = 0.0  # 0: no bound
+    max_spans_per_request: int = 100_000
+    max_attributes: int = 128
+    # A whole command line (the shell side cuts longer ones, with a mark) fits.
+    max_attribute_length: int = semconv.COMMAND_LINE_MAX_BYTES + 1024
+
+    def window(self, now_ns: int) -> tuple[int, int]:
+        """The (earliest, latest) item time accepted at `now_ns`, in Unix nanoseconds."""
+        earliest = max(0, now_ns - int(self.max_span_age_s * 1e9)) if self.max_span_age_s else 0
+        latest = (min(rowbinary.U64_MAX, now_ns + int(self.max_span_ahead_s * 1e9))
+                  if self.max_span_ahead_s else rowbinary.U64_MAX)
+        return earliest, latest
+
+    def describe_window(self) -> str:
+        def span(seconds: float) -> str:
+            for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+                if seconds >= size and seconds % size == 0:
+                    return f"{seconds / size:g}{unit}"
+            return f"{seconds:g}s"
+        past = span(self.max_span_age_s) if self.max_span_age_s else "any time"
+        ahead = span(self.max_span_ahead_s) if self.max_span_ahead_s else "any time"
+        return f"from {past} before to {ahead} after the sink's clock"
+
+
 @dataclass
 class Accepted:
     """A request's valid spans (or log records) are in the WAL; `durable` resolves once they
@@ -50,31 +88,28 @@ class Accepted:
     durable: Future
     spans: int
     invalid: int  # items with an invalid trace id or span id
+    outside: int = 0  # items whose time is outside the accepted window
     foreign: int = 0  # items of sessions owned by another identity
-    unit: str = TRACES.unit
+    signal: Signal = TRACES
+    window: str = ""  # the accepted window, described (when items were outside it)
 
     @property
     def rejected(self) -> int:
-        return self.invalid + self.foreign
+        return self.invalid + self.outside + self.foreign
 
     @property
     def message(self) -> str:
+        unit = self.signal.unit
         parts = []
         if self.invalid:
-            parts.append(f"{self.invalid} {self.unit}(s) rejected: invalid trace id or span id")
+            parts.append(f"{self.invalid} {unit}(s) rejected: invalid trace id or span id")
+        if self.outside:
+            parts.append(f"{self.outside} {unit}(s) rejected: {self.signal.time_fields} outside "
+                         f"the accepted window ({self.window})")
         if self.foreign:
-            parts.append(f"{self.foreign} {self.unit}(s) refused: their session belongs to "
+            parts.append(f"{self.foreign} {unit}(s) refused: their session belongs to "
                          "another identity")
         return "; ".join(parts)
-
-
-@dataclass(frozen=True)
-class IngestLimits:
-    max_body_bytes: int  # config.SinkConfig has the default
-    max_spans_per_request: int = 100_000
-    max_attributes: int = 128
-    # A whole command line (the shell side cuts longer ones, with a mark) fits.
-    max_attribute_length: int = semconv.COMMAND_LINE_MAX_BYTES + 1024
 
 
 class Ingest:
@@ -95,6 +130,9 @@ class Ingest:
         self.rejected = 0
         self.foreign = 0  # items refused: their session belongs to another identity
         self.foreign_requests = 0
+        # Whether a request holds items of sessions someone follows live (given the trace ids
+        # in it): their WAL segment is then inserted at once. Set by the live API.
+        self.followed: Callable[[Collection[str]], bool] = lambda _traces: False
 
     def accept(self, body: bytes, identity: dict[str, str] | None = None) -> Accepted:
         """Take a serialized export request of the signal (ExportTraceServiceRequest or
@@ -104,11 +142,14 @@ class Ingest:
         forbidden: everything belongs to sessions of another identity), wal.Overloaded, or
         StoreError when the owner of a session cannot be looked up.
         """
-        rows, count, invalid, traces = self._run_encoder(body, identity)
-        if count + invalid > self.limits.max_spans_per_request:
-            raise Refused(Outcome.TOO_LARGE, f"{count + invalid} {self.signal.unit}s in one "
-                                             f"request; the limit is "
-                                             f"{self.limits.max_spans_per_request}")
+        now = time.time_ns()
+        stamp = {semconv.RECEIVED_TIME: str(now), **(identity or {})}
+        window = self.limits.window(now)
+        chunks, count, invalid, outside, traces = self._run_encoder(body, stamp, window)
+        total = count + invalid + outside
+        if total > self.limits.max_spans_per_request:
+            raise Refused(Outcome.TOO_LARGE, f"{total} {self.signal.unit}s in one request; the "
+                                             f"limit is {self.limits.max_spans_per_request}")
         foreign = self.owners.foreign(traces, identity) if self.owners and traces else set()
         refused = sum(traces[t] for t in foreign)
         if foreign:
@@ -120,17 +161,18 @@ class Ingest:
                 raise Refused(Outcome.FORBIDDEN,
                               f"session(s) {', '.join(sorted(foreign)[:10])} belong to another "
                               f"identity: {self.signal.unit}s refused")
-            rows, count, invalid, _ = self._run_encoder(body, identity, foreign)
-        durable = self.wal.submit(RowBatch(rows, count))
+            chunks, count, invalid, outside, _ = self._run_encoder(body, stamp, window, foreign)
+        durable = self.wal.submit(RowBatch(chunks, count), urgent=self.followed(traces.keys()))
         self.received += count
-        self.rejected += invalid + refused
-        return Accepted(durable, count, invalid, refused, self.signal.unit)
+        self.rejected += invalid + outside + refused
+        return Accepted(durable, count, invalid, outside, refused, self.signal,
+                        self.limits.describe_window() if outside else "")
 
-    def _run_encoder(self, body: bytes, identity: dict[str, str] | None,
-                     skip: set[str] | None = None) -> tuple[bytes, int, int, dict[str, int]]:
+    def _run_encoder(self, body: bytes, stamp: dict[str, str], window: tuple[int, int],
+                     skip: set[str] | None = None) -> rowbinary.Encoded:
         try:
-            return self._encode(body, identity, self.limits.max_attributes,
-                                self.limits.max_attribute_length, skip)
+            return self._encode(body, stamp, self.limits.max_attributes,
+                                self.limits.max_attribute_length, *window, skip)
         except ValueError as exc:
             raise Refused(Outcome.BAD_REQUEST, str(exc)) from exc
 

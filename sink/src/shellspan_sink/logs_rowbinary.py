@@ -4,7 +4,9 @@ Values are written as the contrib ClickHouse exporter writes them (lowercase hex
 values and the body as strings in the same forms as ``rowbinary``; a record without a time gets
 its observed time). Terminal recordings are the logs the sink is for, so a record must carry a
 trace id (the session) and a span id (the command, or the session's root span); records without
-them are rejected (OTLP partial success), as spans with invalid ids are.
+them are rejected (OTLP partial success), as spans with invalid ids are. As for spans, rows come
+grouped by the UTC day of their timestamp (``otel_logs`` is partitioned by day), and records whose
+timestamp lies outside ``[min_time_ns, max_time_ns]`` are counted and left out.
 
 This encoder is Python only: the compiled encoder (``sink-accel``) covers traces. Recording
 records are few and large (chunks of terminal output), so the per-record cost matters less than
@@ -21,8 +23,10 @@ from shellspan import semconv
 
 from .rowbinary import (
     SINK_OWNED_ATTRIBUTES,
+    U64_MAX,
+    DayWriters,
+    Encoded,
     _truncate,
-    _Writer,
     any_to_str,
     attribute_pairs,
     parse_request,
@@ -38,15 +42,16 @@ _SERVICE_NAME = semconv.SERVICE_NAME.encode()
 
 
 def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes: int,
-                   max_attribute_length: int, skip: Collection[str] | None = None,
-                   ) -> tuple[bytes, int, int, dict[str, int]]:
-    """(RowBinary rows, rows written, records rejected for invalid ids, {trace id: valid
-    records}), as ``rowbinary.encode_request`` for spans: records of the trace ids in `skip`
-    are counted, not written. ValueError if undecodable. `identity` is stamped into every
-    record's attributes, as on spans."""
+                   max_attribute_length: int, min_time_ns: int = 0, max_time_ns: int = U64_MAX,
+                   skip: Collection[str] | None = None) -> Encoded:
+    """(chunks by day, rows written, records rejected for invalid ids, records rejected for a
+    time outside the window, {trace id: records in the window}), as ``rowbinary.encode_request``
+    for spans: records of the trace ids in `skip` are counted, not written. ValueError if
+    undecodable. `identity` (the sink's stamped attributes) goes into every record's
+    attributes, as on spans."""
     request: ExportLogsServiceRequest = parse_request(body, ExportLogsServiceRequest)
-    w = _Writer()
-    rows = rejected = 0
+    days = DayWriters()
+    rows = rejected = rejected_time = 0
     traces: dict[str, int] = {}
     extra = {k.encode(): _truncate(v.encode(), max_attribute_length)
              for k, v in (identity or {}).items()}
@@ -65,12 +70,17 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                 if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
                     rejected += 1
                     continue
+                timestamp = rec.time_unix_nano or rec.observed_time_unix_nano
+                if timestamp < min_time_ns or timestamp > max_time_ns:
+                    rejected_time += 1
+                    continue
                 trace_hex = trace_id.hex()
                 traces[trace_hex] = traces.get(trace_hex, 0) + 1
                 if skip and trace_hex in skip:
                     continue
                 rows += 1
-                w.u64(rec.time_unix_nano or rec.observed_time_unix_nano)
+                w = days.row(timestamp)
+                w.u64(timestamp)
                 w.string(trace_hex)
                 w.string(span_id.hex())
                 w.buf.append(rec.flags & 0xFF)
@@ -90,4 +100,4 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                     attrs.update(extra)
                 w.map_(attrs)
                 w.string(rec.event_name)
-    return bytes(w.buf), rows, rejected, traces
+    return days.chunks(), rows, rejected, rejected_time, traces

@@ -76,11 +76,13 @@ def to_protobuf(body: bytes, content_type: str, signal: Signal = TRACES) -> byte
                       f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}")
     try:
         doc = json.loads(body) if body.strip() else {}
+        if not isinstance(doc, dict):
+            raise Refused(Outcome.BAD_REQUEST, "JSON body must be an object")
+        _hex_ids_to_base64(doc)
+    except RecursionError:
+        raise Refused(Outcome.BAD_REQUEST, "JSON body is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise Refused(Outcome.BAD_REQUEST, f"body is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise Refused(Outcome.BAD_REQUEST, "JSON body must be an object")
-    _hex_ids_to_base64(doc)
     request = signal.request_type()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)

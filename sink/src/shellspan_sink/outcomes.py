@@ -33,22 +33,25 @@ class Answer:
     retryable: bool
 
 
+@enum.unique
 class Outcome(enum.Enum):
-    """Every kind of refusal, with the answer each transport gives."""
+    """Every kind of refusal: what it means, and the answer each transport gives."""
 
-    BAD_REQUEST = Answer(400, grpc.StatusCode.INVALID_ARGUMENT, False)
-    UNAUTHENTICATED = Answer(401, grpc.StatusCode.UNAUTHENTICATED, False)
-    FORBIDDEN = Answer(403, grpc.StatusCode.PERMISSION_DENIED, False)  # another identity's session
+    BAD_REQUEST = ("undecodable or invalid", 400, grpc.StatusCode.INVALID_ARGUMENT, False)
+    UNAUTHENTICATED = ("no valid token", 401, grpc.StatusCode.UNAUTHENTICATED, False)
+    FORBIDDEN = ("another identity's session", 403, grpc.StatusCode.PERMISSION_DENIED, False)
     # RESOURCE_EXHAUSTED without RetryInfo is not retried: the same request would fail again.
     # It is also what gRPC itself answers for a message over the size limit.
-    TOO_LARGE = Answer(413, grpc.StatusCode.RESOURCE_EXHAUSTED, False)
-    UNSUPPORTED_MEDIA_TYPE = Answer(415, grpc.StatusCode.INVALID_ARGUMENT, False)
-    OVERLOADED = Answer(503, grpc.StatusCode.UNAVAILABLE, True)  # the WAL or the in-flight bound
-    UNAVAILABLE = Answer(503, grpc.StatusCode.UNAVAILABLE, True)  # the WAL's disk or the store
+    TOO_LARGE = ("too large", 413, grpc.StatusCode.RESOURCE_EXHAUSTED, False)
+    UNSUPPORTED_MEDIA_TYPE = ("unknown encoding", 415, grpc.StatusCode.INVALID_ARGUMENT, False)
+    BODY_TIMEOUT = ("the body never came", 408, grpc.StatusCode.DEADLINE_EXCEEDED, False)
+    OVERLOADED = ("the WAL or the in-flight bound is full", 503, grpc.StatusCode.UNAVAILABLE, True)
+    UNAVAILABLE = ("the WAL's disk or the store fails", 503, grpc.StatusCode.UNAVAILABLE, True)
 
-    @property
-    def answer(self) -> Answer:
-        return self.value
+    def __init__(self, meaning: str, http_status: int, grpc_code: grpc.StatusCode,
+                 retryable: bool) -> None:
+        self.meaning = meaning
+        self.answer = Answer(http_status, grpc_code, retryable)
 
 
 class Refused(Exception):

@@ -1,5 +1,9 @@
 """OTLP trace request → ClickHouse RowBinary rows for ``otel_traces`` (the reference encoder).
 
+Rows come grouped by the UTC day their span starts on (``otel_traces`` is partitioned by day, and
+an insert may touch only so many partitions). Spans with invalid ids, and spans that start before
+``min_time_ns`` or start or end after ``max_time_ns``, are counted and left out.
+
 The sink hands ClickHouse bytes it parses natively (``INSERT ... FORMAT RowBinary``), through
 clickhouse-connect's ``raw_insert``, for both the embedded and the server store. This module is the
 definition of that conversion; the optional compiled accelerator (``shellspan_sink_accel``) must
@@ -34,6 +38,8 @@ COLUMNS = (
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
 SINK_OWNED_ATTRIBUTES = semconv.SINK_OWNED
+NS_PER_DAY = 86_400 * 10**9
+U64_MAX = 2**64 - 1
 
 _U64 = struct.Struct("<Q")
 _SERVICE_NAME = semconv.SERVICE_NAME.encode()
@@ -176,17 +182,47 @@ def parse_request(body: bytes, message: type = ExportTraceServiceRequest):
     return request
 
 
-def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes: int,
-                   max_attribute_length: int, skip: Collection[str] | None = None,
-                   ) -> tuple[bytes, int, int, dict[str, int]]:
-    """(RowBinary rows, rows written, spans rejected for invalid ids, {trace id: valid spans}).
+Chunk = tuple[int, bytes, int]  # (UTC day: days since the epoch, RowBinary rows, row count)
+# (chunks, rows written, rejected for invalid ids, rejected for time, {trace id: items in window})
+Encoded = tuple[list[Chunk], int, int, int, dict[str, int]]
 
-    The trace ids (lowercase hex, in order of first appearance) count every span with valid ids,
-    written or not; spans whose trace id is in `skip` are not written. ValueError if the body
-    is undecodable."""
+
+class DayWriters:
+    """Rows grouped by the UTC day of their time, one writer per day (in order of first
+    appearance): an insert may touch only so many of a day-partitioned table's partitions."""
+
+    __slots__ = ("_by_day", "_day", "_current")
+
+    def __init__(self) -> None:
+        self._by_day: dict[int, list] = {}  # day -> [writer, rows]
+        self._day = -1
+        self._current: list = []
+
+    def row(self, time_ns: int) -> _Writer:
+        """The writer for one more row at `time_ns` (Unix nanoseconds)."""
+        day = time_ns // NS_PER_DAY
+        if day != self._day:
+            self._day = day
+            self._current = self._by_day.setdefault(day, [_Writer(), 0])
+        self._current[1] += 1
+        return self._current[0]
+
+    def chunks(self) -> list[Chunk]:
+        return [(day, bytes(writer.buf), count) for day, (writer, count) in self._by_day.items()]
+
+
+def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes: int,
+                   max_attribute_length: int, min_time_ns: int = 0, max_time_ns: int = U64_MAX,
+                   skip: Collection[str] | None = None) -> Encoded:
+    """(chunks in the order their days first appear, rows written, spans rejected for invalid
+    ids, spans rejected for a time outside the window, {trace id: spans}).
+
+    The trace ids (lowercase hex, in order of first appearance) count every span with valid ids
+    and a time in the window, written or not; spans whose trace id is in `skip` are not written.
+    ValueError if the body is undecodable."""
     request = parse_request(body)
-    w = _Writer()
-    rows = rejected = 0
+    days = DayWriters()
+    rows = rejected = rejected_time = 0
     traces: dict[str, int] = {}
     extra = {k.encode(): _truncate(v.encode(), max_attribute_length)
              for k, v in (identity or {}).items()}
@@ -202,12 +238,16 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                 if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
                     rejected += 1
                     continue
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                if start < min_time_ns or start > max_time_ns or end > max_time_ns:
+                    rejected_time += 1
+                    continue
                 trace_hex = trace_id.hex()
                 traces[trace_hex] = traces.get(trace_hex, 0) + 1
                 if skip and trace_hex in skip:
                     continue
                 rows += 1
-                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                w = days.row(start)
                 w.u64(start)
                 w.string(trace_hex)
                 w.string(span_id.hex())
@@ -252,4 +292,4 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                 w.varint(len(links))
                 for link in links:
                     w.map_(attribute_pairs(link.attributes, max_attributes, max_attribute_length))
-    return bytes(w.buf), rows, rejected, traces
+    return days.chunks(), rows, rejected, rejected_time, traces

@@ -24,8 +24,10 @@ Templates are plain SQL with placeholders, ``{{ name }}`` or ``{{ name ARG }}``:
 ``table [T]``       table or view ``T`` as it holds data on each node (``T_local`` on a cluster);
                     without ``T``, the object the template creates
 ``name [T]``        ``T`` under its canonical name, the one queries and inserts use
-``engine KIND``     the MergeTree-family ``KIND`` of the table the template creates; on a cluster
-                    ``ReplicatedKIND('/clickhouse/tables/{shard}/DB/T_local', '{replica}')``
+``engine KIND [C...]`` the MergeTree-family ``KIND`` of the table the template creates, with
+                    up to two engine columns (``ReplacingMergeTree version is_deleted``:
+                    ``ReplacingMergeTree(version, is_deleted)``); on a cluster
+                    ``ReplicatedKIND('/clickhouse/tables/{shard}/DB/T_local', '{replica}'[, C...])``
 ``ttl COLUMN``      ``TTL toDateTime(COLUMN) + toIntervalDay(N)`` when a TTL is set, else nothing
 ``semconv NAME``    ``shellspan.semconv.NAME`` as a string literal (a tuple: a list in parentheses)
 ``attr NAME``       the attribute ``semconv.NAME`` from the span's attributes, else its resource's
@@ -60,7 +62,7 @@ from shellspan import semconv
 from . import tables
 from .tables import check_identifier
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?:\s+([A-Za-z0-9_]+))?\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?:\s+([A-Za-z0-9_]+))?((?:\s+[a-z_]+){0,2})\s*\}\}")
 _ENGINE = re.compile(r"^[A-Za-z]*MergeTree$")
 
 
@@ -87,7 +89,8 @@ class SchemaOptions:
         return f"`{self.database}`.`{tables.registered(table)}{suffix}`"
 
 
-def _literal(value: str) -> str:
+def literal(value: str) -> str:
+    """`value` as a ClickHouse string literal (for names the code itself holds, never input)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -118,9 +121,9 @@ def _tuple_type(fields: tuple[tuple[str, str], ...]) -> str:
 
 def _first_key() -> str:
     """(0 verified / 1 not, stored at, 0 start / 1 root / 2 other, span start)."""
-    return (f"tuple(SpanAttributes[{_literal(semconv.AUTH_VERIFIED)}] != 'true', now64(9), "
-            f"multiIf(SpanName = {_literal(semconv.SPAN_SESSION_START)}, 0, "
-            f"SpanName = {_literal(semconv.SPAN_SESSION)}, 1, 2), Timestamp)")
+    return (f"tuple(SpanAttributes[{literal(semconv.AUTH_VERIFIED)}] != 'true', now64(9), "
+            f"multiIf(SpanName = {literal(semconv.SPAN_SESSION_START)}, 0, "
+            f"SpanName = {literal(semconv.SPAN_SESSION)}, 1, 2), Timestamp)")
 
 
 # Sorts after every real key (whose first element is 0 or 1): what a command span, and a row
@@ -129,7 +132,7 @@ _NO_FIRST = "tuple(2, toDateTime64(0, 9), 0, toDateTime64(0, 9), '')"
 
 
 def _first(context: _Context, name: str | None) -> str:
-    return (f"min(if(SpanName != {_literal(semconv.SPAN_COMMAND)}, "
+    return (f"min(if(SpanName != {literal(semconv.SPAN_COMMAND)}, "
             f"tupleConcat({_first_key()}, tuple({context.attr(name)})), {_NO_FIRST}))")
 
 
@@ -150,14 +153,15 @@ class _Context:
             raise ValueError("this template creates no table: name one")
         return self.creates
 
-    def engine(self, kind: str | None) -> str:
+    def engine(self, kind: str | None, *columns: str) -> str:
         if not kind or not _ENGINE.match(kind) or kind.startswith("Replicated"):
             raise ValueError(f"engine must name a MergeTree engine, not {kind!r}")
         o, table = self.options, self.target(None)
         if not o.cluster:
-            return kind
+            return f"{kind}({', '.join(columns)})" if columns else kind
         path = f"/clickhouse/tables/{{shard}}/{o.database}/{table}{tables.LOCAL_SUFFIX}"
-        return f"Replicated{kind}({_literal(path)}, '{{replica}}')"
+        args = [literal(path), "'{replica}'", *columns]
+        return f"Replicated{kind}({', '.join(args)})"
 
     def ttl(self, column: str | None) -> str:
         if not column:
@@ -167,19 +171,19 @@ class _Context:
         return f"TTL toDateTime({column}) + toIntervalDay({int(self.options.ttl_days)})"
 
     def attr(self, name: str | None) -> str:
-        key = _literal(str(_semconv(name or "")))
+        key = literal(str(_semconv(name or "")))
         return f"if(SpanAttributes[{key}] != '', SpanAttributes[{key}], ResourceAttributes[{key}])"
 
     def semconv(self, name: str | None) -> str:
         value = _semconv(name or "")
         if isinstance(value, tuple):
-            return "(" + ", ".join(_literal(v) for v in value) + ")"
-        return _literal(value)
+            return "(" + ", ".join(literal(v) for v in value) + ")"
+        return literal(value)
 
     def cluster_literal(self, _arg: str | None) -> str:
         if not self.options.cluster:
             raise ValueError("cluster_name is only defined on a cluster")
-        return _literal(self.options.cluster)
+        return literal(self.options.cluster)
 
     def key(self, _arg: str | None) -> str:
         if not self.sharding_key:
@@ -197,8 +201,8 @@ _PLACEHOLDERS: dict[str, Callable[[_Context, str | None], str]] = {
     "semconv": _Context.semconv,
     "attr": _Context.attr,
     "cluster_name": _Context.cluster_literal,
-    "database_name": lambda c, _: _literal(c.options.database),
-    "table_name": lambda c, arg: _literal(
+    "database_name": lambda c, _: literal(c.options.database),
+    "table_name": lambda c, arg: literal(
         c.target(arg) + (tables.LOCAL_SUFFIX if c.options.cluster else "")),
     "sharding_key": _Context.key,
     "include": lambda c, arg: _render_in(template(f"{arg}.sql"), c, arg or "?"),
@@ -234,9 +238,13 @@ def render_text(text: str, options: SchemaOptions, creates: str | None = None,
 
 def _render_in(text: str, context: _Context, name: str) -> str:
     def fill(match: re.Match) -> str:
-        placeholder, arg = match.group(1), match.group(2)
+        placeholder, arg, more = match.group(1), match.group(2), match.group(3).split()
         if placeholder not in _PLACEHOLDERS:
             raise ValueError(f"sql/{name}: unknown placeholder {match.group(0)!r}")
+        if more:
+            if placeholder != "engine":
+                raise ValueError(f"sql/{name}: {match.group(0)!r} takes one argument")
+            return context.engine(arg, *more)
         return _PLACEHOLDERS[placeholder](context, arg)
 
     statement = _PLACEHOLDER.sub(fill, text).strip()
@@ -282,6 +290,8 @@ class Migration:
 
 _BY_TRACE = "cityHash64(TraceId)"
 _BY_SESSION = "cityHash64(session_id)"  # the session id is the trace id
+_BY_HOUR = "toUInt32(hour)"  # an hour's rollup rows stay together, so a version is one insert
+_BY_DAY = "toUInt32(day)"
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", (
@@ -305,6 +315,36 @@ MIGRATIONS: tuple[Migration, ...] = (
         Step("drop_view.sql", tables.COMMANDS_MV),
         Step("shell_commands_mv_2.sql", tables.COMMANDS_MV),
         Step("shell_commands_backfill.sql"),
+    )),
+    Migration(3, "command search, annotations, access log", (
+        create(tables.COMMAND_SEARCH, _BY_SESSION),
+        create(tables.COMMAND_SEARCH_MV),
+        Step("shell_command_search_backfill.sql"),
+        create(tables.ANNOTATIONS, _BY_SESSION),
+        create(tables.ACCESS_LOG, "cityHash64(event_id)"),
+    )),
+    Migration(4, "session lookups by time and by id, update log, hourly rollups", (
+        create(tables.SESSION_INDEX, _BY_SESSION),
+        create(tables.SESSION_INDEX_MV),
+        Step("shell_session_index_backfill.sql"),
+        create(tables.SESSIONS_BY_ID, _BY_SESSION),
+        create(tables.SESSIONS_BY_ID_MV),
+        Step("shell_sessions_by_id_backfill.sql"),
+        create(tables.SESSION_ATTRIBUTES, _BY_SESSION),
+        create(tables.SESSION_ATTRIBUTES_MV),
+        Step("shell_session_attributes_backfill.sql"),
+        create(tables.SESSION_CHILDREN, _BY_SESSION),
+        create(tables.SESSION_CHILDREN_MV),
+        Step("shell_session_children_backfill.sql"),
+        create(tables.SESSION_UPDATES, _BY_SESSION),
+        create(tables.SESSION_UPDATES_MV),
+        create(tables.STATS_HOURLY, _BY_HOUR),
+        create(tables.STATS_HOURLY_COMMANDS, _BY_HOUR),
+        create(tables.STATS_DAILY, _BY_DAY),
+        create(tables.STATS_DAILY_COMMANDS, _BY_DAY),
+        create(tables.STATS_SESSIONS, _BY_SESSION),
+        create(tables.STATS_SESSION_STARTS, _BY_SESSION),
+        create(tables.STATS_PROGRESS, "cityHash64(name)"),
     )),
     Migration(5, "terminal recordings", (
         create(tables.OTEL_LOGS, _BY_TRACE),

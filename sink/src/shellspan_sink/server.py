@@ -11,11 +11,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import memory
 from .auth import Verifier
 from .config import SinkConfig, split_address
 from .grpc_receiver import start_grpc
 from .http_apps import api_app, otlp_app
+from .inflight import InflightBytes
 from .ingest import Ingest
+from .live import LiveLimits
 from .owners import SessionOwners
 from .queries import SessionQueries
 from .signals import LOGS
@@ -53,6 +56,7 @@ Stop with Ctrl-C."""
 
 async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> None:
     verifier = Verifier(cfg.auth)  # configuration errors stop the sink before it listens
+    memory.tune_allocator()
     store = Store(cfg.store_dsn, cfg.schema)
     applied = await asyncio.to_thread(store.migrate)
     if applied:
@@ -69,20 +73,27 @@ async def serve_async(cfg: SinkConfig, ready: asyncio.Event | None = None) -> No
     owners = SessionOwners(store) if verifier.enabled else None
     ingest = Ingest(wal, cfg.limits, cfg.encoder, owners=owners)
     logs = Ingest(logs_wal, cfg.limits, signal=LOGS, owners=owners)
+    # One bound over both signals and both transports.
+    inflight = InflightBytes(cfg.max_inflight_bytes)
     queries = SessionQueries(store, cfg.abandon_after)
     sql_gate = SqlGate(cfg.sql_store or cfg.store_dsn, cfg.schema, cfg.sql_limits)
 
     runners: list[web.AppRunner] = []
+    otlp = otlp_app((ingest, logs), verifier, inflight, ack_timeout=cfg.ack_timeout,
+                    body_timeout=cfg.body_timeout)
+    live = LiveLimits(max_streams=cfg.max_streams, heartbeat_s=cfg.stream_heartbeat,
+                      poll_s=cfg.live_poll)
+    api = api_app(store, queries, wal, ingest, verifier, logs, sql_gate, inflight, live,
+                  cfg.rollup_interval)
     # OTLP bodies are inflated by the sink itself, with a bound (aiohttp's own has none).
-    for app, address, inflate in ((otlp_app((ingest, logs), verifier, ack_timeout=cfg.ack_timeout), cfg.otlp_http, False),
-                                  (api_app(store, queries, wal, ingest, verifier, logs, sql_gate), cfg.api, True)):
+    for app, address, inflate in ((otlp, cfg.otlp_http, False), (api, cfg.api, True)):
         runner = web.AppRunner(app, access_log=None, auto_decompress=inflate)
         await runner.setup()
         host, port = split_address(address)
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)
-    grpc_server = start_grpc((ingest, logs), verifier, cfg.otlp_grpc, max_message_bytes=cfg.limits.max_body_bytes,
-                             ack_timeout=cfg.ack_timeout)
+    grpc_server = start_grpc((ingest, logs), verifier, inflight, cfg.otlp_grpc,
+                             max_message_bytes=cfg.limits.max_body_bytes, ack_timeout=cfg.ack_timeout)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -28,6 +28,7 @@ class Signal:
     path: str  # OTLP/HTTP
     grpc_service: str
     unit: str  # what one item is called in messages
+    time_fields: str  # which of an item's times the accepted window bounds, for messages
     request_type: Any
     response_type: Any
     rejected_field: str  # of the response's partial_success
@@ -49,8 +50,8 @@ class Signal:
 
 
 TRACES = Signal("traces", "/v1/traces", "opentelemetry.proto.collector.trace.v1.TraceService",
-                "span", ExportTraceServiceRequest, ExportTraceServiceResponse, "rejected_spans",
-                tables.OTEL_TRACES, rowbinary.COLUMNS)
+                "span", "start or end time", ExportTraceServiceRequest,
+                ExportTraceServiceResponse, "rejected_spans", tables.OTEL_TRACES, rowbinary.COLUMNS)
 LOGS = Signal("logs", "/v1/logs", "opentelemetry.proto.collector.logs.v1.LogsService",
-              "log record", ExportLogsServiceRequest, ExportLogsServiceResponse,
+              "log record", "time", ExportLogsServiceRequest, ExportLogsServiceResponse,
               "rejected_log_records", tables.OTEL_LOGS, logs_rowbinary.COLUMNS)

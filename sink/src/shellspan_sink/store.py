@@ -7,6 +7,7 @@ all access from the sink's threads goes through one lock.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import urllib.parse
@@ -18,9 +19,46 @@ from typing import Any
 from . import tables
 from .schema import MIGRATIONS, SchemaOptions, migrations_table_ddl
 
+# ClickHouse error codes that say the store cannot work now, not that the data is bad: an insert
+# failing with one of them is retried (with backoff), never quarantined.
+OUTAGE_CODES = frozenset({
+    60, 81,  # UNKNOWN_TABLE, UNKNOWN_DATABASE: the schema is not there (yet)
+    159, 160, 209, 210, 279, 285, 319, 394, 425,  # timeouts, network, replicas, cancelled, system
+    164, 242,  # READONLY, TABLE_IS_READ_ONLY
+    173, 241, 243,  # CANNOT_ALLOCATE_MEMORY, MEMORY_LIMIT_EXCEEDED, NOT_ENOUGH_SPACE
+    202, 203,  # TOO_MANY_SIMULTANEOUS_QUERIES, NO_FREE_CONNECTION
+    74, 75, 76, 236, 999, 1000,  # file descriptors, ABORTED, KEEPER_EXCEPTION, POCO_EXCEPTION
+    192, 193, 194, 195, 497, 516,  # users, passwords, ACCESS_DENIED, AUTHENTICATION_FAILED
+})
+TOO_MANY_PARTS = 252  # also "too many partitions for one insert", which is the data's fault
+_CODE = re.compile(r"\bCode: (\d+)\b")
+
 
 class StoreError(RuntimeError):
-    """The store could not be reached or refused an operation."""
+    """The store could not be reached or refused an operation.
+
+    `transient`: the store cannot take it now (unreachable, out of space or memory, overloaded),
+    so the same operation may succeed later; false when the operation itself is refused (bad
+    data, too many partitions for one insert, a type error), which retrying cannot fix.
+    """
+
+    def __init__(self, message: str, code: int | None = None, transient: bool = True) -> None:
+        super().__init__(message)
+        self.code = code
+        self.transient = transient
+
+
+def classify(message: str, code: int | None = None,
+             connection_error: bool = False) -> tuple[int | None, bool]:
+    """(ClickHouse error code or None, transient) for an error of the store."""
+    if not code:
+        match = _CODE.search(message)
+        code = int(match.group(1)) if match else None
+    if connection_error or code is None:  # no answer from ClickHouse at all
+        return code, True
+    if code == TOO_MANY_PARTS:  # merges lagging behind inserts is back-pressure, not poison
+        return code, "Merges are processing" in message
+    return code, code in OUTAGE_CODES
 
 
 def state_dir() -> Path:
@@ -92,6 +130,7 @@ class Store:
         self._password = urllib.parse.urlsplit(dsn).password
         self._lock = threading.Lock()
         self._client = None
+        self._partitions_per_insert: int | None = None
 
     @property
     def embedded(self) -> bool:
@@ -156,23 +195,43 @@ class Store:
         collapse rows in background merges instead of per insert. Queries never rely on either
         (they read with FINAL or merge uniqExact states), so results are the same.
         """
+        self._raw_insert(table, column_names, data, "RowBinary", {"optimize_on_insert": 0})
+
+    def insert_json_rows(self, table: str, column_names: Sequence[str], data: bytes) -> None:
+        """Insert rows given as JSONEachRow lines (values are data, parsed by ClickHouse)."""
+        self._raw_insert(table, column_names, data, "JSONEachRow")
+
+    def _raw_insert(self, table: str, column_names: Sequence[str], data: bytes, fmt: str,
+                    settings: dict[str, Any] | None = None) -> None:
         qualified = self.options.name(table)
         with self._lock:
             try:
                 self._connect().raw_insert(qualified, list(column_names), insert_block=data,
-                                           fmt="RowBinary", settings={"optimize_on_insert": 0})
+                                           fmt=fmt, settings=settings)
             except StoreError:
                 raise
             except Exception as exc:
                 self._reset_on_transport_error()
                 raise self._error(exc) from exc
 
+    def partitions_per_insert(self) -> int:
+        """ClickHouse's ``max_partitions_per_insert_block`` for the sink's inserts (0: no limit)."""
+        if self._partitions_per_insert is None:
+            rows = self.query("SELECT getSetting('max_partitions_per_insert_block')").rows
+            self._partitions_per_insert = int(rows[0][0])
+        return self._partitions_per_insert
+
     def _error(self, exc: Exception) -> StoreError:
         """A StoreError whose message never carries the DSN's password (it reaches logs, /health)."""
         message = str(exc)
         if self._password:
             message = message.replace(self._password, "***")
-        return StoreError(message)
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        code = getattr(exc, "code", None)
+        code, transient = classify(message, code if isinstance(code, int) else None,
+                                   isinstance(exc, (OperationalError, OSError)))
+        return StoreError(message, code, transient)
 
     def _reset_on_transport_error(self) -> None:
         # A server client reconnects by being rebuilt; the embedded engine must be kept.

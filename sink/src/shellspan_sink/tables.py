@@ -22,14 +22,55 @@ COMMANDS = "shell_commands"
 COMMANDS_MV = "shell_commands_mv"
 # The schema versions applied to this database.
 MIGRATIONS = "shellspan_migrations"
+# Every command again, in time order with text indexes (command search), and the view filling it
+# from COMMANDS.
+COMMAND_SEARCH = "shell_command_search"
+COMMAND_SEARCH_MV = "shell_command_search_mv"
+# Tags and notes added to sessions after the fact (append-only).
+ANNOTATIONS = "shell_annotations"
+# Who read which session's commands, when, and through which door.
+ACCESS_LOG = "shell_access_log"
 # Every log record (terminal recordings), with the contrib ClickHouse exporter's columns.
 OTEL_LOGS = "otel_logs"
 # One row per recorded chunk of terminal I/O, keyed by (session, seq), and the view filling it.
 RECORDINGS = "shell_recordings"
 RECORDINGS_MV = "shell_recordings_mv"
 
+# Sessions by start time (one row per session and insert block), and the view filling it from
+# the rows inserted into SESSIONS.
+SESSION_INDEX = "shell_session_index"
+SESSION_INDEX_MV = "shell_session_index_mv"
+# shell_sessions in small granules, for reads by session id, and the view filling it.
+SESSIONS_BY_ID = "shell_sessions_by_id"
+SESSIONS_BY_ID_MV = "shell_sessions_by_id_mv"
+# The attributes of each session's start and root spans, by session id, and the view filling it.
+SESSION_ATTRIBUTES = "shell_session_attributes"
+SESSION_ATTRIBUTES_MV = "shell_session_attributes_mv"
+# Nested sessions by the session that started them, and the view filling it.
+SESSION_CHILDREN = "shell_session_children"
+SESSION_CHILDREN_MV = "shell_session_children_mv"
+# When each session last received spans (store clock), and the view filling it.
+SESSION_UPDATES = "shell_session_updates"
+SESSION_UPDATES_MV = "shell_session_updates_mv"
+# Rollups for the stats (rollups.py): sessions per hour (and day) and identity, commands per hour
+# (and day) and name, each session as last counted (by start, and its start by id), and how far
+# they are.
+STATS_HOURLY = "shell_stats_hourly"
+STATS_HOURLY_COMMANDS = "shell_stats_hourly_commands"
+STATS_DAILY = "shell_stats_daily"
+STATS_DAILY_COMMANDS = "shell_stats_daily_commands"
+STATS_SESSIONS = "shell_stats_sessions"
+STATS_SESSION_STARTS = "shell_stats_session_starts"
+STATS_PROGRESS = "shell_stats_progress"
+
+
 ALL = (OTEL_TRACES, TRACE_ID_TS, TRACE_ID_TS_MV, SESSIONS, SESSIONS_MV, COMMANDS, COMMANDS_MV,
-       MIGRATIONS, OTEL_LOGS, RECORDINGS, RECORDINGS_MV)
+       MIGRATIONS, COMMAND_SEARCH, COMMAND_SEARCH_MV, ANNOTATIONS, ACCESS_LOG, OTEL_LOGS,
+       RECORDINGS, RECORDINGS_MV, SESSION_INDEX, SESSION_INDEX_MV, SESSIONS_BY_ID,
+       SESSIONS_BY_ID_MV, SESSION_ATTRIBUTES, SESSION_ATTRIBUTES_MV, SESSION_CHILDREN,
+       SESSION_CHILDREN_MV, SESSION_UPDATES, SESSION_UPDATES_MV, STATS_HOURLY,
+       STATS_HOURLY_COMMANDS, STATS_DAILY, STATS_DAILY_COMMANDS, STATS_SESSIONS,
+       STATS_SESSION_STARTS, STATS_PROGRESS)
 
 LOCAL_SUFFIX = "_local"
 

@@ -2,15 +2,16 @@
 
 Each signal has its own WAL (its own directory, inserting into its own table): spans into
 ``otel_traces`` in the WAL directory, log records into ``otel_logs`` in its ``logs`` subdirectory.
-A request's encoded rows are appended to the open segment; one ``fdatasync`` covers every request
-that arrived meanwhile (group commit), and only then are they acknowledged. Segments are sealed by
-size or age and inserted by a separate thread, one insert per segment, then deleted. A segment
-whose insert fails stays on disk and is retried, so a store outage loses nothing; a restart (even
-after ``kill -9``) replays every sealed or partly written segment. A segment replayed after its
-insert succeeded but before its deletion is inserted twice; queries read each (trace id, span id)
-once, so results do not change.
-
-Record format: ``magic(4) | length u32 | rows u32 | crc32 u32 | data`` (little-endian).
+A request's encoded rows are appended to the open segment, one record per UTC day of their rows
+(``wal_records``); one ``fdatasync`` covers every request that arrived meanwhile (group commit),
+and only then are they acknowledged. Segments are sealed by size or age and inserted by a separate
+thread (``wal_insert``: normally one insert per segment, never more partitions per insert than
+ClickHouse allows), then deleted. A segment whose insert fails because the store cannot take it
+now stays on disk and is retried with backoff, so a store outage loses nothing; records the store
+refuses for good are moved to the WAL's quarantine (``quarantine``) and never block the rest. A
+restart (even after ``kill -9``) replays every sealed or partly written segment. A segment
+replayed after its insert succeeded but before its deletion is inserted twice; queries read each
+(trace id, span id) once (each recorded chunk once, for log records), so results do not change.
 """
 
 from __future__ import annotations
@@ -18,22 +19,22 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import struct
 import threading
 import time
-import zlib
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import tables
+from .quarantine import Quarantine
 from .rowbinary import COLUMNS
 from .store import Store, StoreError
+from .wal_insert import Progress, SegmentInserter
+from .wal_records import Record, encode_record, read_records
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"SSW1"
-HEADER = struct.Struct("<4sIII")
 OPEN, SEALED = ".open", ".sealed"
 
 
@@ -43,25 +44,10 @@ class Overloaded(Exception):
 
 @dataclass(frozen=True)
 class RowBatch:
-    """Encoded ``otel_traces`` rows (RowBinary) and how many there are."""
+    """A request's encoded rows (of the WAL's table), by UTC day: (day, RowBinary, rows) chunks."""
 
-    data: bytes
+    chunks: list[tuple[int, bytes, int]]
     size: int
-
-
-def read_records(path: Path) -> tuple[list[bytes], int, int]:
-    """(record data, total rows, bytes of valid prefix). Stops at the first torn record."""
-    blob = path.read_bytes()
-    records, rows, offset = [], 0, 0
-    while offset + HEADER.size <= len(blob):
-        magic, length, count, crc = HEADER.unpack_from(blob, offset)
-        start, end = offset + HEADER.size, offset + HEADER.size + length
-        if magic != MAGIC or end > len(blob) or zlib.crc32(blob[start:end]) != crc:
-            break
-        records.append(blob[start:end])
-        rows += count
-        offset = end
-    return records, rows, offset
 
 
 class WriteAheadLog:
@@ -83,6 +69,7 @@ class WriteAheadLog:
         self._open_rows = 0
         self._open_size = 0
         self._open_since = 0.0
+        self._urgent = False
         self._seq = 0
         self._stopping = False
         self.pending_bytes = 0
@@ -90,6 +77,12 @@ class WriteAheadLog:
         self.failed_inserts = 0
         self.last_error: str | None = None
         self.last_insert_at: float | None = None
+        self.quarantine = Quarantine(self.dir / "quarantine")
+        self._inserter = SegmentInserter(store, self.quarantine, table, columns)
+        self._progress: dict[str, Progress] = {}  # by segment, across attempts
+        # Called (on the insert thread) after each insert into the store: what was inserted is
+        # queryable by then. The live views and the rollups learn of new spans this way.
+        self.listeners: list[Callable[[], None]] = []
         self._lock_fd: int | None = None
         self._threads = [threading.Thread(target=self._sync_loop, name="wal-sync", daemon=True),
                          threading.Thread(target=self._insert_loop, name="wal-insert", daemon=True)]
@@ -104,6 +97,7 @@ class WriteAheadLog:
         except BlockingIOError as exc:
             raise OSError(f"the WAL {self.dir} is in use by another sink") from exc
         self._recover()
+        self.quarantine.load()
         for thread in self._threads:
             thread.start()
         return self
@@ -145,13 +139,15 @@ class WriteAheadLog:
         if self.pending_bytes >= self.max_bytes:
             raise Overloaded(f"WAL full ({self.pending_bytes} bytes waiting for the store)")
 
-    def submit(self, batch: RowBatch) -> Future:
-        """Append a batch; the future resolves once it is on disk (fdatasync)."""
+    def submit(self, batch: RowBatch, urgent: bool = False) -> Future:
+        """Append a batch; the future resolves once it is on disk (fdatasync). An `urgent`
+        batch (someone is following it live) has its segment sealed and inserted right after
+        the sync instead of when the segment is due."""
         future: Future = Future()
         if batch.size == 0:
             future.set_result(0)
             return future
-        record = HEADER.pack(MAGIC, len(batch.data), batch.size, zlib.crc32(batch.data)) + batch.data
+        record = b"".join(encode_record(Record(day, data, rows)) for day, data, rows in batch.chunks)
         with self._cond:
             if self._stopping:
                 raise Overloaded("the sink is shutting down")
@@ -178,6 +174,7 @@ class WriteAheadLog:
                 raise Overloaded(f"WAL write failed: {exc}") from exc
             self._open_size += len(record)
             self._open_rows += batch.size
+            self._urgent = self._urgent or urgent
             self.pending_bytes += len(record)
             self._pending.append((future, batch.size))
             self._cond.notify_all()
@@ -193,6 +190,7 @@ class WriteAheadLog:
                 seal = fd is not None and (self._seal_due() or self._stopping)
                 if seal:  # later appends start a new segment; this one is ours to finish
                     self._fd, self._open_path, self._open_rows = None, None, 0
+                    self._urgent = False
                 done = self._stopping and not seal
             # The sync runs outside the lock, so appends go on meanwhile (group commit).
             error: OSError | None = None
@@ -217,7 +215,7 @@ class WriteAheadLog:
 
     def _seal_due(self) -> bool:
         return self._fd is not None and (
-            self._open_rows >= self.segment_spans
+            self._urgent or self._open_rows >= self.segment_spans
             or time.monotonic() - self._open_since >= self.segment_age)
 
     # --- into the store -------------------------------------------------------------------------
@@ -235,14 +233,18 @@ class WriteAheadLog:
             path = segments[0]
             records, rows, _ = read_records(path)
             size = path.stat().st_size
+            progress = self._progress.setdefault(path.name, Progress())
             try:
-                if records:
-                    self.store.insert_rowbinary(self.table, self.columns, b"".join(records))
-            except StoreError as exc:
+                self._inserter.insert(path.stem, records, progress)
+            except Exception as exc:  # the store or the quarantine's disk: retried with backoff
                 self.failed_inserts += 1
                 self.last_error = str(exc)
-                log.warning("insert of %d rows from the WAL %s failed (kept, retry in %.1fs): %s",
-                            rows, self.dir, delay, exc)
+                if isinstance(exc, (StoreError, OSError)):
+                    log.warning("insert of %d rows from the WAL %s failed (kept, retry in %.1fs): "
+                                "%s", rows, self.dir, delay, exc)
+                else:
+                    log.exception("insert of %d rows from the WAL %s failed (kept, retry in %.1fs)",
+                                  rows, self.dir, delay)
                 with self._cond:
                     if self._stopping:
                         return
@@ -251,15 +253,22 @@ class WriteAheadLog:
                 continue
             delay = self.retry_delay
             path.unlink()
+            del self._progress[path.name]
             with self._cond:
                 self.pending_bytes -= size
-                self.inserted_spans += rows
+                self.inserted_spans += progress.inserted_spans
                 self.last_insert_at = time.time()
                 self.last_error = None
+            for listener in self.listeners:
+                try:
+                    listener()
+                except Exception:  # noqa: BLE001 - a listener must never stop the inserts
+                    log.exception("WAL insert listener failed")
 
     def state(self) -> dict:
         with self._cond:
             segments = len(list(self.dir.glob(f"*{SEALED}"))) + (self._fd is not None)
             return {"dir": str(self.dir), "pending_bytes": self.pending_bytes, "segments": segments,
                     "inserted_spans": self.inserted_spans, "failed_inserts": self.failed_inserts,
-                    "last_error": self.last_error, "last_insert_at": self.last_insert_at}
+                    "last_error": self.last_error, "last_insert_at": self.last_insert_at,
+                    "quarantine": self.quarantine.state()}

@@ -210,6 +210,30 @@ def children_of(ppid: int) -> list[tuple[int, str]]:
     return out
 
 
+def recorded_session(sh: Shell, sink, timeout: float = 60.0) -> tuple[str, int]:
+    """(session id, commands typed) once the sink has the shell's session: the agent the
+    hooks start reads their records once it is up, so a command is typed until the session
+    shows up."""
+    import re
+    import urllib.error
+
+    deadline = time.monotonic() + timeout
+    typed = 0
+    while True:
+        out = sh.run("echo TP=$TRACEPARENT")
+        typed += 1
+        session_id = re.search(r"TP=00-([0-9a-f]{32})-", out).group(1)
+        try:
+            if sink.session(session_id)["commands"]:
+                return session_id, typed
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"session {session_id} did not reach the sink in {timeout}s")
+        time.sleep(0.2)
+
+
 def _strip_escapes(s: str) -> str:
     import re
 

@@ -24,7 +24,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from shellspan import semconv
 
-from .otlp_builders import Command, SessionSpec, kv, post, session_spans
+from .otlp_builders import Command, SessionSpec, kv, post, request_for, session_spans
 
 
 @dataclass
@@ -137,6 +137,32 @@ def logs_request(records: list[LogRecord], service: str = "shellspan-test",
 
 def post_logs(url: str, body: bytes, **kwargs):
     return post(url, body, path="/v1/logs", **kwargs)
+
+
+def store_recording(sink, rec: Recording, headers=None) -> None:
+    """Send a recorded session to `sink` (a running SinkProcess), spans then log records, and
+    wait until both are stored."""
+    assert post(sink.otlp_http_endpoint, request_for(rec.spans).SerializeToString(),
+                headers=headers).status == 200
+    reply = post_logs(sink.otlp_http_endpoint, logs_request(rec.records).SerializeToString(),
+                      headers=headers)
+    assert reply.status == 200, reply.body
+    wait_recording_stored(sink, rec)
+
+
+def stored_records(sink, session_id: str) -> tuple[int, int]:
+    """(rows, distinct seqs) of a session in shell_recordings, deduplicated (FINAL)."""
+    assert len(session_id) == 32 and all(c in "0123456789abcdef" for c in session_id)
+    row = sink.sql("SELECT count(), uniqExact(seq) FROM shellspan.shell_recordings FINAL "
+                   f"WHERE session_id = '{session_id}'")["rows"][0]
+    return int(row[0]), int(row[1])
+
+
+def wait_recording_stored(sink, rec: Recording) -> None:
+    """Wait until every record of `rec` and every command of its session are stored."""
+    sink.wait_for(lambda: stored_records(sink, rec.session_id)[1] == len(rec.records)
+                  and len(sink.session(rec.session_id)["commands"]) == len(rec.command_span_ids),
+                  timeout=60)
 
 
 def to_otlp_json(req: ExportLogsServiceRequest) -> bytes:

@@ -14,7 +14,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,27 @@ class SinkProcess:
         with urllib.request.urlopen(request, timeout=60) as resp:
             return json.loads(resp.read())
 
+    def call(self, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+             token: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """(HTTP status, decoded JSON body) of an API call, whatever the status; a `body` is sent
+        as JSON in a POST. Uses `token` if given, else the sink's read token."""
+        query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        request = urllib.request.Request(f"{self.api_url}{path}" + (f"?{query}" if query else ""),
+                                         data=data, method="POST" if data is not None else "GET",
+                                         headers=headers or {})
+        if token or self.read_token:
+            request.add_header("Authorization", f"Bearer {token or self.read_token}")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                return exc.code, json.loads(raw)
+            except ValueError:
+                return exc.code, raw.decode(errors="replace")
+
     def _request(self, url: str, data: bytes | None = None) -> urllib.request.Request:
         request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
         if self.read_token:
@@ -165,6 +187,39 @@ def start_all(*sinks: SinkProcess, timeout: float = 60.0) -> tuple[SinkProcess, 
     for sink in sinks:
         sink.wait_ready(timeout)
     return sinks
+
+
+@contextmanager
+def running(*sinks: SinkProcess) -> Iterator[tuple[SinkProcess, ...]]:
+    """`start_all` the sinks for the block; stop them after it, whatever happens."""
+    try:
+        yield start_all(*sinks)
+    finally:
+        for sink in sinks:
+            sink.stop()
+
+
+def open_body(port: int, length: int, sent: int = 0, path: str = "/v1/traces") -> socket.socket:
+    """An OTLP/HTTP POST to `path` that announces `length` body bytes and sends `sent` of them,
+    then waits (the connection stays open until closed)."""
+    conn = socket.create_connection(("127.0.0.1", port))
+    conn.sendall(f"POST {path} HTTP/1.1\r\nHost: sink\r\nContent-Type: application/x-protobuf"
+                 f"\r\nContent-Length: {length}\r\n\r\n".encode())
+    if sent:
+        conn.sendall(b"\0" * sent)
+    return conn
+
+
+def read_head(conn: socket.socket, timeout: float = 10.0) -> bytes:
+    """The status line and headers the sink answers on `conn` (b"" if it closed first)."""
+    conn.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def drained(sink: SinkProcess, timeout: float = 300) -> None:

@@ -62,12 +62,17 @@ class Agent:
             log=self.log)
         self.watch_s = max(_env_float(self.env, "SHELLSPAN_AGENT_WATCH_INTERVAL", 0.5), 0.05)
         self.idle_exit_s = _env_float(self.env, "SHELLSPAN_AGENT_IDLE_EXIT", 900.0)
-        # Command and heartbeat spans are handed to the exporter in batches (start and end
-        # spans at once), so a burst of commands costs one request, not one per command.
-        self.batch_s = max(_env_float(self.env, "SHELLSPAN_AGENT_BATCH_MS", 1000.0) / 1000.0, 0.0)
+        # Command and heartbeat spans go to the exporter at most once per batch window (start
+        # and end spans at once): a span that comes after a quiet window goes at once (a live
+        # follower sees the command as the prompt returns), those that follow it within the
+        # window wait for its end, so a burst of commands costs a request per window.
+        self.batch_s = max(_env_float(self.env, "SHELLSPAN_AGENT_BATCH_MS", 200.0) / 1000.0, 0.0)
         self.batch: list[SpanData] = []
         self.batch_due = 0.0
-        self.read_s = max(_env_float(self.env, "SHELLSPAN_AGENT_READ_INTERVAL_MS", 200.0), 1.0) / 1e3
+        self.quiet_until = 0.0  # before this, new spans wait for the window's end
+        # The journals are read on this clock (a live follower sees a command this much later
+        # at most, plus the batch window).
+        self.read_s = max(_env_float(self.env, "SHELLSPAN_AGENT_READ_INTERVAL_MS", 50.0), 1.0) / 1e3
         self.lock = daemon.AgentLock(self.dir)
         self.started = time.time()
         self.records = 0
@@ -126,13 +131,15 @@ class Agent:
         self.dirty = True
 
     def emit(self, span: SpanData, now: bool = False) -> None:
-        if not self.batch:
-            self.batch_due = time.monotonic() + self.batch_s
         self.batch.append(span)
-        if now or self.batch_s <= 0 or len(self.batch) >= MAX_BATCH:
+        if (now or self.batch_s <= 0 or len(self.batch) >= MAX_BATCH
+                or time.monotonic() >= self.quiet_until):
             self.flush_batch()
+        elif len(self.batch) == 1:
+            self.batch_due = self.quiet_until
 
     def flush_batch(self) -> None:
+        self.quiet_until = time.monotonic() + self.batch_s
         batch, self.batch = self.batch, []
         if self.exporter is not None:
             for span in batch:
