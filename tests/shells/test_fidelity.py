@@ -79,9 +79,8 @@ class Run:
         self.sh.child.expect_exact(PROMPT)
 
     def connected(self) -> list[Cmd]:
-        """Wait until the agent has this shell's session (its first records, queued in the
-        shell while the agent it started was coming up, have reached it); returns the
-        commands typed meanwhile (`:`, each a chance for the shell to send its queue)."""
+        """Wait until the agent has this shell's session (it has read the session's journal
+        since it came up); returns the commands typed meanwhile (`:`)."""
         self.env.wait_agent()
         typed: list[Cmd] = []
         deadline = time.monotonic() + 15
@@ -369,7 +368,7 @@ def test_ending_kill_9(run, shell):
     exit code; the command it was running is kept, interrupted."""
     r = run(shell)
     r.run("echo one")
-    # (what a shell killed at once had queued for an agent still starting would be lost)
+    # (the agent must know the shell while it lives, to tell orphaned from a quick exit)
     typed = r.connected()
     r.sh.child.sendline("kill -9 $$")
     assert r.sh.exit_status()[1] == signal.SIGKILL
@@ -394,6 +393,19 @@ def test_ending_exec(run, shell):
     exec_span = detail["commands"][1]["span_id"]
     check(r, new, Session([Cmd("echo after"), Cmd("exit 5", 5)], "exit", 5,
                           parent=(old["session_id"], exec_span)))
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_ending_exec_of_another_program(run, shell):
+    """`exec` of a program that is not an instrumented shell: the session ends when that
+    program does, without the exit hook: orphaned, the exec command interrupted."""
+    r = run(shell)
+    r.run("echo before")
+    r.sh.child.sendline("exec sleep 0.5")
+    assert r.sh.exit_status()[0] == 0
+    check(r, r.stored()[0], Session(
+        [Cmd("echo before"), Cmd("exec sleep 0.5", None, message="interrupted")],
+        "orphaned", None))
 
 
 # --- nested sessions ----------------------------------------------------------------------------
