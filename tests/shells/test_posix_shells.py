@@ -1,6 +1,6 @@
 """Interactive bash and zsh with the shellspan hooks, driven through a pty against a real sink.
 
-Each test gets its own runtime directory (FIFO, agent pid, state), spool and user name, and
+Each test gets its own runtime directory (journals, agent pid, state), spool and user name, and
 stops the agent its shells started."""
 
 from __future__ import annotations
@@ -8,10 +8,13 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
 
+from shellspan.otlp import new_span_id, new_trace_id
+from shellspan.posix import records as r
 from shellspan_testing.posix_shell_helpers import PROMPT, SHELLS, Shell, ShellEnv, have, rc_files
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
@@ -361,6 +364,39 @@ def test_no_command_lost_across_an_agent_stop(sink, shell_env, shells, shell, ho
     texts = [c["command"] for c in detail(sink, s["session_id"], 201)["commands"]]
     assert texts == [f"echo c{i}" for i in range(200)] + ["exit"]
     assert s["exit_reason"] == "exit"
+
+
+def test_an_upgraded_agent_reads_the_fifo_that_older_shells_still_write(sink, shell_env):
+    """Shells started before an upgrade hold the previous version's FIFO open and go on
+    writing their records into it: the new agent reads it with the journals (so a bash shell
+    never blocks on a full pipe), and removes it once no shell holds it open."""
+    env = shell_env(SHELLSPAN_AGENT_AUTOSTART="0")
+    fifo = env.runtime / "events"
+    os.mkfifo(fifo, 0o600)
+    writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # as the old hooks held it
+    shell = subprocess.Popen(["sleep", "60"])  # the old shell's process
+    sid = new_trace_id().hex()
+    now_us = time.time_ns() // 1000
+    try:
+        for rec in (r.Begin(shell.pid, sid, 1, new_span_id(), now_us, "/", "", "",
+                            "echo old-shell"),
+                    r.End(shell.pid, sid, 1, now_us + 100_000, 0, (0,))):
+            os.write(writer, r.encode(rec))
+        pexpect.run("shellspan agent --daemon", env=env.env, timeout=30)
+        env.wait_agent()
+        os.write(writer, r.encode(r.Exit(shell.pid, sid, now_us + 200_000, 0, "exit")))
+        stored = sink.wait_for(lambda: (d := sink.session(sid)) and d["session"]["state"]
+                               == "ended" and d, 30)
+        assert [c["command"] for c in stored["commands"]] == ["echo old-shell"]
+        assert fifo.exists()  # a shell still holds it
+    finally:
+        os.close(writer)
+        shell.kill()
+        shell.wait()
+    deadline = time.monotonic() + 10
+    while fifo.exists():
+        assert time.monotonic() < deadline, "the FIFO was not removed once no shell held it"
+        time.sleep(0.05)
 
 
 def test_bash_debug_trap_fallback(sink, shell_env, shells):

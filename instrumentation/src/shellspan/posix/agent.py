@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import stat
 import sys
 import time
 from typing import Any
@@ -23,7 +22,7 @@ from shellspan.export import Exporter
 from shellspan.otlp import SpanData
 from shellspan.posix import daemon, runtime
 from shellspan.posix import state as state_file
-from shellspan.posix.journal import Journals
+from shellspan.posix.journal import Journals, OldFifo
 from shellspan.posix.records import Record
 from shellspan.posix.runtime import path
 from shellspan.posix.sessions import SessionTracker, ShellSession
@@ -56,6 +55,7 @@ class Agent:
         self.dir = directory
         self.exporter = exporter
         self.journals = Journals(directory, on_error=self._bad_record, log=self.log)
+        self.old_fifo = OldFifo("")  # opened by prepare()
         self.tracker = SessionTracker(
             self.emit, host=os.uname().nodename, redactor=default_redactor(),
             heartbeat_s=self.config.heartbeat_s, user_name=_login_name, on_close=self._closed,
@@ -95,7 +95,7 @@ class Agent:
             self.tracker.register(sess)  # take over what a previous agent was watching
         self.journals = Journals(self.dir, state_file.offsets(previous),
                                  on_error=self._bad_record, log=self.log)
-        _remove_old_fifo(path(OLD_FIFO, self.dir))
+        self.old_fifo = OldFifo(path(OLD_FIFO, self.dir), on_error=self._bad_record)
         daemon.write_pid_file(self.dir)
         return True
 
@@ -103,7 +103,7 @@ class Agent:
 
     def read(self) -> None:
         """Read and handle every record written since the last read."""
-        for record in self.journals.read():
+        for record in self.old_fifo.read() + self.journals.read():
             self.records += 1
             self.dirty = True  # sessions, commands or pending commands changed
             if self.config.debug:
@@ -219,19 +219,10 @@ class Agent:
         self.flush_batch()
         self.save_state()
         self.journals.close()
+        self.old_fifo.close()
         if self.exporter is not None:
             self.exporter.flush(2.0)
         self.log("stopped")
-
-
-def _remove_old_fifo(fifo: str) -> None:
-    """The FIFO of an earlier version, if this user's: nothing reads it any more."""
-    try:
-        st = os.lstat(fifo)
-        if stat.S_ISFIFO(st.st_mode) and st.st_uid == os.geteuid():
-            os.unlink(fifo)
-    except OSError:
-        pass
 
 
 def main(args: list[str]) -> int:

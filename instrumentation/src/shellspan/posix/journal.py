@@ -156,3 +156,51 @@ class Journals:
             os.close(f.fd)
             del self.files[n]
         self.ended &= {NAME.fullmatch(n).group(1) for n in self.files}
+
+
+class OldFifo:
+    """The FIFO ``events`` through which an earlier version's hooks wrote their records.
+
+    Shells started before an upgrade keep writing into it (their records have the same
+    grammar, but for the start record, and their sessions are adopted), and such a bash
+    shell would block once the pipe is full: it is read on with the journals until no shell
+    holds it open, then removed."""
+
+    def __init__(self, fifo: str, on_error: Callable[[bytes, str], None] | None = None) -> None:
+        self.path, self.on_error, self.fd, self.pending = fifo, on_error, -1, b""
+        try:
+            st = os.lstat(fifo)
+            if stat.S_ISFIFO(st.st_mode) and st.st_uid == os.geteuid():
+                self.fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+                                  | os.O_NOFOLLOW)
+        except OSError:
+            pass
+
+    def read(self) -> list[Record]:
+        if self.fd < 0:
+            return []
+        data = bytearray(self.pending)
+        while True:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:  # no shell holds it open any more
+                self.close(remove=True)
+                break
+            data += chunk
+        records, used = split(bytes(data), self.on_error)
+        self.pending = bytes(data[used:])
+        return records
+
+    def close(self, remove: bool = False) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+            if remove:
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
