@@ -40,8 +40,8 @@ def _hook_line(sid: str, state: dict[str, Any], agent_pid: int | None,
         _line("hook", f"active in the parent shell (pid {mine[0].get('pid')}, session {sid});"
                       " this process's parent is not that shell")
     else:
-        _line("hook", f"session {sid} is not known to the agent (agent down or restarted;"
-                      " it is adopted at the next command)")
+        _line("hook", f"session {sid} is not known to the agent (the agent reads its journal"
+                      " once it is up)")
         if agent_pid is not None:
             problems.append("the agent does not know this session yet")
 
