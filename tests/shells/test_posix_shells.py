@@ -273,26 +273,35 @@ def _bash_preexec() -> str | None:
 
 @pytest.mark.parametrize("order", ["preexec-first", "preexec-last"])
 def test_bash_coexists_with_bash_preexec(sink, shell_env, shells, order):
+    """bash-preexec sees what it sees without the hooks in the same place: sourced before them
+    it misses a shell's first command, as it does with any PROMPT_COMMAND entry added after it
+    (its documentation asks to source it last); the hooks record every command."""
     path = _bash_preexec()
     if not have("bash") or path is None:
         pytest.skip("bash-preexec not found (set SHELLSPAN_TEST_BASH_PREEXEC to its path)")
-    env = shell_env()
     load = (f"source {path}\n__seen=()\npreexec() {{ __seen+=(\"$1\"); }}\n"
             "precmd() { __pst=\"$? ${BP_PIPESTATUS[*]}\"; }\n")
-    kw = {"before": load} if order == "preexec-first" else {"after": load}
-    sh = shells(rc_files(env, "bash", **kw), env.env)
-    sh.run("true | false | true")
-    assert sh.run('echo "pst=$__pst"') == "pst=0 0 1 0\n"
-    sh.run("(exit 5)")
-    sh.run(" echo secret-here")
-    assert "(exit 5)" in sh.run('echo "${__seen[*]}"')  # bash-preexec still works
+    lines = ["true | false | true", 'echo "pst=$__pst"', "(exit 5)", " echo secret-here",
+             'echo "${__seen[*]}"']
+
+    def typed(instrumented: bool) -> tuple[ShellEnv, Shell, list[str]]:
+        env = shell_env()
+        if order == "preexec-last":
+            kw = {"after": load}
+        else:  # without the hooks, another entry after bash-preexec's stands in for theirs
+            kw = {"before": load, "after": "" if instrumented else 'PROMPT_COMMAND+=(":")\n'}
+        sh = shells(rc_files(env, "bash", instrumented=instrumented, **kw), env.env)
+        return env, sh, [sh.run(line) for line in lines]
+
+    _, _, reference = typed(instrumented=False)
+    env, sh, outputs = typed(instrumented=True)
+    assert outputs == reference  # what bash-preexec saw ($__pst, ${__seen[*]}) included
+    assert outputs[1] == "pst=0 0 1 0\n"
     sh.child.sendline("exit")
     sh.exit_status()
     s = sessions_of(sink, env.user)[0]
     cmds = detail(sink, s["session_id"], 6)["commands"]
-    assert [c["command"] for c in cmds][:5] == [
-        "true | false | true", 'echo "pst=$__pst"', "(exit 5)", " echo secret-here",
-        'echo "${__seen[*]}"']
+    assert [c["command"] for c in cmds][:5] == lines
     assert [c["exit_code"] for c in cmds][:4] == [0, 0, 5, 0]
 
 
