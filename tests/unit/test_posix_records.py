@@ -305,3 +305,14 @@ def test_state_keeps_a_running_command_for_the_next_agent(tmp_path):
     t2.handle(r.End(PID, SID, 1, 5_000, 0, (0,)))  # the end reaches the next agent
     assert attrs_of(spans[-1])[sc.COMMAND_LINE] == "sleep 100"
     assert attrs_of(spans[-1])[sc.EXIT_CODE] == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a file of another user needs root")
+def test_a_journal_of_another_user_is_left_alone_and_said_once(tmp_path):
+    planted = tmp_path / journal.name(SID, 0)
+    planted.write_bytes(r.encode(r.Exit(PID, SID, 40, 0, "eof")))
+    os.chown(planted, 65534, 65534)
+    said = []
+    reader = journal.Journals(str(tmp_path), log=said.append)
+    assert reader.read() == [] and reader.read() == []
+    assert len(said) == 1 and "not a file of this user" in said[0] and planted.exists()

@@ -54,6 +54,7 @@ class Journals:
         self.log = log
         self.files: dict[str, _File] = {}
         self.ended: set[str] = set()  # sessions whose files go once read to the end
+        self.ignored: set[str] = set()  # names that are not this user's files (said once)
         self._order = 0
 
     def offsets(self) -> dict[str, int]:
@@ -68,7 +69,7 @@ class Journals:
             sid, gen = NAME.fullmatch(n).groups()
             newest[sid] = max(newest.get(sid, -1), int(gen))
         for n in names:
-            if n not in self.files:
+            if n not in self.files and n not in self.ignored:
                 self._open(n)
         batches = []
         for n in sorted(self.files, key=lambda n: -self.files[n].order):
@@ -116,6 +117,7 @@ class Journals:
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
             os.close(fd)  # not one of this user's journals: left alone
             self.log(f"ignoring {n}: not a file of this user")
+            self.ignored.add(n)
             return
         self._order += 1
         self.files[n] = _File(fd, self.saved.pop(n, 0), self._order)
