@@ -148,13 +148,14 @@ __shellspan_rotate() {  # the next journal file
 # have been. A line ignoredups kept out is a repeat of the entry before it: that is its text.
 # `set +o history` cannot be undone from a prompt hook (bash restores it): the text is then
 # what bash runs first (`$BASH_COMMAND`). The history entry is written to the scratch file
-# h.PID and read back (no fork).
+# h.PID and read back (no fork): written over from its start up to a NUL, never truncated (on
+# ext4, a file truncated and written again is flushed to disk when closed).
 #
 # The hooks that run at every command are kept small: bash interprets every statement; what is
 # seldom needed is in other functions.
 __shellspan_line() {  # the line just read, slow path: __shellspan_txt, _fl, _brk
   local h='' n
-  { HISTTIMEFORMAT='' builtin history 1; } >"$__shellspan_hf"
+  { HISTTIMEFORMAT='' builtin history 1; printf '\0'; } 1<>"$__shellspan_hf"
   IFS= read -r -d '' h <"$__shellspan_hf"
   n=${h%%[!0-9 ]*} h=${h#*[0-9][ *] }
   __shellspan_text "$n" "${h%$'\n'}" "${1-}"
@@ -193,7 +194,7 @@ __shellspan_text() {  # $1 entry number, $2 its text, $3 the text when it is not
 __shellspan_lines() {
   local h n
   [[ -n $__shellspan_lf ]] || return 0
-  { HISTTIMEFORMAT='' builtin history 1; } >"$__shellspan_hf"
+  { HISTTIMEFORMAT='' builtin history 1; printf '\0'; } 1<>"$__shellspan_hf"
   IFS= read -r -d '' h <"$__shellspan_hf"
   n=${h#"${h%%[![:space:]]*}"}; n=${n%%[!0-9]*}
   [[ -n $n ]] && (( n > __shellspan_hnum )) || return 0
@@ -227,7 +228,7 @@ __shellspan_begin() {
     fi
     local h fl=''
     __shellspan_priv=0 HISTCONTROL=$__shellspan_uhc __shellspan_hnum=$HISTCMD
-    { HISTTIMEFORMAT='' builtin history 1; } >"$__shellspan_hf"
+    { HISTTIMEFORMAT='' builtin history 1; printf '\0'; } 1<>"$__shellspan_hf"
     IFS= read -r -d '' h <"$__shellspan_hf"
     h=${h#*[0-9][ *] }
     if [[ $h == [[:space:]]* ]]; then  # kept out of the user's history: recorded, and marked
@@ -325,7 +326,7 @@ __shellspan_seldom() {  # the prompt after a line that ran no DEBUG trap, or nev
 # existing DEBUG trap, so this runs from PROMPT_COMMAND at top level at the first prompt, and
 # again when a command ran without the trap firing (another tool may have replaced it).
 # shellcheck disable=SC2016  # top-level code, run from PROMPT_COMMAND
-__shellspan_boot_code='{ trap -p DEBUG; } >"$__shellspan_hf" 2>/dev/null; __shellspan_trap; trap -- "$__shellspan_r" DEBUG; __shellspan_unboot'
+__shellspan_boot_code='{ trap -p DEBUG; printf "\0"; } 1<>"$__shellspan_hf" 2>/dev/null; __shellspan_trap; trap -- "$__shellspan_r" DEBUG; __shellspan_unboot'
 __shellspan_trap() {  # the DEBUG trap to install, from the current one (in the scratch file)
   local t=''
   { IFS= read -r -d '' t <"$__shellspan_hf"; } 2>/dev/null
@@ -431,7 +432,7 @@ __shellspan_boot
 [[ -z $__shellspan_lf ]] || PS2=$__shellspan_ps2${PS2-}
 # Chain an existing EXIT trap (read through the scratch file: no command substitution, no fork).
 __shellspan_r=''
-{ trap -p EXIT; } >"$__shellspan_hf" 2>/dev/null
+{ trap -p EXIT; printf '\0'; } 1<>"$__shellspan_hf" 2>/dev/null
 { IFS= read -r -d '' __shellspan_r <"$__shellspan_hf"; } 2>/dev/null
 __shellspan_r=${__shellspan_r#trap -- }; __shellspan_r=${__shellspan_r%$'\n'}
 __shellspan_r=${__shellspan_r% EXIT}
