@@ -108,8 +108,10 @@ def per_command(shell: str, root: Path, endpoint: str, n: int, **extra: str) -> 
 HOOK_LOOP = {
     # The hook work of one command, called directly in a loop inside the instrumented shell:
     # low-noise CPU cost of the hooks (the pty figures above include scheduling noise).
-    "bash": ('__d=(); for ((__i = 0; __i < {n}; __i++)); do history -s "echo $__i"; '
+    # (bash: the DEBUG trap is taken off for the loop, or it would run at each of its commands)
+    "bash": ('trap - DEBUG; __d=(); for ((__i = 0; __i < {n}; __i++)); do history -s "echo $__i"; '
              '__a=${{EPOCHREALTIME/[.,]/}}; __shellspan_t0=$__a; __shellspan_armed=1; '
+             '__shellspan_hnum=0; '  # the line entered the history, as a typed one does
              '__shellspan_begin; __shellspan_precmd; '
              '__b=${{EPOCHREALTIME/[.,]/}}; __d+=($((__b - __a))); done; '
              'printf "%s\\n" "${{__d[@]}}" > {out}'),
