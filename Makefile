@@ -59,7 +59,7 @@ test: setup lint
 
 # The parts that need no shell, browser or collector: unit and sink tests (under a minute).
 test-fast: setup
-	$(VENV)/bin/pytest -m "unit or sink" -q
+	$(VENV)/bin/pytest -m "(unit or sink) and not slow" -q -n 2 --dist loadfile
 
 bench: setup
 	$(VENV)/bin/python bench/run.py

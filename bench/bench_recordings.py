@@ -33,6 +33,7 @@ from shellspan_testing.recordings import (
     logs_request,
     post_logs,
     recorded_session,
+    stored_sizes,
     typical_outputs,
 )
 from shellspan_testing.sinkproc import SinkProcess, drained, send_all
@@ -53,31 +54,6 @@ def send_recording(sink: SinkProcess, rec, per_request: int = 400) -> None:
 
 # --- storage ------------------------------------------------------------------------------------
 
-MEASURE_SCRIPT = r"""
-import json, sys
-import clickhouse_connect
-client = clickhouse_connect.get_client(dsn="chdb://" + sys.argv[1])
-for table in ("otel_logs", "shell_recordings"):
-    # Wide parts, as a table of any size has: each column's size is then known.
-    client.command(f"ALTER TABLE shellspan.{table} MODIFY SETTING min_bytes_for_wide_part = 0")
-    client.command(f"OPTIMIZE TABLE shellspan.{table} FINAL")
-def one(sql):
-    return client.query(sql).result_rows[0]
-out = {
-    "payload": one("SELECT sum(column_data_compressed_bytes) FROM system.parts_columns WHERE "
-                   "database = 'shellspan' AND table = 'shell_recordings' AND column = 'data' "
-                   "AND active")[0],
-    "recordings": one("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'shellspan' "
-                      "AND table = 'shell_recordings' AND active")[0],
-    "body_zstd1": one("SELECT sum(column_data_compressed_bytes) FROM system.parts_columns WHERE "
-                      "database = 'shellspan' AND table = 'otel_logs' AND column = 'Body' "
-                      "AND active")[0],
-    "otel_logs": one("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'shellspan' "
-                     "AND table = 'otel_logs' AND active")[0],
-    "raw": one("SELECT sum(length(data)) FROM shellspan.shell_recordings FINAL")[0],
-}
-print(json.dumps(out))
-"""
 
 
 LISTED = [d for d in ("/usr/bin", "/usr/lib", "/usr/share", "/etc", "/usr/share/doc",
@@ -107,11 +83,7 @@ def bench_storage(workdir: Path) -> bool:
         drained(sink)
     finally:
         sink.stop()
-    import json
-
-    done = subprocess.run([sys.executable, "-c", MEASURE_SCRIPT, sink.store[len("chdb://"):]],
-                          capture_output=True, text=True, check=True)
-    m = json.loads(done.stdout.strip().splitlines()[-1])
+    m = stored_sizes(sink)
     raw = m["raw"]
     print(f"storage: {raw / 2**20:.1f} MiB of terminal output in 4 sessions (chunks of 4 KiB), "
           "after merges")

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py [name ...]    (names: ingest, ingest-python, queries, live,
                                                  python-shell, posix-shell, recovery, load,
-                                                 encoder, redaction, recordings)
+                                                 encoder, redaction, recordings, record)
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ BENCHES = {
     "load": ([PY, "bench/bench_load.py"], {}),
     "redaction": ([PY, "bench/bench_redaction.py"], {}),
     "recordings": ([PY, "bench/bench_recordings.py"], {}),
+    "record": ([PY, "bench/bench_record.py"], {}),
 }
 
 

@@ -285,7 +285,7 @@ def test_cli_watch_shows_active_sessions_as_they_come_and_go(sink):
 def test_streams_need_the_read_scope_when_auth_is_required(tmp_path):
     import jwt
 
-    secret = "live-" + os.urandom(8).hex()
+    secret = "live-" + os.urandom(16).hex()
     sink = SinkProcess(tmp_path / "auth", env={"SHELLSPAN_AUTH_SECRET": secret,
                                                "SHELLSPAN_AUTH_MODE": "required"}).start()
     try:

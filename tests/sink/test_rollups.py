@@ -79,6 +79,7 @@ def agree(sink: SinkProcess, filters: dict) -> dict:
     return rolled
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda f: json.dumps(f))
 def test_rollups_answer_what_the_exact_computation_does(sink, filters):
     agree(sink, filters)
@@ -92,6 +93,7 @@ def test_the_rollups_are_in_use(sink):
     assert totals["commands"] == sum(len(s.commands) for s in SPECS)
 
 
+@pytest.mark.slow
 def test_re_delivered_spans_count_once(sink):
     before = agree(sink, {})
     again = [s for spans in SPANS[10:20] for s in spans]

@@ -80,6 +80,7 @@ def migrate(store: str, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_migrate_is_idempotent(tmp_path):
     store = f"chdb://{tmp_path / 'store'}"
     first = migrate(store)
@@ -100,6 +101,7 @@ def test_logs_table_matches_contrib_columns(shared_sink):
     assert {row[0]: row[1] for row in described["rows"]} == CONTRIB_OTEL_LOGS
 
 
+@pytest.mark.slow
 def test_second_sink_on_same_path_fails_clearly(shared_sink, tmp_path):
     second = SinkProcess(tmp_path / "second", store=shared_sink.store)
     with pytest.raises(RuntimeError) as err:
@@ -243,6 +245,7 @@ def test_store_password_never_reaches_output(tmp_path):
     assert "hunter2-secret" not in output
 
 
+@pytest.mark.slow
 def test_a_version_1_store_upgrades_and_its_sessions_show_their_own_identity(tmp_path):
     """A store made by version 1, where max() over all spans let a later span of another
     identity (sorting after the owner's) take over a session, upgrades on the sink's start: the

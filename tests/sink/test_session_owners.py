@@ -148,6 +148,7 @@ def test_an_unowned_session_is_claimed_by_the_first_verified_identity(sinks):
     assert send(sink, spec, bearer(token("dave")), claim).status == 403
 
 
+@pytest.mark.slow
 def test_owners_survive_a_restart_and_other_paths_change_nothing(tmp_path):
     """The owner is found in the store after a restart. Spans written into the store by another
     path (here straight into chDB while the sink is down, under a verified identity and with an

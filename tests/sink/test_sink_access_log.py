@@ -155,6 +155,7 @@ def journal(sink: SinkProcess) -> Path:
     return Path(sink.store.removeprefix("chdb://") + "-wal") / "access-log"
 
 
+@pytest.mark.slow
 def test_no_event_is_lost_when_the_sink_is_killed_and_a_torn_line_is_skipped(sink_factory):
     first = sink_factory("killed")
     load(first)

@@ -21,6 +21,7 @@ def stored_spans(sink: SinkProcess) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+@pytest.mark.slow
 def test_kill_9_while_clients_send_loses_and_duplicates_nothing(tmp_path):
     specs = [SessionSpec(user=f"crash{i}", commands=[Command(f"cmd {i} {j}") for j in range(20)])
              for i in range(60)]
@@ -68,6 +69,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     return result.returncode == 0
 
 
+@pytest.mark.slow
 def test_store_out_of_space_then_back_loses_nothing(tmp_path):
     """The store's disk fills up: inserts fail, spans wait in the WAL, nothing is lost."""
     disk = tmp_path / "disk"
@@ -127,6 +129,7 @@ def test_torn_wal_record_is_dropped_and_the_rest_replayed(tmp_path):
         restarted.stop()
 
 
+@pytest.mark.slow
 def test_wal_disk_full_answers_retryable_and_recovers(tmp_path):
     wal = tmp_path / "wal"
     if os.geteuid() != 0 or not _mount_tmpfs(wal, "1m"):

@@ -91,6 +91,7 @@ def test_bytes_in_flight_are_bounded_across_connections_and_transports(limited_s
     assert sink.get("/health")["inflight"]["refused_requests"] >= 4
 
 
+@pytest.mark.slow
 def test_memory_returns_after_held_open_large_bodies(memory_sink):
     """Ten clients announce 15 MiB bodies and hold them open after 14 MiB: four fit the
     64 MiB bound and are read, six are refused on their headers. Memory grows by about what

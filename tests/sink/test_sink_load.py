@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_load.py"
 
 
+@pytest.mark.slow
 def test_load_burst_loses_nothing():
     # Segments sealed after 1 s and a 0.15 MiB WAL: in the burst (100 shells, about 700 spans/s)
     # the open segment alone outgrows the bound, so the sink must refuse with retryable answers,

@@ -89,6 +89,7 @@ async def calls(client: Client, *requests: tuple[str, dict]) -> list:
     return [{t.name for t in listed.tools}, *results]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["http", "stdio"])
 def test_the_tools_answer_through_the_sdk_client(sink, transport):
     client = (http_client if transport == "http" else stdio_client)(sink, sink.read_token)
@@ -164,6 +165,7 @@ def test_recording_excerpt_is_what_the_command_printed(sink, transport):
     assert unrecorded.structured_content["text"] == ""  # as the API: a command, nothing recorded
 
 
+@pytest.mark.slow
 def test_reads_through_mcp_are_in_the_access_log(sink):
     auditor = token("audrey", "sessions:read sessions:audit")
     asyncio.run(calls(http_client(sink, token("claude-http")),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from shellspan import semconv
@@ -170,6 +171,7 @@ def check_quarantined(proc: SinkProcess, signal: str, records: set[int], rows: i
     return health
 
 
+@pytest.mark.slow
 def test_poison_is_quarantined_and_survives_kill_9(tmp_path):
     """A WAL segment left by an older sink holds a request whose rows span 150 days in one record
     (ClickHouse refuses it: too many partitions for one insert) and a record of garbage among
@@ -234,6 +236,7 @@ def test_poison_is_quarantined_and_survives_kill_9(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_poisoned_recording_is_quarantined_and_survives_kill_9(tmp_path):
     """The logs WAL (terminal recordings) isolates poison as the spans' WAL does: a segment left
     by an older sink holds a recording whose records span 150 days in one record and a record of

@@ -373,6 +373,7 @@ def test_logs_need_a_token_and_carry_the_verified_identity(tmp_path):
         sink.stop()
 
 
+@pytest.mark.slow
 def test_kill_9_while_recordings_are_sent_loses_nothing_acknowledged(tmp_path):
     recs = [recorded_session(commands()[:3], user=f"rec-crash{i}") for i in range(24)]
     batches = [logs_request(rec.records[i:i + 10]).SerializeToString()

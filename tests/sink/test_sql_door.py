@@ -117,6 +117,7 @@ def test_what_analysts_need_still_runs(sink):
         assert status == 200 and body["rows"], (statement, body)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("statement,message", [
     ("SELECT count() FROM numbers(1000000000000)", "longer than 4 s"),
     ("SELECT number FROM numbers(5000)", "larger than 1000 rows"),
@@ -131,6 +132,7 @@ def test_limits_are_enforced_by_clickhouse(sink, statement, message):
     assert_still_writing(sink)
 
 
+@pytest.mark.slow
 def test_a_slow_statement_holds_up_neither_inserts_nor_the_api(sink):
     result: dict = {}
     slow = threading.Thread(target=lambda: result.update(

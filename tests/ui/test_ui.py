@@ -357,6 +357,61 @@ def test_list_stays_responsive_with_100k_sessions(big_sink, browser):
     assert browser.errors == []
 
 
+def test_shell_state_snapshots_show_as_a_difference(browser, tmp_path):
+    """The session page compares two snapshots (first and last by default, any pair chosen);
+    secret values stay redacted as the shell side sent them."""
+    from shellspan import spans as span_model
+    from shellspan.otlp import encode_request, new_span_id, new_trace_id
+    from shellspan.snapshot import Snapshot
+    from shellspan_testing.otlp_builders import post as post_body
+
+    sink = SinkProcess(tmp_path / "snap-sink").start()
+    try:
+        tid, root, now = new_trace_id(), new_span_id(), time.time_ns()
+        ident = span_model.identity(session_id=tid.hex(), shell_type="bash", user="erin",
+                                    host="web-2", pid=7, parent_pid=1, cwd="/srv")
+        start, middle, end = Snapshot("/srv"), Snapshot("/srv/app"), Snapshot("/tmp")
+        start.env_source, start.git_branch, start.git_dirty = "start", "main", False
+        middle.env_source, middle.env_changed = "command 42 make", {"AWS_PROFILE": "prod"}
+        middle.git_branch, middle.git_dirty, middle.jobs = "main", True, ["99 T vim notes"]
+        end.env_source = "command 50 sleep"
+        end.env_changed = {"AWS_PROFILE": "staging", "DB_PASSWORD": "[REDACTED]"}
+        end.env_removed = ["LANG"]
+        events = [span_model.snapshot_event(kind, now + i * 10**9, snap) for i, (kind, snap) in
+                  enumerate([("start", start), ("heartbeat", middle), ("end", end)])]
+        body = encode_request([
+            span_model.start_span(tid, root, ident, now, now, events=[events[0]]),
+            span_model.heartbeat_span(tid, root, shell_type="bash", cwd="/srv/app",
+                                      command_count=3, now_ns=now + 10**9, events=[events[1]]),
+            span_model.session_span(tid, root, ident, start_ns=now, end_ns=now + 3 * 10**9,
+                                    reason="exit", exit_code=0, command_count=3, failed_count=0,
+                                    last_cwd="/tmp", events=[events[2]])], {})
+        assert post_body(sink.otlp_http_endpoint, body).status == 200
+        sink.wait_for(lambda: len(sink.session(tid.hex()).get("snapshots", [])) == 3)
+
+        browser.goto(sink.api_url + f"/#/sessions/{tid.hex()}")
+        browser.wait("!!document.querySelector('[data-testid=snapshots-card]')")
+        rows_js = """Object.fromEntries([...document.querySelectorAll(
+            '[data-testid=snapshot-row]')].map(r => [r.dataset.key,
+            [...r.querySelectorAll('td')].slice(1).map(td => td.textContent)]))"""
+        rows = browser.js(rows_js)
+        assert rows["cwd"] == ["/srv", "/tmp"]
+        assert rows["env:AWS_PROFILE"] == ["(as at start)", "staging"]
+        assert rows["env:DB_PASSWORD"] == ["(as at start)", "[REDACTED]"]
+        assert rows["env:LANG"] == ["(as at start)", "(unset)"]
+        assert rows["git_branch"] == ["main", "—"] and "venv" not in rows  # unchanged: hidden
+        browser.js("""(() => { const s = document.querySelector('[data-testid=snapshot-from]');
+            s.value = '1'; s.dispatchEvent(new Event('change')); })()""")
+        rows = browser.js(rows_js)
+        assert rows["env:AWS_PROFILE"] == ["prod", "staging"]
+        assert rows["jobs"] == ["99 T vim notes", "none"]
+        assert rows["git_dirty"] == ["yes", "—"]
+        browser.screenshot("session-snapshots")
+        assert browser.errors == []
+    finally:
+        sink.stop()
+
+
 def _send(sink: SinkProcess, spans: list) -> None:
     assert post(sink.otlp_http_endpoint, request_for(spans).SerializeToString()).status == 200
 

@@ -201,6 +201,7 @@ windows = st.one_of(st.just((0, rowbinary.U64_MAX)), st.tuples(UINT64, UINT64),
                         lambda t: (t, t + 2 * rowbinary.NS_PER_DAY)))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(requests(), identities, max_attributes, max_lengths, windows)
 def test_random_requests_encode_identically(request, identity, max_attrs, max_length, window):
@@ -298,6 +299,7 @@ def rewrite_units(message, rnd: random.Random) -> list[bytes]:
     return [u for occurrences in units for u in occurrences]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(requests(), identities, max_attributes, max_lengths, st.integers(0, 2**32), windows)
 def test_rewritten_wire_encodes_identically(request, identity, max_attrs, max_length, seed,
@@ -307,6 +309,7 @@ def test_rewritten_wire_encodes_identically(request, identity, max_attrs, max_le
     assert_same(body, identity, max_attrs, max_length, window)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(requests(), st.integers(0, 2**32), st.integers(1, 4))
 def test_mutated_bodies_fail_or_agree(request, seed, mutations):

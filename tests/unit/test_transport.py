@@ -141,6 +141,7 @@ def _span() -> SpanData:
     return SpanData(new_trace_id(), new_span_id(), "shell.command", 1, 2)
 
 
+@pytest.mark.slow
 def test_exporter_delivers_the_spool_within_seconds_of_the_endpoint_coming_back(tmp_path,
                                                                                endpoint):
     port = free_port()

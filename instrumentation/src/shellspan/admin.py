@@ -90,6 +90,10 @@ class InstrumentedShell:
         s = Session(str(shell_type), metadata=meta, **session_kwargs).start()
         if self.shellspan_signal_handlers:
             install_signal_handlers_for(s)
+        if s.capture is not None and getattr(self, "stdout", None) is s.capture.streams[0]:
+            import sys
+
+            self.stdout = sys.stdout  # cmd.Cmd kept the stream from before the recording
         self.shellspan_session = s
         return s
 
@@ -136,6 +140,7 @@ class InstrumentedShell:
             return super().onecmd(line)  # type: ignore[misc]
         self._shellspan_cmd_code, self._shellspan_cmd_message = None, ""
         cmd = s.command(stripped)
+        s.command_started(cmd, f"{getattr(self, 'prompt', '')}{line}")
         try:
             stop = super().onecmd(line)  # type: ignore[misc]
         except Exception as exc:
@@ -152,6 +157,7 @@ class InstrumentedShell:
             raise
         code = self._shellspan_cmd_code or 0
         cmd.finish(code, (self._shellspan_cmd_message or "failed") if code else None)
+        s.prompt()
         if stop:
             self._shellspan_reason = "exit" if self._shellspan_reason != "eof" else "eof"
         return stop

@@ -14,6 +14,8 @@ commands:
   python [-q]            an instrumented Python REPL
   ipython [ARGS...]      IPython with the shellspan extension loaded
   init bash|zsh [--rc]   print the hook script (--rc: the line for ~/.bashrc or ~/.zshrc)
+  record [--input] [-- COMMAND ...]
+                         run COMMAND (default: your shell) in a recorded terminal
   agent [--daemon|stop]  the per-user agent of bash/zsh sessions
   broker [COMMAND]       the host's token broker (root service; keygen, public-key, token)
   status | doctor        configuration, agent, spool contents and endpoint reachability
@@ -39,6 +41,12 @@ def _status() -> int:
 
     print(f"auth:       {TokenSource.from_config(cfg).describe()}")
     print(f"spool:      {spool.dir} ({n} entries, {size} bytes)")
+    from shellspan.export import LOGS
+
+    logs = Spool(LOGS.spool_dir(cfg))
+    n_logs, size_logs = logs.size()
+    if n_logs:
+        print(f"            recordings: {n_logs} entries, {size_logs} bytes in {logs.dir}")
     if spool.problem:
         print(f"            refused: {spool.problem}")
     result = sender_for(cfg).probe(timeout_s=2.0)
@@ -49,19 +57,25 @@ def _status() -> int:
 
 
 def _spool_flush() -> int:
-    from shellspan.export import Exporter
+    """Resend what the spool holds: spans, then terminal recordings."""
+    from shellspan.export import LOGS, TRACES, Exporter
 
-    exp = Exporter()
-    total = 0
-    while True:
-        sent = exp.drain_spool(limit=100)
-        total += sent
-        if not sent or exp.breaker.state != exp.breaker.CLOSED:
-            break
-    status = exp.status()
-    print(f"resent {total} spooled requests; {status.spooled_entries} left"
-          + (f" ({status.last_error})" if status.spooled_entries and status.last_error else ""))
-    return 0 if status.spooled_entries == 0 else 1
+    left = 0
+    for signal in (TRACES, LOGS):
+        exp = Exporter(signal=signal)
+        total = 0
+        while True:
+            sent = exp.drain_spool(limit=100)
+            total += sent
+            if not sent or exp.breaker.state != exp.breaker.CLOSED:
+                break
+        status = exp.status()
+        left += status.spooled_entries
+        what = "spooled requests" if signal is TRACES else "spooled recording requests"
+        print(f"resent {total} {what}; {status.spooled_entries} left"
+              + (f" ({status.last_error})" if status.spooled_entries and status.last_error
+                 else ""))
+    return 0 if left == 0 else 1
 
 
 def _posix(cmd: str, rest: list[str]) -> int:
@@ -110,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         from shellspan.ipython_ext import main as ipython_main
 
         return ipython_main(rest)
+    if cmd == "record":
+        from shellspan.recording.recorder import main as record_main
+
+        return record_main(rest)
     if cmd == "broker":
         from shellspan.broker import main as broker_main
 

@@ -34,18 +34,23 @@ class Config:
         env = os.environ if env is None else env
         self.disabled = (env.get("OTEL_SDK_DISABLED", "").lower() in TRUE
                          or env.get("SHELLSPAN_DISABLED", "").lower() in TRUE)
-        traces = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
-        if traces:
-            self.endpoint = traces
-        else:
-            base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "") or DEFAULT_ENDPOINT
-            self.endpoint = base.rstrip("/") + "/v1/traces"
+        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "") or DEFAULT_ENDPOINT
+        # Per signal (traces: the spans; logs: terminal recordings), as the OTLP exporter
+        # specification reads them: the signal's own variable first, then the shared one.
+        self.endpoint = (env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+                         or base.rstrip("/") + "/v1/traces")
+        self.logs_endpoint = (env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "")
+                              or base.rstrip("/") + "/v1/logs")
         self.protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
                          or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
         self.headers_raw = (env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
                             or env.get("OTEL_EXPORTER_OTLP_HEADERS") or "")
+        self.logs_headers_raw = (env.get("OTEL_EXPORTER_OTLP_LOGS_HEADERS")
+                                 or env.get("OTEL_EXPORTER_OTLP_HEADERS") or "")
         self.compression = (env.get("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
                             or env.get("OTEL_EXPORTER_OTLP_COMPRESSION") or "none").lower()
+        self.logs_compression = (env.get("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION")
+                                 or env.get("OTEL_EXPORTER_OTLP_COMPRESSION") or "none").lower()
         timeout_ms = _env_float(env, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
                                 _env_float(env, "OTEL_EXPORTER_OTLP_TIMEOUT", 10000.0))
         # Background sends never need the spec's 10 s default: a slow endpoint is a dead one.
@@ -68,6 +73,16 @@ class Config:
         self.auth_secret_in_env = bool(env.get("SHELLSPAN_AUTH_SECRET"))
         self.auth_ttl_s = max(_env_float(env, "SHELLSPAN_AUTH_TTL", 300.0), 10.0)
         self.debug = env.get("SHELLSPAN_DEBUG", "").lower() in TRUE
+        # Terminal recordings (``shellspan record``; Python shells' own output capture).
+        self.record_output = env.get("SHELLSPAN_RECORD_OUTPUT", "").lower() in TRUE
+        self.snapshots = env.get("SHELLSPAN_SNAPSHOTS", "1").lower() in TRUE
+        self.snapshot_s = max(_env_float(env, "SHELLSPAN_SNAPSHOT_INTERVAL", 300.0), 1.0)
+
+    def signal(self, name: str) -> tuple[str, str, str]:
+        """(endpoint, headers, compression) of an OTLP signal: ``traces`` or ``logs``."""
+        if name == "logs":
+            return self.logs_endpoint, self.logs_headers_raw, self.logs_compression
+        return self.endpoint, self.headers_raw, self.compression
 
 
 def parse_kv_list(raw: str) -> dict[str, str]:

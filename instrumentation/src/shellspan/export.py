@@ -1,6 +1,10 @@
 """Off-thread OTLP/HTTP export: batching, periodic spans, a bounded exit flush, the spool.
 
-The shell's thread only appends finished spans to a list (``Exporter.submit``); a daemon thread
+One ``Exporter`` carries one OTLP signal (``TRACES``: the session's spans; ``LOGS``: the log
+records of terminal recordings): the signal says where requests go, how items are encoded and
+which spool directory holds them; everything else (batching, the breaker, the spool, the exit
+hand-off) is the same code for both. The shell's thread only appends finished items to a list
+(``Exporter.submit``); a daemon thread
 encodes and sends them (``shellspan.transport``: short timeouts, no retry loop of its own). A
 batch that cannot be sent — endpoint down, black-holed, overloaded — goes to the on-disk spool
 (``shellspan.spool``). While the spool holds anything and the endpoint does not answer, the
@@ -27,13 +31,53 @@ from collections.abc import Callable
 from shellspan import __version__
 from shellspan import semconv as sc
 from shellspan.config import Config
-from shellspan.otlp import AttrValue, SpanData, encode_request
+from shellspan.otlp import AttrValue, LogData, SpanData, encode_logs_request, encode_request
 from shellspan.spool import Spool
 from shellspan.transport import CircuitBreaker, HttpSender, Outcome, SendResult
 
 DRAIN_INTERVAL_S = 5.0  # while the endpoint works: look for entries other processes spooled
 PROBE_TIMEOUT_S = 1.0  # an endpoint that takes longer to answer an empty request is down
 DRAIN_BATCH = 50  # entries per drain round (pending spans are sent between rounds)
+
+
+class Signal:
+    """What differs between the OTLP signals an ``Exporter`` carries."""
+
+    __slots__ = ("name", "encode", "spool_subdir", "weigh")
+
+    def __init__(self, name: str, encode: Callable[..., bytes], spool_subdir: str,
+                 weigh: Callable[[Item], int] | None = None) -> None:
+        self.name = name  # "traces" or "logs": selects the endpoint (``Config.signal``)
+        self.encode = encode  # (items, resource, scope name, scope version) -> request body
+        self.spool_subdir = spool_subdir  # inside the spool directory ("": the directory)
+        # About how many bytes an item encodes to; None: batches are not cut by size.
+        self.weigh = weigh
+
+    def spool_dir(self, config: Config) -> str:
+        return os.path.join(config.spool_dir, self.spool_subdir) if self.spool_subdir \
+            else config.spool_dir
+
+
+Item = SpanData | LogData
+Produced = Item | list | None  # what a periodic function gives the exporter
+TRACES = Signal("traces", encode_request, "")
+LOGS = Signal("logs", encode_logs_request, "logs", lambda r: len(r.body) + 160)
+SIGNALS = {s.name: s for s in (TRACES, LOGS)}
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # a logs request is cut below this (sinks refuse 16 MiB)
+
+
+def split_batch(items: list[Item], signal: Signal,
+                limit: int = MAX_REQUEST_BYTES) -> tuple[list[Item], list[Item]]:
+    """(the items of the next request, the rest): at least one item, at most about ``limit``
+    bytes for a signal whose items are weighed."""
+    if signal.weigh is None:
+        return items, []
+    total = 0
+    for i, item in enumerate(items):
+        total += signal.weigh(item)
+        if total > limit and i:
+            return items[:i], items[i:]
+    return items, []
 
 
 def default_resource(config: Config) -> dict[str, AttrValue]:
@@ -75,11 +119,12 @@ class ExportStatus:
 
 
 class Exporter:
-    """Process-wide export pipeline: pending spans → background sender → spool on failure."""
+    """Export pipeline of one signal: pending items → background sender → spool on failure."""
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, signal: Signal = TRACES) -> None:
         self.config = config or Config()
-        self.spool = Spool(self.config.spool_dir, max_bytes=self.config.spool_max_bytes,
+        self.signal = signal
+        self.spool = Spool(signal.spool_dir(self.config), max_bytes=self.config.spool_max_bytes,
                            max_files=self.config.spool_max_files)
         self.resource: dict[str, AttrValue] | None = None  # built on the export thread
         self.breaker = CircuitBreaker()
@@ -88,10 +133,10 @@ class Exporter:
         self.last_error = ""
         self.last_success = 0.0  # time.time() of the last batch the endpoint accepted
         self._lock = threading.Lock()
-        self._pending: list[SpanData] = []
-        # Spans submit_durable wrote to the spool: sent with the next batch, then removed.
-        self._durable: list[tuple[str, SpanData]] = []
-        self._inflight: list[SpanData] | None = None
+        self._pending: list[Item] = []
+        # Items submit_durable wrote to the spool: sent with the next batch, then removed.
+        self._durable: list[tuple[str, Item]] = []
+        self._inflight: list[Item] | None = None
         self._inflight_durable: list[str] = []  # spool entries of the durable spans in flight
         self._inflight_gen = 0
         self._abandoned_gen = -1
@@ -102,7 +147,7 @@ class Exporter:
         self._exiting = threading.Event()
         self._last_outcome: Outcome | None = None
         self._drain_at = 0.0  # time.monotonic() of the next spool drain
-        self._periodic: list[tuple[float, Callable[[], SpanData | None], list[float]]] = []
+        self._periodic: list[tuple[float, Callable[[], Produced], list[float]]] = []
         self._started = False  # start() was called
         self._spawned = False  # the export thread was started
         self._alive = False  # the export thread is running
@@ -136,16 +181,22 @@ class Exporter:
         if self._started:
             self._spawn()
 
-    def submit(self, span: SpanData) -> None:
-        """Queue a finished span; never blocks on the network."""
+    def submit(self, span: Item) -> None:
+        """Queue a finished span (a log record, for ``LOGS``); never blocks on the network."""
+        self.submit_many([span])
+
+    def submit_many(self, items: list[Item]) -> None:
+        """Queue several items at once (one lock, one wake-up)."""
+        if not items:
+            return
         with self._lock:
-            self._pending.append(span)
+            self._pending.extend(items)
             self._idle.clear()
         self._wake.set()
         if self._started and not self._spawned:
             self._spawn()
 
-    def submit_durable(self, span: SpanData) -> None:
+    def submit_durable(self, span: Item) -> None:
         """Queue a span that must outlive the process even if it is killed the next moment:
         it is written to the spool at once, on the caller's thread (a fraction of a
         millisecond); the export thread sends it with the next batch and then removes the
@@ -153,8 +204,7 @@ class Exporter:
         Without a usable spool it is simply submitted."""
         if self.resource is None:
             self.resource = default_resource(self.config)
-        path = self.spool.write(encode_request([span], self.resource, "shellspan", __version__),
-                                bounded=False)
+        path = self.spool.write(self._encode([span]), bounded=False)
         if path is None:
             self.submit(span)
             return
@@ -165,9 +215,13 @@ class Exporter:
         if self._started and not self._spawned:
             self._spawn()
 
-    def add_periodic(self, interval_s: float, make: Callable[[], SpanData | None]) -> None:
-        """Call ``make`` every ``interval_s`` on the export thread and export what it returns."""
-        self._periodic.append((interval_s, make, [time.monotonic() + interval_s]))
+    def add_periodic(self, interval_s: float, make: Callable[[], Produced], *,
+                     first_in: float | None = None) -> None:
+        """Call ``make`` every ``interval_s`` (the first time after ``first_in``, by default
+        after ``interval_s``) on the export thread and export what it returns: an item, a
+        list of items, or None."""
+        first = interval_s if first_in is None else first_in
+        self._periodic.append((interval_s, make, [time.monotonic() + first]))
         self._wake.set()
 
     def clear_periodic(self) -> None:
@@ -200,12 +254,14 @@ class Exporter:
             # file for the exit helper instead of several.
             if self.resource is None:
                 self.resource = default_resource(self.config)
-            spans = [span for _path, span in durable] + left
-            path = self.spool.write(encode_request(spans, self.resource, "shellspan",
-                                                   __version__))
-            self.stats["spooled_batches"] += 1
-            if path:
-                spooled.append(path)
+            rest = [span for _path, span in durable] + left
+            paths = []
+            while rest:
+                part, rest = split_batch(rest, self.signal)
+                paths.append(self.spool.write(self._encode(part)))
+            self.stats["spooled_batches"] += len(paths)
+            spooled += [path for path in paths if path]
+            if all(paths):
                 for entry, _span in durable:
                     self.spool.ack(entry)
                 durable = []
@@ -216,14 +272,22 @@ class Exporter:
             if deadline is not None:
                 from shellspan.handoff import spawn_sender
 
-                spawn_sender(spooled, deadline)
+                spawn_sender(spooled, deadline, self.signal.name)
         return not left and not spooled
+
+    @property
+    def set_up(self) -> bool:
+        """The export thread has done its imports (the sender, the redaction patterns)."""
+        return self._sender is not None
 
     def status(self) -> ExportStatus:
         """What waits in the spool and how sending goes (reads the spool directory)."""
         n, size = self.spool.size()
         return ExportStatus(n, size, self.last_success, self.last_error, self.breaker.state,
                             dict(self.stats))
+
+    def _encode(self, items: list[Item]) -> bytes:
+        return self.signal.encode(items, self.resource or {}, "shellspan", __version__)
 
     def _signal_exit(self) -> None:
         self._exiting.set()
@@ -244,7 +308,7 @@ class Exporter:
             default_redactor()  # compile the patterns here rather than at the first command
         if self.resource is None:
             self.resource = default_resource(self.config)
-        self._sender = sender_for(self.config)
+        self._sender = sender_for(self.config, self.signal.name)
 
     def _run(self) -> None:
         try:
@@ -285,11 +349,13 @@ class Exporter:
             if now >= due[0]:
                 due[0] = now + interval
                 try:
-                    span = make()
+                    made = make()
                 except Exception:  # noqa: BLE001
-                    span = None
-                if span is not None:
-                    self.submit(span)
+                    made = None
+                if isinstance(made, list):
+                    self.submit_many(made)
+                elif made is not None:
+                    self.submit(made)
 
     def _sleep_s(self) -> float:
         """How long the thread may wait for the next span: until the next periodic span, probe,
@@ -337,7 +403,7 @@ class Exporter:
         with self._lock:
             if not self._pending and not self._durable:
                 return
-            batch, self._pending = self._pending, []
+            batch, self._pending = split_batch(self._pending, self.signal)
             durable, self._durable = self._durable, []
             self._inflight = batch
             self._inflight_durable = [path for path, _span in durable]
@@ -346,7 +412,7 @@ class Exporter:
         # Durable spans go in the same request (one round trip, as if they had been pending);
         # their spool entries are removed once it is answered, and stay if it fails.
         spans = [span for _path, span in durable] + batch
-        body = encode_request(spans, self.resource or {}, "shellspan", __version__)
+        body = self._encode(spans)
         tried = self.breaker.allow()
         result = self._sender.send(body) if tried else SendResult(Outcome.RETRYABLE,
                                                                   error="circuit open")
@@ -363,9 +429,7 @@ class Exporter:
             self.stats["sent_spans"] += len(spans)
         elif result.outcome is Outcome.RETRYABLE:
             if batch and not abandoned:  # the durable spans are in the spool already
-                self.spool.write(body if not durable else
-                                 encode_request(batch, self.resource or {}, "shellspan",
-                                                __version__))
+                self.spool.write(body if not durable else self._encode(batch))
                 self.stats["spooled_batches"] += 1
             self._debug(f"send failed ({result.describe()}); spooled")
         else:

@@ -25,7 +25,7 @@ def _terminal_signals() -> tuple[int, ...]:
     return (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP)
 
 
-def spawn_sender(paths: list[str], deadline_s: float) -> None:
+def spawn_sender(paths: list[str], deadline_s: float, signal: str = "traces") -> None:
     """Start ``shellspan spool send`` for these spool entries and return at once.
 
     The helper is spawned (not forked: a fork could inherit a lock held by the export thread),
@@ -37,7 +37,7 @@ def spawn_sender(paths: list[str], deadline_s: float) -> None:
         null = os.devnull
         os.posix_spawn(sys.executable,
                        [sys.executable, "-m", "shellspan.cli", "spool", "send",
-                        f"--deadline={deadline_s}", *paths],
+                        f"--deadline={deadline_s}", f"--signal={signal}", *paths],
                        dict(os.environ),
                        file_actions=[(os.POSIX_SPAWN_OPEN, 0, null, os.O_RDONLY, 0),
                                      (os.POSIX_SPAWN_OPEN, 1, null, os.O_WRONLY, 0),
@@ -88,10 +88,16 @@ def send_entries(spool: Spool, sender: HttpSender, names: list[str],
 
 
 def main(argv: list[str]) -> int:
-    """``shellspan spool send [--deadline=S] FILE...``: the helper's work."""
+    """``shellspan spool send [--deadline=S] [--signal=traces|logs] FILE...``: the helper's
+    work."""
+    from shellspan.export import SIGNALS
+
     _drop_terminal_signals()
-    deadline, files = 15.0, []
+    deadline, files, signal = 15.0, [], SIGNALS["traces"]
     for arg in argv:
+        if arg.startswith("--signal="):
+            signal = SIGNALS.get(arg.split("=", 1)[1], signal)
+            continue
         if arg.startswith("--deadline="):
             try:
                 deadline = float(arg.split("=", 1)[1])
@@ -101,7 +107,7 @@ def main(argv: list[str]) -> int:
         else:
             files.append(arg)
     config = Config()
-    spool = Spool(config.spool_dir, max_bytes=config.spool_max_bytes,
+    spool = Spool(signal.spool_dir(config), max_bytes=config.spool_max_bytes,
                   max_files=config.spool_max_files)
-    send_entries(spool, sender_for(config), files, deadline)
+    send_entries(spool, sender_for(config, signal.name), files, deadline)
     return 0

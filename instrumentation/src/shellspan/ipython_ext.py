@@ -57,6 +57,10 @@ class _Recorder:
             before = ns["_exit_code"] = _Status(before)
         self._exit_code_before = before
         self.command = self.session.command(text) if text.strip() else None
+        if self.command is not None:
+            prompt = f"In [{getattr(self.ip, 'execution_count', '')}]: "
+            self.session.command_started(self.command,
+                                         prompt + text.replace("\n", "\n" + " " * len(prompt)))
 
     def post_run_cell(self, result: Any) -> None:
         cmd, self.command = self.command, None
@@ -76,6 +80,7 @@ class _Recorder:
             cmd.finish(code, error if error is not None and code else None)
         if getattr(self.ip, "exit_now", False) or getattr(self.ip, "keep_running", True) is False:
             self.exit_requested = True
+        self.session.prompt()
 
     def finish_running(self, exit_code: int | None) -> None:
         cmd, self.command = self.command, None

@@ -72,6 +72,7 @@ class InstrumentedConsole:
         if not self._prompted:
             self._prompted = True
             self.session.ready()
+        self.session.prompt()
         try:
             return input(prompt)
         except EOFError:
@@ -144,6 +145,7 @@ class InstrumentedConsole:
         """Execute a code object; exceptions other than SystemExit are shown, not raised."""
         if self._source.strip():  # an empty line is no command
             self._command = self.session.command(self._source.rstrip())
+            self.session.command_started(self._command, _echo(self._source.rstrip()))
         try:
             exec(codeobj, self.locals)
         except SystemExit:
@@ -184,6 +186,13 @@ class InstrumentedConsole:
                 sys.excepthook(etype, value, last_tb)
         finally:
             last_tb = ei = None  # noqa: F841 - break the reference cycle
+
+
+def _echo(source: str) -> str:
+    """The statement as the terminal showed it, with its prompts."""
+    ps1, ps2 = str(getattr(sys, "ps1", ">>> ")), str(getattr(sys, "ps2", "... "))
+    first, *rest = source.split("\n")
+    return "\n".join([ps1 + first, *(ps2 + line for line in rest)])
 
 
 def _set_last(etype, value, tb) -> None:

@@ -64,6 +64,27 @@ RECORDING_REDACTED = "shell.recording.redacted"  # only when true
 RECORDING_DROPPED_BYTES = "shell.recording.dropped_bytes"  # bytes the recorder's limits dropped
 RECORDING_TERM = "shell.recording.term"  # first record: TERM
 RECORDING_COMMAND = "shell.recording.command"  # first record: what the recorder ran
+# The values of RECORDING_EVENT (asciicast v2 codes).
+RECORDING_OUTPUT, RECORDING_INPUT, RECORDING_RESIZE, RECORDING_MARKER = "o", "i", "r", "m"
+
+# Shell-state snapshots: an event on the start span (the state at start), on heartbeats (while
+# the session is active, at most every SHELLSPAN_SNAPSHOT_INTERVAL) and on the root span (at end).
+EVENT_SNAPSHOT = "shell.snapshot"
+SNAPSHOT_KIND = "shell.snapshot.kind"  # start, heartbeat, end
+SNAPSHOT_KINDS = ("start", "heartbeat", "end")
+# cwd: CWD. The environment's changes since the session started: "NAME=value" entries (values
+# of secret-looking names or values redacted) and the names removed; where the values were seen.
+ENV_CHANGED = "shell.env.changed"
+ENV_REMOVED = "shell.env.removed"
+ENV_SOURCE = "shell.env.source"  # process (Python shells), command PID NAME (bash/zsh), unknown
+VENV = "shell.venv"  # the active virtualenv ($VIRTUAL_ENV or the Python's own prefix)
+CONDA_ENV = "shell.conda.env"
+GIT_BRANCH = "shell.git.branch"  # of the cwd's repository; a commit id when detached
+GIT_DIRTY = "shell.git.dirty"  # tracked files changed (untracked files do not count)
+JOBS = "shell.jobs"  # background and stopped jobs: "PID STATE command" entries
+CPU_USER_S = "shell.cpu.user_s"  # CPU seconds of the shell and the commands it waited for
+CPU_SYSTEM_S = "shell.cpu.system_s"
+MAX_RSS_KB = "shell.memory.max_rss_kb"  # the shell's peak resident size
 
 # Resource attributes of every export request.
 SERVICE_NAME = "service.name"

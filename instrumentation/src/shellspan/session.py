@@ -13,6 +13,13 @@ exports the root ``shell.session`` span with the exit reason and code, then flus
 exit budget (the rest goes to the spool). Nothing here imports the OpenTelemetry SDK or touches
 the network on the calling thread: ids and timestamps are made locally and spans are handed to
 the export thread.
+
+Shell-state snapshots (``shellspan.snapshot``) are taken by the export thread: at start (on a
+heartbeat span), every ``SHELLSPAN_SNAPSHOT_INTERVAL`` seconds while commands run, and at the
+end on the root span. Under ``shellspan record`` the shell takes the session id the recorder
+chose and marks where commands start and the prompt comes back (``shellspan.recording.marks``);
+otherwise, with ``SHELLSPAN_RECORD_OUTPUT=1``, it records what its statements print itself
+(``shellspan.recording.pycapture``).
 """
 
 from __future__ import annotations
@@ -65,6 +72,13 @@ def _client_address(env: Mapping[str, str]) -> str:
         if val:
             return val[0]
     return ""
+
+
+def _stderr_tty() -> bool:
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
 
 
 def _cwd() -> str:
@@ -158,6 +172,18 @@ class Session:
         self.shell_type = shell_type
         self.trace_id = new_trace_id()
         self.root_span_id = new_span_id()
+        self._marks = False  # under shellspan record: write the command marks
+        if os.environ.get("SHELLSPAN_RECORDER"):
+            from shellspan.recording import marks
+
+            adopted = marks.adopt_session()
+            if adopted is not None:
+                self.trace_id, self.root_span_id = adopted
+            self._marks = _stderr_tty()
+        self.capture = None  # the output recording (shellspan.recording.pycapture)
+        self._start_env: dict[str, str] | None = None  # for the snapshots' environment diff
+        self._snapshot_count = -1  # commands at the last snapshot
+        self._last_snapshot = None
         self.session_id = self.trace_id.hex()
         self.start_ns = 0
         self.end_ns = 0
@@ -259,7 +285,15 @@ class Session:
         exp.submit_durable(spans.start_span(self.trace_id, self.root_span_id, self.attributes,
                                             self.start_ns, time.time_ns()))
         exp.add_periodic(self.config.heartbeat_s, self._heartbeat)
+        if self.config.snapshots:
+            self._start_env = dict(os.environ)
+            exp.add_periodic(self.config.snapshot_s, self._snapshot_heartbeat, first_in=0.0)
         exp.start(wait_for_ready=defer_export)
+        if self.config.record_output and not self._marks:
+            from shellspan.recording.pycapture import OutputCapture
+
+            self.capture = OutputCapture(self)
+            self.capture.start(wait_for_ready=defer_export)
         self._set_env_parent(self.root_span_id)
         atexit.register(self._atexit)
         global _current
@@ -271,6 +305,8 @@ class Session:
         self._awaiting_ready = False
         if not self.disabled and self._exporter is not None:
             self._exporter.ready()
+        if self.capture is not None:
+            self.capture.exporter.ready()
         if self._signal_watch is not None:
             self._signal_watch.start()
 
@@ -280,6 +316,50 @@ class Session:
         return spans.heartbeat_span(self.trace_id, self.root_span_id, shell_type=self.shell_type,
                                     cwd=self.cwd, command_count=self.command_count,
                                     now_ns=time.time_ns())
+
+    def _snapshot(self, kind: str, *, run_git_status: bool = True):
+        from shellspan.snapshot import of_this_process
+
+        snap = of_this_process(self._start_env or {}, self.redact,
+                               run_git_status=run_git_status, git_cache=self._last_snapshot)
+        self._last_snapshot, self._snapshot_count = snap, self.command_count
+        return spans.snapshot_event(kind, time.time_ns(), snap)
+
+    def _snapshot_heartbeat(self) -> SpanData | None:
+        """A heartbeat with the shell's state (export thread): at once after start, then when
+        commands ran since the last one."""
+        if self._ended or not self._started:
+            return None
+        first = self._last_snapshot is None
+        if not first and self.command_count == self._snapshot_count:
+            return None
+        event = self._snapshot("start" if first else "heartbeat")
+        return spans.heartbeat_span(self.trace_id, self.root_span_id, shell_type=self.shell_type,
+                                    cwd=self.cwd, command_count=self.command_count,
+                                    now_ns=time.time_ns(), events=[event])
+
+    def current_span_id(self) -> bytes:
+        """The span output belongs to now: the command running, else the session's root."""
+        running = self._running
+        return running[-1].span_id if running else self.root_span_id
+
+    def command_started(self, cmd: Command, echo: str = "") -> None:
+        """A shell's command begins to run: under ``shellspan record`` the recorder is told
+        (a mark); when the shell records its output itself, ``echo`` (the prompt and the
+        statement as the terminal showed them) goes into the recording."""
+        if self._marks:
+            from shellspan.recording.marks import COMMAND, write_mark
+
+            write_mark(COMMAND, self.session_id, cmd.span_id.hex())
+        elif self.capture is not None and echo:
+            self.capture.echo(self.redact(echo)[0])
+
+    def prompt(self) -> None:
+        """The shell is about to prompt for the next command (a mark for the recorder)."""
+        if self._marks:
+            from shellspan.recording.marks import PROMPT, write_mark
+
+            write_mark(PROMPT, self.session_id, self.root_span_id.hex())
 
     def command(self, text: str, name: str | None = None, cwd: str | None = None) -> Command:
         """Start a command span; finish it with ``finish()`` or use it as a context manager."""
@@ -317,15 +397,23 @@ class Session:
             return
         for cmd in list(self._running):  # cut short by the end: how it ended is not known
             cmd.finish(None, f"cut short: the session ended ({reason})")
+        exp = self._exporter
+        events = None
+        if self._start_env is not None and exp is not None and exp.set_up:
+            try:  # what the export thread already loaded; no git process on the way out
+                events = [self._snapshot("end", run_git_status=False)]
+            except Exception:  # noqa: BLE001 - a snapshot must never stop the exit
+                events = None
         self._emit(spans.session_span(
             self.trace_id, self.root_span_id, self.attributes, start_ns=self.start_ns,
             end_ns=self.end_ns, reason=reason, exit_code=exit_code,
             command_count=self.command_count, failed_count=self.failed_count,
-            last_cwd=self.cwd, links=self._links))
-        exp = self._exporter
+            last_cwd=self.cwd, links=self._links, events=events))
         if exp is not None:
             exp.clear_periodic()
             exp.flush(budget_s)
+        if self.capture is not None:  # the recording after the spans (its own budget)
+            self.capture.stop(budget_s)
         global _current
         if _current is self:
             _current = None

@@ -10,17 +10,28 @@ shell's own thread and testable in microseconds.
 One trace per session (trace id = session id). The root span ``shell.session`` is exported when
 the session ends; a short ``shell.session.start`` child goes out at once so the sink knows the
 session is live; ``shell.session.heartbeat`` children follow while it lives; every command is a
-``shell.command`` child of the root.
+``shell.command`` child of the root. The state of the shell (``shell.snapshot`` events) rides on
+the start span (at start), heartbeats (while active) and the root (at end).
 """
 
 from __future__ import annotations
 
 from shellspan import semconv as sc
-from shellspan.otlp import STATUS_ERROR, STATUS_UNSET, AttrValue, Link, SpanData, new_span_id
+from shellspan.otlp import (
+    STATUS_ERROR,
+    STATUS_UNSET,
+    AttrValue,
+    Event,
+    Link,
+    SpanData,
+    new_span_id,
+)
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs ms at start-up
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterable, Mapping
+
+    from shellspan.snapshot import Snapshot
 
 
 def identity(*, session_id: str, shell_type: str, user: str, host: str, pid: int,
@@ -51,18 +62,47 @@ def parent_link(attributes: dict[str, AttrValue], links: list[Link], parent_trac
 
 
 def start_span(trace_id: bytes, root_span_id: bytes, attributes: Mapping[str, AttrValue],
-               start_ns: int, end_ns: int) -> SpanData:
-    """``shell.session.start``: exported at once, with the session's identity attributes."""
+               start_ns: int, end_ns: int, events: list[Event] | None = None) -> SpanData:
+    """``shell.session.start``: exported at once, with the session's identity attributes (and
+    the snapshot at start, when one was taken)."""
     return SpanData(trace_id, new_span_id(), sc.SPAN_SESSION_START, start_ns,
-                    max(end_ns, start_ns), root_span_id, dict(attributes))
+                    max(end_ns, start_ns), root_span_id, dict(attributes), events=events)
 
 
 def heartbeat_span(trace_id: bytes, root_span_id: bytes, *, shell_type: str, cwd: str,
-                   command_count: int, now_ns: int) -> SpanData:
+                   command_count: int, now_ns: int, events: list[Event] | None = None
+                   ) -> SpanData:
     """``shell.session.heartbeat``: the session still lives; where it is and how far it got."""
     return SpanData(trace_id, new_span_id(), sc.SPAN_HEARTBEAT, now_ns, now_ns, root_span_id,
                     {sc.SESSION_ID: trace_id.hex(), sc.SHELL_TYPE: shell_type, sc.CWD: cwd,
-                     sc.COMMAND_COUNT: command_count})
+                     sc.COMMAND_COUNT: command_count}, events=events)
+
+
+def snapshot_event(kind: str, time_ns: int, snap: Snapshot) -> Event:
+    """A ``shell.snapshot`` event: the state of the shell at ``time_ns`` (``kind``: start,
+    heartbeat or end). Facts that were not found are left out rather than sent empty."""
+    attrs: dict[str, AttrValue] = {sc.SNAPSHOT_KIND: kind, sc.CWD: snap.cwd}
+    facts: tuple[tuple[str, AttrValue | None], ...] = (
+        (sc.ENV_CHANGED, [f"{k}={v}" for k, v in sorted(snap.env_changed.items())]),
+        (sc.ENV_REMOVED, sorted(snap.env_removed)),
+        (sc.ENV_SOURCE, snap.env_source),
+        (sc.VENV, snap.venv),
+        (sc.CONDA_ENV, snap.conda_env),
+        (sc.GIT_BRANCH, snap.git_branch),
+        (sc.GIT_DIRTY, snap.git_dirty),
+        (sc.JOBS, list(snap.jobs)),
+        (sc.CPU_USER_S, snap.cpu_user_s),
+        (sc.CPU_SYSTEM_S, snap.cpu_system_s),
+        (sc.MAX_RSS_KB, snap.max_rss_kb),
+    )
+    for key, value in facts:
+        if value is not None and value != "" and value != []:
+            attrs[key] = value
+    # Empty lists say "nothing changed" when the environment was seen at all.
+    if snap.env_source:
+        attrs.setdefault(sc.ENV_CHANGED, [])
+        attrs.setdefault(sc.ENV_REMOVED, [])
+    return Event(time_ns, sc.EVENT_SNAPSHOT, attrs)
 
 
 def command_span(trace_id: bytes, root_span_id: bytes, span_id: bytes, *, seq: int, text: str,
@@ -116,7 +156,7 @@ def command_failed(exit_code: int | None, error_type: str = "", message: str = "
 def session_span(trace_id: bytes, root_span_id: bytes, attributes: Mapping[str, AttrValue], *,
                  start_ns: int, end_ns: int, reason: str, exit_code: int | None,
                  command_count: int, failed_count: int, last_cwd: str,
-                 links: Iterable[Link] = ()) -> SpanData:
+                 links: Iterable[Link] = (), events: list[Event] | None = None) -> SpanData:
     """``shell.session``, the root: identity, how the session ended and its totals.
 
     ``exit_code`` None: the session's end was observed from outside (the shell vanished) and
@@ -129,4 +169,4 @@ def session_span(trace_id: bytes, root_span_id: bytes, attributes: Mapping[str, 
     crashed = reason == "crash"
     return SpanData(trace_id, root_span_id, sc.SPAN_SESSION, start_ns, max(end_ns, start_ns),
                     b"", attrs, status_code=STATUS_ERROR if crashed else STATUS_UNSET,
-                    status_message=reason if crashed else "", links=list(links))
+                    status_message=reason if crashed else "", links=list(links), events=events)

@@ -1,6 +1,6 @@
 """Sending OTLP/HTTP requests: the sender, the outcome of a send, and when to send again.
 
-``HttpSender.send`` POSTs one encoded ``ExportTraceServiceRequest`` and classifies the answer as
+``HttpSender.send`` POSTs one encoded OTLP export request (traces or logs) and classifies the answer as
 OTLP clients must (``Outcome``): accepted; worth retrying (no answer at all, or HTTP 429, 502,
 503, 504, possibly with ``Retry-After``); or never to be retried (any other status).
 
@@ -151,15 +151,16 @@ class HttpSender:
         return self.send(b"", timeout_s)
 
 
-def sender_for(config: Config) -> HttpSender:
-    """The sender a shell uses: the configured endpoint, headers, compression and token."""
+def sender_for(config: Config, signal: str = "traces") -> HttpSender:
+    """The sender a shell uses for a signal (``traces`` or ``logs``): the configured endpoint,
+    headers, compression and token."""
     from shellspan.auth import TokenSource
     from shellspan.config import parse_kv_list
 
+    endpoint, headers, compression = config.signal(signal)
     tokens = TokenSource.from_config(config)
-    return HttpSender(config.endpoint, parse_kv_list(config.headers_raw),
-                      timeout_s=config.send_timeout_s, gzip=config.compression == "gzip",
-                      token=tokens.header)
+    return HttpSender(endpoint, parse_kv_list(headers), timeout_s=config.send_timeout_s,
+                      gzip=compression == "gzip", token=tokens.header)
 
 
 class CircuitBreaker:

@@ -343,7 +343,8 @@ class SessionQueries:
         return {"sessions": sessions, "count": len(sessions), "next_cursor": next_cursor}
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
-        """Metadata, the start and root spans' attributes, and the commands in order."""
+        """Metadata, the start and root spans' attributes, the commands in order and the
+        shell-state snapshots."""
         session_id = session_id.lower()
         if not _SESSION_ID.match(session_id):
             raise QueryError("a session id is 32 hexadecimal characters")
@@ -368,8 +369,12 @@ class SessionQueries:
                 attributes.update(span_attrs)
         session["attributes"] = attributes
         owned, foreign = split_by_owner(session, self.commands_of([session_id]).get(session_id, []))
+        from .snapshots import session_snapshots
+
         found = {"session": session, "commands": owned, "parent": self._parent(session),
-                 "children": self._children(session_id)}
+                 "children": self._children(session_id),
+                 "snapshots": session_snapshots(self.store, session_id,
+                                                (session["enduser_id"], session["verified"]))}
         if foreign:  # sent under another identity by a path that does not check owners
             found["foreign_commands"] = foreign
         return found

@@ -8,11 +8,13 @@ diagnostics, `top` refreshing in a pseudo-terminal), for tests and the storage b
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -244,3 +246,41 @@ def typical_outputs() -> dict[str, bytes]:
         "top -d 0.2 -n 25": in_pty(["top", "-d", "0.2", "-n", "25"]),
     }
     return {line: data for line, data in outputs.items() if data}
+
+
+_SIZES_SCRIPT = r"""
+import json, sys
+import clickhouse_connect
+client = clickhouse_connect.get_client(dsn="chdb://" + sys.argv[1])
+for table in ("otel_logs", "shell_recordings"):
+    # Wide parts, as a table of any size has: each column's size is then known.
+    client.command(f"ALTER TABLE shellspan.{table} MODIFY SETTING min_bytes_for_wide_part = 0")
+    client.command(f"OPTIMIZE TABLE shellspan.{table} FINAL")
+def one(sql):
+    return client.query(sql).result_rows[0]
+out = {
+    "payload": one("SELECT sum(column_data_compressed_bytes) FROM system.parts_columns WHERE "
+                   "database = 'shellspan' AND table = 'shell_recordings' AND column = 'data' "
+                   "AND active")[0],
+    "recordings": one("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'shellspan' "
+                      "AND table = 'shell_recordings' AND active")[0],
+    "body_zstd1": one("SELECT sum(column_data_compressed_bytes) FROM system.parts_columns WHERE "
+                      "database = 'shellspan' AND table = 'otel_logs' AND column = 'Body' "
+                      "AND active")[0],
+    "otel_logs": one("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'shellspan' "
+                     "AND table = 'otel_logs' AND active")[0],
+    "raw": one("SELECT sum(length(data)) FROM shellspan.shell_recordings FINAL")[0],
+}
+print(json.dumps(out))
+"""
+
+
+def stored_sizes(sink) -> dict[str, int]:
+    """Bytes the recordings take in a stopped sink's embedded store, after merges: ``payload``
+    (shell_recordings.data compressed), ``recordings`` (that table on disk, every column and
+    index), ``body_zstd1`` (otel_logs.Body compressed), ``otel_logs`` (that table on disk) and
+    ``raw`` (the recorded bytes). Read in a process of its own: the store is the sink's while
+    it runs."""
+    done = subprocess.run([sys.executable, "-c", _SIZES_SCRIPT, sink.store[len("chdb://"):]],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])

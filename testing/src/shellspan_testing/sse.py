@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import queue
+import socket
 import threading
 import time
 
@@ -23,6 +24,7 @@ class SseListener:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.conn.request("GET", path, headers=headers)
+        self.sock = self.conn.sock
         self.response = self.conn.getresponse()
         self.status = self.response.status
         self.events: queue.Queue[tuple[float, SseEvent]] = queue.Queue()
@@ -30,6 +32,8 @@ class SseListener:
         self.done = threading.Event()
         if self.status == 200:
             threading.Thread(target=self._read, daemon=True).start()
+        else:
+            self.done.set()
 
     def _read(self) -> None:
         def lines():
@@ -62,4 +66,12 @@ class SseListener:
         return self.next_timed(kind, timeout)[1]
 
     def close(self) -> None:
+        # Shut the socket down first: the reader thread's blocked read returns at once (closing
+        # the response would wait for it), and the sink sees the client leave.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.done.wait(5)
+        self.response.close()
         self.conn.close()

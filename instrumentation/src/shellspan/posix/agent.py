@@ -5,8 +5,9 @@ process reads them (``journal``, ``records``) on a clock, turns them into spans 
 and hands the spans to the shared exporter (OTLP/HTTP, circuit breaker, on-disk spool). Twice
 a second it checks every shell's pid: a shell that disappeared without its exit record is
 closed as ``orphaned``. Files of the runtime directory: ``r.SESSION.N`` (journals),
-``agent.pid``, ``agent.lock``, ``state.json``, ``agent.log``, and a bash shell's ``h.PID``
-(scratch) and ``l.PID`` (line notes).
+``agent.pid``, ``agent.lock``, ``state.json``, ``agent.log``, a bash shell's ``h.PID``
+(scratch) and ``l.PID`` (line notes), and ``rec.sock`` (where ``shellspan record`` hands over
+terminal recordings: ``intake``).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from shellspan.export import Exporter
 from shellspan.otlp import SpanData
 from shellspan.posix import daemon, runtime
 from shellspan.posix import state as state_file
+from shellspan.posix.intake import Intake
 from shellspan.posix.journal import Journals, OldFifo
 from shellspan.posix.records import Record
 from shellspan.posix.runtime import path
 from shellspan.posix.sessions import SessionTracker, ShellSession
+from shellspan.posix.snapshots import SnapshotWorker
 from shellspan.redact import default_redactor
 
 MAX_BATCH = 200
@@ -74,6 +77,8 @@ class Agent:
         # at most, plus the batch window).
         self.read_s = max(_env_float(self.env, "SHELLSPAN_AGENT_READ_INTERVAL_MS", 50.0), 1.0) / 1e3
         self.lock = daemon.AgentLock(self.dir)
+        self.intake: Intake | None = None
+        self.snapshots: SnapshotWorker | None = None
         self.started = time.time()
         self.records = 0
         self.dirty = True
@@ -96,8 +101,27 @@ class Agent:
         self.journals = Journals(self.dir, state_file.offsets(previous),
                                  on_error=self._bad_record, log=self.log)
         self.old_fifo = OldFifo(path(OLD_FIFO, self.dir), on_error=self._bad_record)
+        self.start_intake()
+        if self.config.snapshots and self.exporter is not None:
+            self.snapshots = SnapshotWorker(
+                lambda: list(self.tracker.sessions.values()), self.exporter.submit,
+                self.tracker.redactor, interval_s=self.config.snapshot_s, env=self.env)
+            self.snapshots.start()
         daemon.write_pid_file(self.dir)
         return True
+
+    def start_intake(self) -> None:
+        """Take terminal recordings from ``shellspan record`` (a failure is logged; the
+        agent goes on with the hooks' records)."""
+        exporter = self.exporter
+        self.intake = Intake(self.dir, self.config, self.tracker.redactor,
+                             submit_span=exporter.submit if exporter else lambda _s: None,
+                             host=self.tracker.host, user_name=_login_name, log=self.log)
+        try:
+            self.intake.start()
+        except OSError as exc:
+            self.log(f"cannot take recordings: {exc!r}")
+            self.intake = None
 
     # --- records -----------------------------------------------------------------------------
 
@@ -131,6 +155,8 @@ class Agent:
         self.dirty = True
 
     def emit(self, span: SpanData, now: bool = False) -> None:
+        if self.snapshots is not None:  # the end snapshot on a root span
+            self.snapshots.decorate(span, self.tracker.sessions.get(span.trace_id.hex()))
         self.batch.append(span)
         if (now or self.batch_s <= 0 or len(self.batch) >= MAX_BATCH
                 or time.monotonic() >= self.quiet_until):
@@ -155,6 +181,8 @@ class Agent:
             "journals": self.journals.offsets()}
         if self.exporter is not None:
             out.update(export_status(self.exporter))
+        if self.intake is not None:
+            out["recordings"] = self.intake.status()
         return out
 
     def save_state(self) -> None:
@@ -198,7 +226,7 @@ class Agent:
                 next_watch = now + self.watch_s
                 self.read()  # a shell's exit record comes before its pid is found gone
                 self.tracker.watch()
-                if self.tracker.sessions:
+                if self.tracker.sessions or self.intake is not None and self.intake.busy():
                     idle_since = now
                 elif self.idle_exit_s > 0 and now - idle_since > self.idle_exit_s:
                     self.log("no sessions left; exiting")
@@ -215,6 +243,10 @@ class Agent:
         shells start the next agent), what was written is read and handed on, and where
         reading stopped is kept in the state file for the next agent."""
         daemon.remove_pid_file(self.dir)
+        if self.snapshots is not None:
+            self.snapshots.stop()
+        if self.intake is not None:
+            self.intake.stop()
         self.read()
         self.flush_batch()
         self.save_state()

@@ -82,6 +82,12 @@ fi
 __shellspan_rnd; __shellspan_sid=$__shellspan_r; __shellspan_rnd; __shellspan_sid+=$__shellspan_r
 __shellspan_rnd; __shellspan_root=$__shellspan_r __shellspan_half=${__shellspan_r:0:8}
 __shellspan_span=${__shellspan_half}10000001
+# Under `shellspan record`: take the session the recorder chose, and mark where commands start
+# and the prompt comes back (private OSC 6973, removed from the stream by the recorder).
+if [[ ${SHELLSPAN_RECORDER_SESSION-} =~ ^([0-9a-f]{32})-([0-9a-f]{16})$ ]]; then
+  __shellspan_sid=${BASH_REMATCH[1]} __shellspan_root=${BASH_REMATCH[2]}; fi
+unset SHELLSPAN_RECORDER_SESSION
+__shellspan_mark=0; [[ -n ${SHELLSPAN_RECORDER-} && -t 2 ]] && __shellspan_mark=1
 # Times: microseconds, or seconds with a fraction ($EPOCHREALTIME as it is: the agent reads
 # its decimal point, whatever the locale). bash < 5 has no EPOCHREALTIME: whole seconds, from
 # SECONDS and the time the shell started.
@@ -97,6 +103,8 @@ else
   # shellcheck disable=SC2016
   __shellspan_ps0='${__shellspan_e[__shellspan_t0=\D{%s}000000,__shellspan_armed=1,__shellspan_pst=$?]-}'
 fi
+# shellcheck disable=SC2016  # expanded when PS0 is displayed
+(( __shellspan_mark )) && __shellspan_ps0+='\e]6973;C;${__shellspan_sid};${__shellspan_span}\a'
 # shellcheck disable=SC2016  # expanded when PS2 is displayed
 __shellspan_ps2='${__shellspan_e[__shellspan_ml=1]-}$(__shellspan_lines)'
 
@@ -255,6 +263,7 @@ __shellspan_begin_nops0() {
   [[ $BASH_COMMAND != __shellspan_precmd* ]] || { __shellspan_armed=0; return 0; }
   __shellspan_now
   __shellspan_t0=$__shellspan_r
+  (( __shellspan_mark )) && printf '\e]6973;C;%s;%s\a' "$__shellspan_sid" "$__shellspan_span" >&2
   __shellspan_begin
 }
 __shellspan_pasted() {  # armed again with no prompt between: a pasted line ended, one begins
@@ -287,6 +296,7 @@ __shellspan_precmd() {
   else
     __shellspan_hi=0
   fi
+  (( ! __shellspan_mark )) || printf '\e]6973;P;%s;%s\a' "$__shellspan_sid" "$__shellspan_root" >&2
   return "$st"
 }
 __shellspan_private_history() {  # the user's HISTCONTROL changed: what is used while reading

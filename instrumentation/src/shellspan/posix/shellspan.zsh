@@ -43,7 +43,7 @@ __shellspan_choose_dir() {
 __shellspan_choose_dir
 typeset -gi __shellspan_fd=-1 __shellspan_seq=0 __shellspan_t0=0 __shellspan_done=0
 typeset -gi __shellspan_gen=0 __shellspan_rot=1000 __shellspan_seen=-1 __shellspan_restart=0
-typeset -gi __shellspan_apid=0 __shellspan_gone=0 __shellspan_proc=0 __shellspan_bg=0
+typeset -gi __shellspan_apid=0 __shellspan_gone=0 __shellspan_proc=0 __shellspan_bg=0 __shellspan_mark=0
 typeset -g __shellspan_r= __shellspan_sid= __shellspan_root= __shellspan_half= __shellspan_span=
 typeset -g __shellspan_text= __shellspan_p=
 [[ -d /proc/$$ ]] && __shellspan_proc=1
@@ -100,6 +100,7 @@ __shellspan_preexec() {
     flags=s
     [[ ${SHELLSPAN_HIDDEN_COMMANDS-record} == redact ]] && text=
   fi
+  (( __shellspan_mark )) && print -rnu2 -- $'\e]6973;C;'$__shellspan_sid\;$__shellspan_span$'\a'
   print -rNu $__shellspan_fd -- B$'\037'$__shellspan_p$'\037'$(( ++__shellspan_seq ))$'\037'$__shellspan_span$'\037'$EPOCHREALTIME$'\037'$PWD$'\037'$flags$'\037\037'$text
 }
 __shellspan_precmd() {
@@ -114,6 +115,7 @@ __shellspan_precmd() {
     export TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
   fi
   (( SECONDS == __shellspan_seen )) || __shellspan_watch
+  (( ! __shellspan_mark )) || print -rnu2 -- $'\e]6973;P;'$__shellspan_sid\;$__shellspan_root$'\a'
   return $st
 }
 # The exit hook: why the shell ends, as far as it can tell. The terminal gone (no descriptor is
@@ -160,7 +162,14 @@ __shellspan_ancestors() {
 if [[ -n $__shellspan_dir ]]; then
 __shellspan_id; __shellspan_sid=$__shellspan_r; __shellspan_id; __shellspan_sid+=$__shellspan_r
 __shellspan_id; __shellspan_root=$__shellspan_r __shellspan_half=${__shellspan_r[1,8]}
-__shellspan_span=${__shellspan_half}10000001 __shellspan_p=$$$'\037'$__shellspan_sid
+__shellspan_span=${__shellspan_half}10000001
+# Under `shellspan record`: take the session the recorder chose, and mark where commands start
+# and the prompt comes back (private OSC 6973, removed from the stream by the recorder).
+if [[ ${SHELLSPAN_RECORDER_SESSION-} =~ '^([0-9a-f]{32})-([0-9a-f]{16})$' ]]; then
+  __shellspan_sid=$match[1] __shellspan_root=$match[2]; fi
+unset SHELLSPAN_RECORDER_SESSION
+[[ -n ${SHELLSPAN_RECORDER-} && -t 2 ]] && __shellspan_mark=1
+__shellspan_p=$$$'\037'$__shellspan_sid
 if __shellspan_journal; then
 __shellspan_r=
 [[ -n ${TRACEPARENT-} || ! -d /proc/$$ ]] || __shellspan_ancestors

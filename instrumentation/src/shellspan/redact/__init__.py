@@ -32,9 +32,9 @@ import re
 from collections.abc import Iterable
 
 from shellspan.redact import python, shell  # noqa: F401  (loaded now, not at the first command)
-from shellspan.redact.code import code_spans
+from shellspan.redact.code import code_spans, may_trigger
 from shellspan.redact.names import MARK, is_secret_name
-from shellspan.redact.text import text_spans
+from shellspan.redact.text import may_find, text_spans
 from shellspan.redact.words import Span
 
 __all__ = ["MARK", "Redactor", "default_redactor", "is_secret_name", "patterns_from_env",
@@ -69,6 +69,14 @@ class Redactor:
                 if e > s:
                     out.append((s, e))
         return out
+
+    def may_find(self, text: str) -> bool:
+        """False when ``spans`` finds nothing in any line of ``text``: none of the words the
+        rules start from is in it (a cheap test for long texts redacted line by line, such as
+        terminal output)."""
+        if self.patterns:
+            return True
+        return self.use_defaults and (may_find(text) or may_trigger(text))
 
     def redact(self, text: str) -> tuple[str, bool]:
         """The text with each secret replaced by ``MARK``, and whether anything was.

@@ -32,6 +32,19 @@ def triggered(text: str) -> bool:
         "sudo" in words and _SUDO_STDIN.search(text) is not None)
 
 
+_ANY_STEM = re.compile("|".join(map(re.escape, TRIGGER_STEMS)))
+
+
+def may_trigger(text: str) -> bool:
+    """False when ``triggered`` is false for every part of ``text`` (every line of a long
+    text): one scan for the stems, one for the command names."""
+    low = text.lower()
+    if _ANY_STEM.search(low) is not None:
+        return True
+    words = _NAME_WORDS.findall(low)
+    return not TRIGGER_NAMES.isdisjoint(words) or "sudo" in words
+
+
 def _may_be_python(text: str) -> bool:
     if _PYTHON_HINT.search(text) is None:
         return False

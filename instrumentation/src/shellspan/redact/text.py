@@ -33,6 +33,14 @@ _SHAPE_PREFIXES = ("AKIA", "ASIA", "gh", "glpat-", "xox", "sk-", "k_live_", "k_t
                    "npm_", "hf_", "eyJ", "-----BEGIN")
 
 
+_ANY_SHAPE = re.compile("|".join(map(re.escape, ("Bearer", "BEARER", *_SHAPE_PREFIXES))))
+
+
+def may_find(text: str) -> bool:
+    """False when ``text_spans`` finds nothing in any part of ``text`` (one scan)."""
+    return ("@" in text and "://" in text) or _ANY_SHAPE.search(text) is not None
+
+
 def text_spans(text: str) -> list[Span]:
     out: list[Span] = []
     if "@" in text and "://" in text:

@@ -1,6 +1,7 @@
 // The shellspan web UI: hash routes, each a view over the sink's HTTP API.
 //   #/sessions?user=&host=&component=&shell_type=&state=&since=&until=&tag=&limit=&cursor=
-//   #/sessions/<session id>            (with its terminal recording, when it has one: player.js)
+//   #/sessions/<session id>            (with its terminal recording, when it has one: player.js,
+//                                       and its shell-state snapshots: snapshots.js)
 //   #/sessions/<session id>?seq=N      (opened at command N: highlighted, the player seeks there)
 //   #/analytics?user=&host=&component=&shell_type=&since=&until=
 //   #/commands?q=&regex=1&...   (command search: search.js)
@@ -12,6 +13,7 @@ import { fmtCount, fmtDuration, fmtPercent, hbars, heatmap, histogram, waterfall
 import { annotationsCard, commandsView, focusCommand, setupSearchBox } from "./search.js";
 import { follow } from "./live.js";
 import { Player, screenView } from "./player.js";
+import { snapshotsCard } from "./snapshots.js";
 
 const REFRESH_MS = 5000;
 const FILTERS = ["user", "host", "component", "shell_type", "state", "since", "until", "tag"];
@@ -427,6 +429,7 @@ async function sessionView(id, gen, params) {
       h("p", {}, h("a", { href: link("/sessions") }, "« sessions")),
       h("h1", {}, `Session `, h("span", { class: "mono", "data-testid": "session-id" }, s.session_id), " ", stateBadge(s.state)),
       h("div", { class: "card" }, meta),
+      snapshotsCard(d.snapshots),
       annotationsCard(ui, d),
       recording.card,
       recording.screenCard,
