@@ -375,10 +375,11 @@ def test_no_command_lost_across_an_agent_stop(sink, shell_env, shells, shell, ho
     assert s["exit_reason"] == "exit"
 
 
-def test_an_upgraded_agent_reads_the_fifo_that_older_shells_still_write(sink, shell_env):
+def test_an_upgraded_agent_reads_what_older_shells_write_and_left(sink, shell_env):
     """Shells started before an upgrade hold the previous version's FIFO open and go on
     writing their records into it: the new agent reads it with the journals (so a bash shell
-    never blocks on a full pipe), and removes it once no shell holds it open."""
+    never blocks on a full pipe), and removes it once no shell holds it open. What an older
+    shell that exited with no agent up left in its q.PID file is read and removed too."""
     env = shell_env(SHELLSPAN_AGENT_AUTOSTART="0")
     fifo = env.runtime / "events"
     os.mkfifo(fifo, 0o600)
@@ -386,6 +387,15 @@ def test_an_upgraded_agent_reads_the_fifo_that_older_shells_still_write(sink, sh
     shell = subprocess.Popen(["sleep", "60"])  # the old shell's process
     sid = new_trace_id().hex()
     now_us = time.time_ns() // 1000
+    gone = subprocess.Popen(["true"])  # an older shell that exited, its queue left behind
+    gone.wait()
+    left_sid = new_trace_id().hex()
+    queue = env.runtime / f"q.{gone.pid}"
+    queue.write_bytes(b"".join(r.encode(rec) for rec in (
+        r.Begin(gone.pid, left_sid, 1, new_span_id(), now_us, "/", "", "", "echo left-behind"),
+        r.End(gone.pid, left_sid, 1, now_us + 100_000, 0, (0,)),
+        r.Exit(gone.pid, left_sid, now_us + 200_000, 0, "exit"))))
+    queue.chmod(0o600)
     try:
         for rec in (r.Begin(shell.pid, sid, 1, new_span_id(), now_us, "/", "", "",
                             "echo old-shell"),
@@ -398,6 +408,9 @@ def test_an_upgraded_agent_reads_the_fifo_that_older_shells_still_write(sink, sh
                                == "ended" and d, 30)
         assert [c["command"] for c in stored["commands"]] == ["echo old-shell"]
         assert fifo.exists()  # a shell still holds it
+        left = sink.wait_for(lambda: (d := sink.session(left_sid)) and d["commands"] and d, 30)
+        assert [c["command"] for c in left["commands"]] == ["echo left-behind"]
+        assert not queue.exists()
     finally:
         os.close(writer)
         shell.kill()

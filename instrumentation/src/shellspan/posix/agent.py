@@ -21,7 +21,7 @@ from typing import Any
 from shellspan.config import Config, _env_float
 from shellspan.export import Exporter
 from shellspan.otlp import SpanData
-from shellspan.posix import daemon, runtime
+from shellspan.posix import daemon, journal, runtime
 from shellspan.posix import state as state_file
 from shellspan.posix.intake import Intake
 from shellspan.posix.journal import Journals, OldFifo
@@ -125,9 +125,11 @@ class Agent:
 
     # --- records -----------------------------------------------------------------------------
 
-    def read(self) -> None:
-        """Read and handle every record written since the last read."""
-        for record in self.old_fifo.read() + self.journals.read():
+    def read(self, old_queues: bool = False) -> None:
+        """Read and handle every record written since the last read (with ``old_queues``,
+        also what an earlier version's shells left behind: ``journal.old_queues``)."""
+        older = journal.old_queues(self.dir, self._bad_record) if old_queues else []
+        for record in self.old_fifo.read() + older + self.journals.read():
             self.records += 1
             self.dirty = True  # sessions, commands or pending commands changed
             if self.config.debug:
@@ -224,7 +226,8 @@ class Agent:
                 self.flush_batch()
             if now >= next_watch:
                 next_watch = now + self.watch_s
-                self.read()  # a shell's exit record comes before its pid is found gone
+                # a shell's exit record comes before its pid is found gone
+                self.read(old_queues=True)
                 self.tracker.watch()
                 if self.tracker.sessions or self.intake is not None and self.intake.busy():
                     idle_since = now

@@ -206,3 +206,35 @@ class OldFifo:
                     os.unlink(self.path)
                 except OSError:
                     pass
+
+
+def old_queues(directory: str, on_error: Callable[[bytes, str], None] | None = None
+               ) -> list[Record]:
+    """Records that an earlier version's shells left in ``q.PID`` files when they exited with
+    no agent up (during an upgrade): read and removed once their shell has gone."""
+    from shellspan.posix import procfs
+
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.startswith("q."))
+    except OSError:
+        return []
+    out: list[Record] = []
+    for n in names:
+        pid = n[2:].split(".")[0]
+        if pid.isdigit() and "." not in n[2:] and procfs.alive(int(pid)):
+            continue  # that shell may still append
+        queue = os.path.join(directory, n)
+        try:
+            fd = os.open(queue, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                    continue  # not this user's: left alone
+                data = b"".join(iter(lambda fd=fd: os.read(fd, CHUNK), b""))
+            finally:
+                os.close(fd)
+            os.unlink(queue)
+        except OSError:
+            continue
+        out += split(data, on_error)[0]
+    return out
