@@ -28,7 +28,12 @@ from shellspan_sink.auth import (
 )
 
 SECRET = "k" * 40
-NOW = int(time.time())
+NOW = int(time.time())  # for values that are wrong whatever the time (collected once)
+
+
+def now() -> int:
+    """The time a test runs (the suite may run long after this module was imported)."""
+    return int(time.time())
 
 
 def secret_file(tmp_path, mode: int = 0o600, secret: str = SECRET):
@@ -133,7 +138,7 @@ def test_broker_key_kid_is_the_rfc7638_thumbprint():
 
     digest = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=")
     assert key.kid == digest.decode() and jwk["alg"] == "ES256" and "d" not in jwk
-    token = key.sign({"sub": "x", "aud": "shellspan", "iat": NOW, "exp": NOW + 60})
+    token = key.sign({"sub": "x", "aud": "shellspan", "iat": now(), "exp": now() + 60})
     assert jwt.get_unverified_header(token)["kid"] == key.kid
     rsa = SigningKey.generate("RS256")
     assert rsa.algorithm == "RS256" and rsa.jwk["kty"] == "RSA" and "d" not in rsa.jwk
@@ -161,7 +166,7 @@ def raw_token(payload, key: str = SECRET, header: dict | None = None) -> str:
 
 
 def claims(**overrides) -> dict:
-    base = {"sub": "alice", "aud": "shellspan", "iat": NOW, "exp": NOW + 300}
+    base = {"sub": "alice", "aud": "shellspan", "iat": now(), "exp": now() + 300}
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -202,15 +207,15 @@ def test_malformed_headers_are_refused(header):
 
 def test_token_lifetime_is_bounded():
     v = verifier()
-    assert v.identity(raw_token(claims(exp=NOW + 86400)))[semconv.ENDUSER_ID] == "alice"
+    assert v.identity(raw_token(claims(exp=now() + 86400)))[semconv.ENDUSER_ID] == "alice"
     with pytest.raises(AuthError, match="longer than the 86400 s allowed"):
         v.identity(raw_token(claims(exp=253402300799)))  # the year 9999
     with pytest.raises(AuthError, match="no iat"):
-        v.identity(raw_token(claims(iat=None, exp=NOW + 2 * 86400)))
-    assert v.identity(raw_token(claims(iat=None, exp=NOW + 3600)))
+        v.identity(raw_token(claims(iat=None, exp=now() + 2 * 86400)))
+    assert v.identity(raw_token(claims(iat=None, exp=now() + 3600)))
     short = verifier(max_lifetime=600)
     with pytest.raises(AuthError, match="600 s"):
-        short.identity(raw_token(claims(exp=NOW + 601)))
+        short.identity(raw_token(claims(exp=now() + 601)))
     with pytest.raises(ValueError, match="MAX_LIFETIME"):
         verifier(max_lifetime=0)
 
