@@ -336,6 +336,19 @@ def test_ending_terminal_closed_during_a_command(run, shell):
 
 
 @pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_ending_terminal_closed_at_the_prompt(run, shell):
+    """The terminal goes away while the shell waits at its prompt: it ends at once, hangup."""
+    r = run(shell)
+    r.run("echo one")
+    r.env.wait_agent()
+    os.close(r.sh.child.child_fd)  # the kernel hangs the terminal up
+    r.sh.child.closed = True
+    assert r.wait_gone(r.sh.pid, timeout=1.0) < 1.0
+    code = 129 if shell == "bash" else 1  # bash dies of SIGHUP; zsh exits with status 1
+    check(r, r.stored()[0], Session([Cmd("echo one")], "hangup", code))
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
 def test_ending_sighup_during_a_command(run, shell):
     """SIGHUP (or another fatal signal) sent to the shell while a command runs, the terminal
     still open: the shell hangs up its job and exits; the hooks cannot name the signal."""
