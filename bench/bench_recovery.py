@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import shlex
 import socket
 import sys
@@ -49,7 +50,9 @@ class PythonShell:
 
     def __init__(self, root: Path, endpoint: str) -> None:
         self.env = shell_env(root / "python", endpoint)
-        self.user = self.env["USER"]
+        # A Python shell's user.name comes from its uid; in this run's own sink no other
+        # session has it (the bash shell and the control client have names of their own).
+        self.user = pwd.getpwuid(os.getuid()).pw_name
         self.child = pexpect.spawn(SHELLSPAN, ["python", "-q"], env=self.env, encoding="utf-8",
                                    timeout=30, dimensions=(24, 200))
         self.child.expect_exact(PROMPT)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # System programs the lint and the test suite use for real: zsh and shellcheck (the hook files,
-# POSIX shell tests), Chromium (web UI tests), curl (the quick start), npm (the web UI's terminal
-# player, installed by `make ui-vendor`). Installed from Debian's
-# packages when missing; without root the checks and tests that need a missing program skip and
-# say why. `install-test-deps.sh lint` installs only what `make lint` needs.
+# POSIX shell tests), sudo (nested sessions), Chromium (web UI tests), curl (the quick start), npm
+# (the web UI's terminal player, installed by `make ui-vendor`). Installed from Debian's packages
+# when missing; without root the checks and tests that need a missing program skip and say why.
+# `install-test-deps.sh lint` installs only what `make lint` needs.
 set -euo pipefail
 need=()
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
@@ -11,6 +11,7 @@ command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 if [ "${1:-all}" != lint ]; then
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     command -v curl >/dev/null 2>&1 || need+=(curl)
+    command -v sudo >/dev/null 2>&1 || need+=(sudo)  # nested sessions: sudo -i, sudo -s
     command -v npm >/dev/null 2>&1 || need+=(npm)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -262,10 +262,11 @@ def root_bash(world: World, tmp_path: Path, commands: list[str]) -> list[str]:
     shell = Shell([*world.view.prefix(), "bash", "--noprofile", "--rcfile", str(world.rc_file()),
                    "-i"], env)
     try:
-        shell.run("true")  # the first prompt starts the agent; the hooks connect once it is up
+        shell.run("true")  # the first prompt starts the agent
         deadline = time.monotonic() + 30
-        while "events" not in shell.run("ls -l /proc/$$/fd"):  # each prompt may connect
-            assert time.monotonic() < deadline, "the hooks never connected to the agent"
+        while not _agent_up(runtime):
+            assert time.monotonic() < deadline, "the agent never started"
+            time.sleep(0.05)
         outputs = [shell.run(line) for line in commands]
         shell.child.sendline("exit")
         shell.exit_status()
@@ -275,6 +276,13 @@ def root_bash(world: World, tmp_path: Path, commands: list[str]) -> list[str]:
         if pid.exists():
             os.kill(int(pid.read_text()), 15)
     return outputs
+
+
+def _agent_up(runtime: Path) -> bool:
+    try:
+        return Path(f"/proc/{int((runtime / 'agent.pid').read_text())}").exists()
+    except (OSError, ValueError):
+        return False
 
 
 def test_runuser_children_of_a_root_shell_get_no_secret(world, since, tmp_path):
@@ -298,15 +306,16 @@ def test_runuser_children_of_a_root_shell_get_no_secret(world, since, tmp_path):
         semconv.AUTH_HOST] == HOST
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the bash hooks open the agent's FIFO with `exec {fd}<>`, which bash cannot mark "
-    "close-on-exec: every child (also one run as another user) inherits a descriptor to "
-    "the agent and could write records the agent would sign as the shell's user"))
 def test_runuser_children_inherit_no_descriptor_to_the_agent(world, tmp_path):
+    """bash cannot mark a descriptor close-on-exec: the hooks hold none open into the runtime
+    directory, so a child run as another user cannot write records in root's name."""
     bob = world.users[1]
-    (child_fds,) = root_bash(world, tmp_path, [f"runuser -u {bob.name} -- ls -l /proc/self/fd"])
+    shell_fds, child_fds = root_bash(world, tmp_path, [
+        "ls -l /proc/$$/fd", f"runuser -u {bob.name} -- ls -l /proc/self/fd"])
+    runtime = str(tmp_path / "rt")
+    assert not [line for line in _fd_lines(shell_fds) if runtime in line], shell_fds
     fds = _fd_lines(child_fds)
-    assert fds and not [line for line in fds if "events" in line], fds
+    assert fds and not [line for line in fds if runtime in line], fds
 
 
 def test_shared_secret_mode_keeps_the_secret_out_of_every_environment(world, since):

@@ -7,6 +7,7 @@ root with a fresh HOME. The only changes made to the text: the default ports (43
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -98,7 +99,9 @@ def quickstart(tmp_path_factory):
     log = tmp / "shellspan-sink.log"
     return {"rc": proc.returncode, "out": out, "err": err, "skipped": skipped, "bash": not bash_missing,
             "bash_reason": bash_missing, "log": log.read_text() if log.exists() else "",
-            "user": login_name()}  # a Python shell's user.name comes from its uid
+            "user": login_name(),  # a Python shell's user.name comes from its uid
+            "env_user": env["USER"], "home": tmp / "home", "run": tmp / "run",
+            "endpoint": f"http://127.0.0.1:{ports['4318']}"}
 
 
 def explain(result: dict) -> str:
@@ -134,6 +137,34 @@ def test_quickstart_python_session_is_recorded(quickstart):
         (0, "import platform"), (0, "platform.python_version()"), (1, "1 / 0"),
         (0, 'print("done")')], explain(quickstart)
     assert f"identity           unverified; claims user {quickstart['user']}" in out
+
+
+def test_quickstart_rc_line_works_in_a_new_terminal(quickstart):
+    """A new terminal after the quick start: its PATH does not have .venv/bin (the quick start's
+    `export PATH=...` lasted one terminal), yet the line added to ~/.bashrc works."""
+    if not quickstart["bash"]:
+        pytest.skip(quickstart["bash_reason"])
+    import pexpect
+
+    env = {"HOME": str(quickstart["home"]), "PATH": "/usr/local/bin:/usr/bin:/bin",
+           "TERM": "dumb", "USER": quickstart["env_user"], "LANG": "C.UTF-8",
+           "XDG_RUNTIME_DIR": str(quickstart["run"]),
+           "OTEL_EXPORTER_OTLP_ENDPOINT": quickstart["endpoint"]}
+    sh = pexpect.spawn("bash", ["-i"], env=env, encoding="utf-8", timeout=30, cwd=str(REPO))
+    sh.logfile_read = seen = io.StringIO()
+    try:
+        sh.sendline('echo "session=[$SHELLSPAN_SESSION_ID]"')
+        sh.expect(r"session=\[([0-9a-f]*)\]")
+        sid = sh.match.group(1)
+        sh.sendline("exit")
+        sh.expect(pexpect.EOF)
+        shown = seen.getvalue()
+    finally:
+        sh.close(force=True)
+        subprocess.run([str(BIN / "shellspan"), "agent", "stop"], env=env, timeout=30,
+                       capture_output=True)
+    assert len(sid) == 32, sid  # the hooks run in the new terminal
+    assert "command not found" not in shown and "No such file" not in shown, shown
 
 
 def test_quickstart_bash_session_is_recorded(quickstart):

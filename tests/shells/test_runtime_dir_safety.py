@@ -182,7 +182,7 @@ def test_su_without_dash_records_the_user_in_a_directory_of_their_own(sink, vict
 
 def test_every_file_of_the_runtime_dir_is_private(sink, tmp_path):
     """Written with a permissive umask: the directory is 0700, every file 0600, whoever made
-    it (a hook or the agent), including a queue a shell leaves behind when no agent runs."""
+    it (a hook or the agent), including a journal a shell leaves behind when no agent runs."""
     if not have("bash"):
         pytest.skip("bash is not installed")
     env = ShellEnv(tmp_path / "e", sink.otlp_http_endpoint)
@@ -203,7 +203,7 @@ def test_every_file_of_the_runtime_dir_is_private(sink, tmp_path):
         env.wait_agent()
         sh.run("echo two")
         env.wait_state(lambda state: state.get("sessions"))
-        assert {"events", "agent", "state", "h"} <= private(env.runtime)
+        assert {"r", "agent", "state", "h"} <= private(env.runtime)
         sh.child.sendline("exit")
         sh.exit_status()
         quiet = ShellEnv(tmp_path / "q", sink.otlp_http_endpoint, SHELLSPAN_AGENT_AUTOSTART="0")
@@ -214,7 +214,7 @@ def test_every_file_of_the_runtime_dir_is_private(sink, tmp_path):
     finally:
         os.umask(old)
         env.stop_agent()
-    assert "q" in private(quiet.runtime), "the shell left no queue"
+    assert "r" in private(quiet.runtime), "the shell left no journal"
     private(env.runtime)
 
 

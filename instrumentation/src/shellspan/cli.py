@@ -13,7 +13,7 @@ USAGE = """usage: shellspan COMMAND [ARGS]
 commands:
   python [-q]            an instrumented Python REPL
   ipython [ARGS...]      IPython with the shellspan extension loaded
-  init bash|zsh          print the hook script for ~/.bashrc or ~/.zshrc
+  init bash|zsh [--rc]   print the hook script (--rc: the line for ~/.bashrc or ~/.zshrc)
   record [--input] [-- COMMAND ...]
                          run COMMAND (default: your shell) in a recorded terminal
   agent [--daemon|stop]  the per-user agent of bash/zsh sessions

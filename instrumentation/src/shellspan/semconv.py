@@ -42,6 +42,11 @@ COMMAND_NAME = "shell.command.name"
 COMMAND_SEQ = "shell.command.seq"
 COMMAND_REDACTED = "shell.command.redacted"
 COMMAND_PIPESTATUS = "shell.command.pipestatus"  # exit status of every pipeline stage (int array)
+COMMAND_HIDDEN = "shell.command.hidden"  # typed so that the shell keeps it out of its history
+COMMAND_LINE_LENGTH = "shell.command.length"  # UTF-8 bytes of a command line cut to the limit
+# The longest command line stored whole (UTF-8 bytes): longer ones are cut with a visible mark
+# by the shell side, which sets COMMAND_LINE_LENGTH; the sink keeps attributes at least this long.
+COMMAND_LINE_MAX_BYTES = 64 * 1024
 
 # Nested shells (bash, zsh): the level and the session of the shell that started this one.
 SHELL_LEVEL = "shell.level"
@@ -100,4 +105,5 @@ RECEIVED_TIME = "shell.sink.received_time_unix_nano"
 # Attributes only the sink writes: a client's own values for them are dropped on ingest.
 SINK_OWNED = (ENDUSER_ID, AUTH_VERIFIED, AUTH_HOST, AUTH_KEY_ID, RECEIVED_TIME)
 
-EXIT_REASONS = ("exit", "eof", "signal", "hangup", "crash", "orphaned")
+# How a session ended: `exec` means the shell replaced itself with another program.
+EXIT_REASONS = ("exit", "eof", "signal", "hangup", "crash", "orphaned", "exec")

@@ -134,6 +134,20 @@ def command_span(trace_id: bytes, root_span_id: bytes, span_id: bytes, *, seq: i
                     status_message=message)
 
 
+CUT_MARK = "…[cut: {} bytes]"
+
+
+def cut_command_line(text: str,
+                     limit: int = sc.COMMAND_LINE_MAX_BYTES) -> tuple[str, int | None]:
+    """A command line longer than ``limit`` UTF-8 bytes, cut at a character boundary with a
+    visible mark; returns (text, original length in bytes, or None when it was not cut)."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return text, None
+    kept = raw[:limit].decode("utf-8", "ignore")
+    return kept + CUT_MARK.format(len(raw)), len(raw)
+
+
 def command_failed(exit_code: int | None, error_type: str = "", message: str = "") -> bool:
     """Whether ``command_span`` marks these facts as a failure (for the session's counters)."""
     return bool(exit_code) or bool(error_type) or bool(message)

@@ -59,7 +59,8 @@ class IngestLimits:
     max_span_ahead_s: float = 0.0  # 0: no bound
     max_spans_per_request: int = 100_000
     max_attributes: int = 128
-    max_attribute_length: int = 16 * 1024
+    # A whole command line (the shell side cuts longer ones, with a mark) fits.
+    max_attribute_length: int = semconv.COMMAND_LINE_MAX_BYTES + 1024
 
     def window(self, now_ns: int) -> tuple[int, int]:
         """The (earliest, latest) item time accepted at `now_ns`, in Unix nanoseconds."""

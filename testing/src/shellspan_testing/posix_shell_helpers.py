@@ -164,12 +164,25 @@ class Shell:
         return _strip_escapes(rest)
 
     def paste(self, text: str) -> str:
-        """A bracketed paste of several lines, then Enter."""
-        self.child.send("\x1b[200~" + text.replace("\n", "\r") + "\x1b[201~")
-        time.sleep(0.2)
-        self.child.send("\r")
+        """A bracketed paste (several lines, or a long one), then Enter."""
+        self.child.send("\x1b[200~" + text.replace("\n", "\r") + "\x1b[201~\r")
         self.child.expect_exact(PROMPT)
         return _strip_escapes(self.child.before.replace("\r\n", "\n"))
+
+    def children(self) -> list[tuple[int, str]]:
+        """(pid, command name) of the shell's child processes."""
+        return children_of(self.pid)
+
+    def wait_child(self, name: str, timeout: float = 20.0) -> int:
+        """Wait until the shell runs a child process called ``name`` (a command is really
+        running, not just typed); returns its pid."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pid, comm in self.children():
+                if comm == name:
+                    return pid
+            time.sleep(0.01)
+        raise TimeoutError(f"{name} never ran under pid {self.pid}: {self.children()}")
 
     def exit_status(self, timeout: float = 10.0) -> tuple[int | None, int | None]:
         self.child.expect(self.pexpect.EOF, timeout=timeout)
@@ -181,10 +194,26 @@ class Shell:
             self.child.close(force=True)
 
 
+def children_of(ppid: int) -> list[tuple[int, str]]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            data = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = data[data.index("(") + 1:data.rindex(")")]
+        fields = data[data.rindex(")") + 2:].split()
+        if int(fields[1]) == ppid and fields[0] not in ("Z", "X"):
+            out.append((int(entry.name), comm))
+    return out
+
+
 def recorded_session(sh: Shell, sink, timeout: float = 60.0) -> tuple[str, int]:
-    """(session id, commands typed) once the sink has the shell's session: the hooks hold
-    records back until the agent they started is up, and send them at a later prompt, so
-    a command is typed until the session shows up."""
+    """(session id, commands typed) once the sink has the shell's session: the agent the
+    hooks start reads their records once it is up, so a command is typed until the session
+    shows up."""
     import re
     import urllib.error
 

@@ -1,20 +1,19 @@
-"""The per-user agent of bash and zsh sessions (``shellspan agent``): the FIFO reader and loop.
+"""The per-user agent of bash and zsh sessions (``shellspan agent``): the reading loop.
 
-The hooks write records into the FIFO ``events`` of the runtime directory; this process reads
-them (``records``), turns them into spans (``sessions``) and hands the spans to the shared
-exporter (OTLP/HTTP, circuit breaker, on-disk spool). Twice a second it checks every shell's
-pid: a shell that disappeared without its exit record is closed as ``hangup`` (its terminal
-is gone too) or ``orphaned``. Files of the runtime directory: ``events`` (FIFO),
-``agent.pid``, ``agent.lock``, ``state.json``, ``agent.log``, ``h.PID`` (a bash shell's
-scratch file), ``q.PID`` (records a shell left behind when it exited with no agent up) and
-``rec.sock`` (where ``shellspan record`` hands over terminal recordings: ``intake``).
+The hooks append records to their sessions' journal files in the runtime directory; this
+process reads them (``journal``, ``records``) on a clock, turns them into spans (``sessions``)
+and hands the spans to the shared exporter (OTLP/HTTP, circuit breaker, on-disk spool). Twice
+a second it checks every shell's pid: a shell that disappeared without its exit record is
+closed as ``orphaned``. Files of the runtime directory: ``r.SESSION.N`` (journals),
+``agent.pid``, ``agent.lock``, ``state.json``, ``agent.log``, a bash shell's ``h.PID``
+(scratch) and ``l.PID`` (line notes), and ``rec.sock`` (where ``shellspan record`` hands over
+terminal recordings: ``intake``).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import stat
 import sys
 import time
 from typing import Any
@@ -22,18 +21,19 @@ from typing import Any
 from shellspan.config import Config, _env_float
 from shellspan.export import Exporter
 from shellspan.otlp import SpanData
-from shellspan.posix import daemon, runtime
+from shellspan.posix import daemon, journal, runtime
 from shellspan.posix import state as state_file
 from shellspan.posix.intake import Intake
-from shellspan.posix.records import Record, RecordReader
+from shellspan.posix.journal import Journals, OldFifo
+from shellspan.posix.records import Record
 from shellspan.posix.runtime import path
 from shellspan.posix.sessions import SessionTracker, ShellSession
 from shellspan.posix.snapshots import SnapshotWorker
 from shellspan.redact import default_redactor
 
-FIFO = "events"
-PIPE_SIZE = 1024 * 1024  # room for bursts between the agent's reads (Linux; default 64 KiB)
 MAX_BATCH = 200
+LOCK_WAIT_S = 5.0  # for an agent that is stopping (shells start the next one meanwhile)
+OLD_FIFO = "events"  # where records went before journal files
 
 
 def _login_name() -> str:
@@ -56,15 +56,13 @@ class Agent:
         self.env = dict(os.environ if env is None else env)
         self.config = Config(self.env)
         self.dir = directory
-        self.fifo = path(FIFO, self.dir)
-        self.fd = -1
         self.exporter = exporter
-        self.reader = RecordReader(on_error=self._bad_record)
+        self.journals = Journals(directory, on_error=self._bad_record, log=self.log)
+        self.old_fifo = OldFifo("")  # opened by prepare()
         self.tracker = SessionTracker(
             self.emit, host=os.uname().nodename, redactor=default_redactor(),
-            heartbeat_s=self.config.heartbeat_s,
-            ignorespace=self.env.get("SHELLSPAN_IGNORESPACE", "redact").lower(),
-            user_name=_login_name, on_close=self._closed, log=self.log)
+            heartbeat_s=self.config.heartbeat_s, user_name=_login_name, on_close=self._closed,
+            log=self.log)
         self.watch_s = max(_env_float(self.env, "SHELLSPAN_AGENT_WATCH_INTERVAL", 0.5), 0.05)
         self.idle_exit_s = _env_float(self.env, "SHELLSPAN_AGENT_IDLE_EXIT", 900.0)
         # Command and heartbeat spans go to the exporter at most once per batch window (start
@@ -75,7 +73,9 @@ class Agent:
         self.batch: list[SpanData] = []
         self.batch_due = 0.0
         self.quiet_until = 0.0  # before this, new spans wait for the window's end
-        self.read_pause = max(_env_float(self.env, "SHELLSPAN_AGENT_READ_PAUSE_MS", 20.0), 0.0) / 1e3
+        # The journals are read on this clock (a live follower sees a command this much later
+        # at most, plus the batch window).
+        self.read_s = max(_env_float(self.env, "SHELLSPAN_AGENT_READ_INTERVAL_MS", 50.0), 1.0) / 1e3
         self.lock = daemon.AgentLock(self.dir)
         self.intake: Intake | None = None
         self.snapshots: SnapshotWorker | None = None
@@ -87,22 +87,20 @@ class Agent:
     # --- set-up ------------------------------------------------------------------------------
 
     def prepare(self) -> bool:
-        """Create the FIFO and take the lock (the directory was checked by
-        ``runtime.choose``); False if another agent holds the lock."""
-        import fcntl
-
-        if not self.lock.acquire():
+        """Take the lock (the directory was checked by ``runtime.choose``) and take over from
+        the agent before (its sessions, where it stopped reading); False if another agent
+        holds the lock."""
+        if not self.lock.acquire(LOCK_WAIT_S):
             return False
-        self.fd = open_fifo(self.fifo)
-        try:
-            fcntl.fcntl(self.fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
-        except OSError:
-            pass
         if self.exporter is None:
             self.exporter = Exporter(self.config)
             self.exporter.start()
-        for sess in state_file.sessions(state_file.read(self.dir)):
+        previous = state_file.read(self.dir)
+        for sess in state_file.sessions(previous):
             self.tracker.register(sess)  # take over what a previous agent was watching
+        self.journals = Journals(self.dir, state_file.offsets(previous),
+                                 on_error=self._bad_record, log=self.log)
+        self.old_fifo = OldFifo(path(OLD_FIFO, self.dir), on_error=self._bad_record)
         self.start_intake()
         if self.config.snapshots and self.exporter is not None:
             self.snapshots = SnapshotWorker(
@@ -127,10 +125,13 @@ class Agent:
 
     # --- records -----------------------------------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
-        for record in self.reader.feed(data):
+    def read(self, old_queues: bool = False) -> None:
+        """Read and handle every record written since the last read (with ``old_queues``,
+        also what an earlier version's shells left behind: ``journal.old_queues``)."""
+        older = journal.old_queues(self.dir, self._bad_record) if old_queues else []
+        for record in self.old_fifo.read() + older + self.journals.read():
             self.records += 1
-            self.dirty = True
+            self.dirty = True  # sessions, commands or pending commands changed
             if self.config.debug:
                 self.log(f"record {record!r:.200}")
             try:
@@ -147,11 +148,12 @@ class Agent:
     def _closed(self, sess: ShellSession) -> None:
         if self.config.debug:
             self.log(f"closed session {sess.sid}")
-        self.reader.forget(sess.pid)
-        try:
-            os.unlink(path(f"h.{sess.pid}", self.dir))
-        except OSError:
-            pass
+        self.journals.end(sess.sid)
+        for scratch in (f"h.{sess.pid}", f"l.{sess.pid}"):
+            try:
+                os.unlink(path(scratch, self.dir))
+            except OSError:
+                pass
         self.dirty = True
 
     def emit(self, span: SpanData, now: bool = False) -> None:
@@ -171,47 +173,14 @@ class Agent:
             for span in batch:
                 self.exporter.submit(span)
 
-    def read_spilled(self) -> None:
-        """Records a shell left in ``q.PID`` because it exited before the agent was up."""
-        try:
-            names = [n for n in os.listdir(self.dir) if n.startswith("q.")]
-        except OSError:
-            return
-        for name in names:
-            spilled = path(name, self.dir)
-            try:
-                fd = os.open(spilled, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                try:
-                    st = os.fstat(fd)
-                    data = (os.read(fd, st.st_size + 1) if stat.S_ISREG(st.st_mode)
-                            and st.st_uid == os.geteuid() else b"")
-                finally:
-                    os.close(fd)
-                os.unlink(spilled)
-            except OSError:
-                continue
-            self.feed(data)
-
-    def drain(self) -> None:
-        """Read and handle every record waiting in the FIFO."""
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return
-            except InterruptedError:
-                continue
-            if not data:
-                return
-            self.feed(data)
-
     # --- state file --------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "pid": os.getpid(), "started": self.started, "endpoint": self.config.endpoint,
             "spool_dir": self.config.spool_dir, "records": self.records,
-            "sessions": [state_file.session_entry(s) for s in self.tracker.sessions.values()]}
+            "sessions": [state_file.session_entry(s) for s in self.tracker.sessions.values()],
+            "journals": self.journals.offsets()}
         if self.exporter is not None:
             out.update(export_status(self.exporter))
         if self.intake is not None:
@@ -235,87 +204,60 @@ class Agent:
         self._stop = True
 
     def run(self) -> int:
-        import select
-
+        """Read the journals on a clock, not when a shell writes: a shell's write then never
+        wakes the agent (no context switch on the shell's time, and none at the moment the
+        shell forks the command it is about to run)."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        next_watch = 0.0
-        next_save = 0.0
+        next_read = next_watch = next_save = 0.0
         idle_since = time.monotonic()
         self.log(f"started (pid {os.getpid()}, dir {self.dir}, endpoint {self.config.endpoint})")
         while not self._stop:
             now = time.monotonic()
-            due = self.batch_due if self.batch else next_watch
-            timeout = max(min(next_watch, next_save, due) - now, 0.0)
-            try:
-                events = poller.poll(timeout * 1000)
-            except InterruptedError:
-                events = []
-            if events:
-                self.drain()
-                # Read at most every read_pause seconds: the pipe holds what comes meanwhile,
-                # and the shells do not pay for the agent waking up at every record.
-                time.sleep(self.read_pause)
-            now = time.monotonic()
+            due = min(next_read, next_watch, next_save, self.batch_due if self.batch else next_watch)
+            if due > now:
+                time.sleep(due - now)
+                continue
+            if now >= next_read:
+                next_read = now + self.read_s
+                self.read()
             if self.batch and now >= self.batch_due:
                 self.flush_batch()
             if now >= next_watch:
                 next_watch = now + self.watch_s
-                self.read_spilled()
-                self.drain()  # a shell's exit record comes before its pid is found gone
+                # a shell's exit record comes before its pid is found gone
+                self.read(old_queues=True)
                 self.tracker.watch()
                 if self.tracker.sessions or self.intake is not None and self.intake.busy():
                     idle_since = now
                 elif self.idle_exit_s > 0 and now - idle_since > self.idle_exit_s:
                     self.log("no sessions left; exiting")
                     break
-            if now >= next_save or (self.dirty and now >= next_save - 4.0):
+            # `shellspan status` reads it: soon after a change, at least every 5 s.
+            if now >= next_save or (self.dirty and now >= next_save - 4.8):
                 next_save = now + 5.0
                 self.save_state()
         self.shutdown()
         return 0
 
     def shutdown(self) -> None:
+        """Stop without losing a record: no longer announced (the pid file goes first, so
+        shells start the next agent), what was written is read and handed on, and where
+        reading stopped is kept in the state file for the next agent."""
+        daemon.remove_pid_file(self.dir)
         if self.snapshots is not None:
             self.snapshots.stop()
         if self.intake is not None:
             self.intake.stop()
+        self.read()
         self.flush_batch()
         self.save_state()
-        daemon.remove_pid_file(self.dir)
+        self.journals.close()
+        self.old_fifo.close()
         if self.exporter is not None:
             self.exporter.flush(2.0)
         self.log("stopped")
-
-
-def open_fifo(fifo: str) -> int:
-    """Open the FIFO read-write and non-blocking. An existing FIFO of this user is kept: what
-    shells wrote while no agent ran is still in it (a pipe lives while anyone holds it open).
-    Anything else there (a file, a link, another user's FIFO) is replaced by a new FIFO, made
-    and opened under another name first, so no shell can write into it before it is held."""
-    flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
-    try:
-        st = os.lstat(fifo)
-        if stat.S_ISFIFO(st.st_mode) and st.st_uid == os.geteuid():
-            fd = os.open(fifo, flags)
-            if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
-                os.fchmod(fd, 0o600)
-            return fd
-    except FileNotFoundError:
-        pass
-    new = f"{fifo}.{os.getpid()}.new"
-    try:
-        os.unlink(new)
-    except FileNotFoundError:
-        pass
-    os.mkfifo(new, 0o600)
-    fd = os.open(new, flags)
-    os.fchmod(fd, 0o600)
-    os.rename(new, fifo)
-    return fd
 
 
 def main(args: list[str]) -> int:

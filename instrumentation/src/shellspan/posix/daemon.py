@@ -48,16 +48,22 @@ class AgentLock:
         self.path = path(LOCK_FILE, directory)
         self.fd = -1
 
-    def acquire(self) -> bool:
-        """Take the lock; False if another agent holds it."""
+    def acquire(self, wait_s: float = 0.0) -> bool:
+        """Take the lock; False if another agent holds it (after ``wait_s``, while that one is
+        stopping: it has already taken its pid file away)."""
         import fcntl
 
         fd = open_private(self.path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline or read_pid(os.path.dirname(self.path)):
+                    os.close(fd)
+                    return False
+                time.sleep(0.05)
         self.fd = fd
         return True
 

@@ -43,9 +43,19 @@ def init_script(shell: str, bin_path: str | None = None) -> str:
     return template.replace("@BIN@", sh_quote(bin_path or shellspan_bin()))
 
 
+def rc_line(shell: str, bin_path: str | None = None) -> str:
+    """The line for ~/.bashrc or ~/.zshrc: it runs this ``shellspan`` by its absolute path, so it
+    works in a new terminal whatever that terminal's PATH is."""
+    return f'eval "$({sh_quote(bin_path or shellspan_bin())} init {shell})"\n'
+
+
 def main(args: list[str]) -> int:
-    if not args or args[0] not in SHELLS:
-        sys.stderr.write("usage: shellspan init bash|zsh\n")
+    """``shellspan init bash|zsh`` prints the hook script; with ``--rc`` the line to add to the
+    rc file instead."""
+    rc = "--rc" in args
+    args = [a for a in args if a != "--rc"]
+    if len(args) != 1 or args[0] not in SHELLS:
+        sys.stderr.write("usage: shellspan init bash|zsh [--rc]\n")
         return 2
-    sys.stdout.write(init_script(args[0]))
+    sys.stdout.write(rc_line(args[0]) if rc else init_script(args[0]))
     return 0

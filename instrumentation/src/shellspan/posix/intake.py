@@ -6,7 +6,7 @@ UTF-8 (a character cut between two reads is joined), redacts output and input li
 across chunk boundaries (``shellspan.recording.textredact``), builds one log record per chunk
 and session (``shellspan.recording.records``) and hands them, in batches, to an ``Exporter``
 of the logs signal: OTLP/HTTP to ``/v1/logs`` with the same breaker, spool, hand-off and tokens
-as the spans. It runs on a thread of its own, so the FIFO of the hooks is read meanwhile; the
+as the spans. It runs on a thread of its own, so the hooks' journals are read meanwhile; the
 recorders never wait for it (they keep what it has not taken yet).
 
 A recording whose command never ran an instrumented shell (no mark named the session the

@@ -12,12 +12,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 def stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start time in clock ticks since boot) of a process, or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    rest = data[data.rfind(")") + 2:].split()
+    rest = _fields(pid)
     try:
         return rest[0], int(rest[19])
     except (IndexError, ValueError):
@@ -63,6 +58,58 @@ def comm(pid: int) -> str:
             return fh.read().strip().lstrip("-")
     except OSError:
         return ""
+
+
+def _fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after "pid (comm) ": state, ppid, pgrp, session, tty..."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except OSError:
+        return []
+    return data[data.rfind(")") + 2:].split()
+
+
+def ppid(pid: int) -> int:
+    """The parent's pid, 0 if unknown."""
+    fields = _fields(pid)
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+
+
+def ancestors(pid: int, limit: int) -> tuple[tuple[int, str], ...]:
+    """The processes above ``pid`` on its terminal, nearest first, each with the TRACEPARENT
+    it was started with ("" if none or unreadable), up to the first that has one: the rule
+    the hooks follow when a shell starts."""
+    own = _fields(pid)
+    if len(own) < 5:
+        return ()
+    tty, current, out = own[4], int(own[1]), []
+    while len(out) < limit and current > 1:
+        fields = _fields(current)
+        if len(fields) < 5 or fields[4] != tty or tty == "0":
+            break
+        traceparent = environ(current).get("TRACEPARENT", "")
+        out.append((current, traceparent))
+        if traceparent:
+            break
+        current = int(fields[1])
+    return tuple(out)
+
+
+def environ(pid: int) -> dict[str, str]:
+    """The environment a process was started with ({} if it cannot be read: another user's
+    process, a set-uid one)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            out[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return out
 
 
 def cwd_of(pid: int) -> str:

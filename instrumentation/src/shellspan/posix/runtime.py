@@ -1,4 +1,4 @@
-"""The per-user runtime directory: the agent's FIFO, pid file, lock, state and log.
+"""The per-user runtime directory: the sessions' journals, the agent's pid file, lock, state, log.
 
 This is the one statement of the rule in Python; the hook scripts compute the same path in
 shell (they cannot start Python at every shell start), and a test holds them to this function.
@@ -124,7 +124,7 @@ def choose(env: Mapping[str, str] | None = None) -> Choice:
 
 
 def path(name: str, directory: str) -> str:
-    """A file of the runtime directory (``events``, ``agent.pid``, ``state.json``...)."""
+    """A file of the runtime directory (``agent.pid``, ``state.json``, a journal...)."""
     return os.path.join(directory, name)
 
 

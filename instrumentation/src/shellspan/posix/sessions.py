@@ -3,11 +3,20 @@
 ``SessionTracker`` takes the typed records of ``shellspan.posix.records``, keeps one
 ``ShellSession`` per live shell, and hands every span it builds (with ``shellspan.spans``) to
 the ``emit`` callback. It also closes sessions whose shell vanished without an exit record.
+
+How a session ends (the table in docs/posix-shells.md):
+
+- the exit hook says ``exit``, ``eof``, ``hangup`` or ``signal`` (``Exit.how``); the command
+  that was running, if any, is the ``exit`` builtin (it ends with the shell's status) or was
+  cut short (stored as interrupted: no exit code is invented);
+- the shell vanished without its exit hook (``kill -9``, a crash): ``orphaned``, no exit
+  code; a running command is interrupted;
+- the same pid starts a new session (``exec bash``): ``exec``; the command that ran ``exec``
+  has no exit code, and the new session links to it.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
@@ -17,22 +26,21 @@ from shellspan import spans
 from shellspan.otlp import Link, SpanData, new_span_id, parse_traceparent
 from shellspan.posix import procfs
 from shellspan.posix.records import (
-    FLAG_DUPLICATE,
-    FLAG_HISTORY,
-    FLAG_SPACE,
-    FLAG_UNKNOWN,
+    FLAG_HIDDEN,
     Begin,
     Command,
     End,
     Exit,
     Record,
     Start,
-    history_text,
+    join_lines,
 )
 from shellspan.redact import MARK, Redactor
 
 _ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=\S*$")
 CLOSED_KEEP = 1000  # ended sessions remembered (their late records are dropped)
+INTERRUPTED = "interrupted"
+ANCESTORS = 12  # how far up the process tree a session's parent is looked for
 
 Emit = Callable[[SpanData, bool], None]  # (span, export at once)
 
@@ -66,8 +74,7 @@ class ShellSession:
         self.cwd = ""
         self.command_count = 0
         self.failed_count = 0
-        self.last_text = ""
-        self.pending: Begin | None = None  # zsh: a command that started and has not ended
+        self.pending: Begin | None = None  # a command that started and has not ended
         self.next_heartbeat = 0.0
         self.last_seen = time.time()
 
@@ -76,14 +83,13 @@ class SessionTracker:
     """The live sessions of one user, fed with records; emits their spans."""
 
     def __init__(self, emit: Emit, *, host: str, redactor: Redactor, heartbeat_s: float,
-                 ignorespace: str = "redact", user_name: Callable[[], str] = lambda: "",
+                 user_name: Callable[[], str] = lambda: "",
                  on_close: Callable[[ShellSession], None] | None = None,
                  log: Callable[[str], None] = lambda _msg: None) -> None:
         self.emit = emit
         self.host = host
         self.redactor = redactor
         self.heartbeat_s = heartbeat_s
-        self.ignorespace = ignorespace
         self.user_name = user_name
         self.on_close = on_close
         self.log = log
@@ -102,30 +108,52 @@ class SessionTracker:
         if sess is None:
             return
         sess.last_seen = time.time()
-        if isinstance(rec, Command):
-            self.command(sess, rec.seq, rec.span, rec.start_us, rec.end_us, rec.status,
-                         rec.pipestatus, rec.cwd, rec.flags, rec.text)
-        elif isinstance(rec, Begin):
+        if isinstance(rec, Begin):
+            if sess.pending is not None:  # its end never came (the shell lost it)
+                self._interrupted(sess, _ns(rec.start_us, time.time_ns()))
             sess.pending = rec
         elif isinstance(rec, End):
             p = sess.pending
             if p is not None and p.seq == rec.seq:
                 sess.pending = None
-                self.command(sess, p.seq, p.span, p.start_us, rec.end_us, rec.status,
-                             rec.pipestatus, p.cwd, p.flags, p.text)
+                self.command(sess, p, end_ns=_ns(rec.end_us, time.time_ns()),
+                             exit_code=rec.status if rec.status is not None else 0,
+                             pipestatus=rec.pipestatus)
+        elif isinstance(rec, Command):
+            begin = Begin(rec.pid, rec.session_id, rec.seq, rec.span, rec.start_us, rec.cwd,
+                          rec.flags, rec.breaks, rec.text)
+            self.command(sess, begin, end_ns=_ns(rec.end_us, time.time_ns()),
+                         exit_code=rec.status if rec.status is not None else 0,
+                         pipestatus=rec.pipestatus)
         elif isinstance(rec, Exit):
-            self.close(sess, rec.reason or "exit", rec.status, _ns(rec.time_us, time.time_ns()))
+            self.exited(sess, rec)
 
     def start(self, rec: Start) -> None:
         sid = rec.session_id
         if sid in self.sessions or sid in self.closed:
             return
-        sess = ShellSession(sid, rec.pid, rec.shell or "sh", _ns(rec.start_us, time.time_ns()),
+        start_ns = _ns(rec.start_us, time.time_ns())
+        old = self.by_pid.get(rec.pid)
+        if old is not None and self._is_exec(old, rec):
+            self._end_by_exec(old, start_ns)
+        sess = ShellSession(sid, rec.pid, rec.shell or "sh", start_ns,
                             rec.root_span or new_span_id())
         self._describe(sess, ppid=rec.ppid or 0, user=rec.user, ssh=rec.ssh, cwd=rec.cwd,
-                       shlvl=rec.shlvl, traceparent=rec.parent_traceparent, version=rec.version)
+                       shlvl=rec.shlvl, traceparent=rec.parent_traceparent, version=rec.version,
+                       ancestors=rec.ancestors)
         self.register(sess)
         self._emit_start(sess)
+
+    @staticmethod
+    def _is_exec(old: ShellSession, rec: Start) -> bool:
+        """A new session in the process of a live one: ``exec bash``. Known from the process
+        (the same start time) or, when it has already gone by the time the records are read,
+        from the new shell's TRACEPARENT: a command of the old session started it."""
+        st = procfs.stat(rec.pid)
+        if st is not None and old.proc_start is not None:
+            return st[1] == old.proc_start
+        parent = parse_traceparent(rec.parent_traceparent) if rec.parent_traceparent else None
+        return parent is not None and parent[0] == old.trace_id
 
     def adopt(self, pid: int, sid: str) -> ShellSession | None:
         """A record of a session never seen starting (it started before this agent)."""
@@ -134,7 +162,7 @@ class SessionTracker:
         self.log(f"adopting session {sid} of pid {pid}")
         start_ns = procfs.start_time_ns(pid, self.boot) or time.time_ns()
         sess = ShellSession(sid, pid, procfs.comm(pid) or "sh", start_ns, new_span_id())
-        self._describe(sess, cwd=procfs.cwd_of(pid))
+        self._describe(sess, cwd=procfs.cwd_of(pid), ppid=procfs.ppid(pid))
         sess.attributes[sc.SESSION_ADOPTED] = True
         self.register(sess)
         self._emit_start(sess)
@@ -142,7 +170,8 @@ class SessionTracker:
 
     def _describe(self, sess: ShellSession, *, ppid: int = 0, user: str = "", ssh: str = "",
                   cwd: str = "", shlvl: int | None = None, traceparent: str = "",
-                  version: str = "") -> None:
+                  version: str = "", ancestors: tuple[tuple[int, str], ...] | None = None
+                  ) -> None:
         st = procfs.stat(sess.pid)
         sess.proc_start = st[1] if st else None
         sess.tty = procfs.tty_of(sess.pid)
@@ -157,9 +186,27 @@ class SessionTracker:
         if version:
             attrs[sc.SHELL_VERSION] = version
         parent = parse_traceparent(traceparent) if traceparent else None
-        if parent:
+        if parent is None:
+            if ancestors is None:  # adopted: its start record is gone; the processes now
+                ancestors = procfs.ancestors(sess.pid, ANCESTORS)
+            parent = self._parent_from(ancestors)
+        if parent is not None and parent[0] != sess.trace_id:
             spans.parent_link(attrs, sess.links, parent[0], parent[1])
         sess.attributes = attrs
+
+    def _parent_from(self, ancestors: tuple[tuple[int, str], ...]) -> tuple[bytes, bytes] | None:
+        """The command that started this shell when its environment did not say (``su -``,
+        ``sudo -i`` and ``sudo -s`` clear it): the first of its ancestors (nearest first) that
+        is a shell this agent knows (its running command), or that was started with a
+        ``TRACEPARENT`` (as ``su``/``sudo`` were)."""
+        for pid, traceparent in ancestors:
+            known = self.by_pid.get(pid)
+            if known is not None and known.pending is not None and known.pending.span:
+                return known.trace_id, known.pending.span
+            parent = parse_traceparent(traceparent) if traceparent else None
+            if parent is not None:
+                return parent
+        return None
 
     def register(self, sess: ShellSession) -> None:
         old = self.by_pid.get(sess.pid)
@@ -173,40 +220,61 @@ class SessionTracker:
         self.emit(spans.start_span(sess.trace_id, sess.root, sess.attributes, sess.start_ns,
                                    time.time_ns()), True)
 
-    def command(self, sess: ShellSession, seq: int | None, span: bytes | None,
-                start_us: int | None, end_us: int | None, status: int | None,
-                pipestatus: tuple[int, ...], cwd: str, flags: str, text: str) -> None:
-        end_ns = _ns(end_us, time.time_ns())
-        start_ns = _ns(start_us, end_ns)
-        code = status if status is not None else 0
-        redacted = False
-        if flags == FLAG_HISTORY:
-            text = history_text(text)
-        elif flags == FLAG_DUPLICATE:
-            text = sess.last_text
-        if flags in (FLAG_UNKNOWN, FLAG_SPACE) or (flags == FLAG_DUPLICATE and not text):
-            if self.ignorespace == "drop":
-                return
+    def command(self, sess: ShellSession, begin: Begin, *, end_ns: int, exit_code: int | None,
+                pipestatus: tuple[int, ...] = (), message: str = "") -> None:
+        """One command span: the text as typed, redacted; a hidden one (typed with a leading
+        space) is recorded and marked. With no text (``SHELLSPAN_HIDDEN_COMMANDS=redact``, or
+        none could be read) it is stored as redacted."""
+        # A command never ends with a newline (the one a here-document's last line keeps).
+        text = (join_lines(begin.text, begin.breaks) if begin.breaks else begin.text).rstrip("\n")
+        extra: dict = {}
+        if begin.flags == FLAG_HIDDEN:
+            extra[sc.COMMAND_HIDDEN] = True
+        if not text:
             text, redacted, name = MARK, True, ""
         else:
-            sess.last_text = text
             text, redacted = self.redactor.redact(text)
             name = command_name(text)
+        text, length = spans.cut_command_line(text)
+        if length is not None:
+            extra[sc.COMMAND_LINE_LENGTH] = length
+        if pipestatus:
+            extra[sc.COMMAND_PIPESTATUS] = list(pipestatus)
         sess.command_count += 1
-        if spans.command_failed(code):
+        if spans.command_failed(exit_code, message=message):
             sess.failed_count += 1
-        sess.cwd = cwd or sess.cwd
+        sess.cwd = begin.cwd or sess.cwd
+        start_ns = _ns(begin.start_us, end_ns)
         self.emit(spans.command_span(
-            sess.trace_id, sess.root, span or new_span_id(),
-            seq=seq if seq is not None else sess.command_count, text=text, name=name, cwd=cwd,
-            start_ns=start_ns, end_ns=end_ns, exit_code=code, redacted=redacted,
-            extra={sc.COMMAND_PIPESTATUS: list(pipestatus)} if pipestatus else None), False)
+            sess.trace_id, sess.root, begin.span or new_span_id(),
+            seq=begin.seq if begin.seq is not None else sess.command_count, text=text,
+            name=name, cwd=begin.cwd, start_ns=start_ns, end_ns=end_ns, exit_code=exit_code,
+            redacted=redacted, message=message, extra=extra or None), False)
+
+    def _interrupted(self, sess: ShellSession, end_ns: int) -> None:
+        """The running command was cut short: stored with no exit code."""
+        p, sess.pending = sess.pending, None
+        if p is not None:
+            self.command(sess, p, end_ns=end_ns, exit_code=None, message=INTERRUPTED)
+
+    def exited(self, sess: ShellSession, rec: Exit) -> None:
+        end_ns = _ns(rec.time_us, time.time_ns())
+        how = rec.how if rec.how in sc.EXIT_REASONS else "exit"
+        p = sess.pending
+        if p is not None and how == "exit":  # the exit builtin itself: it ends with the shell
+            sess.pending = None
+            self.command(sess, p, end_ns=end_ns, exit_code=rec.status)
+        # A signal the hook could not name: the shell's status is not known either.
+        self.close(sess, how, None if how == "signal" else rec.status, end_ns)
+
+    def _end_by_exec(self, sess: ShellSession, end_ns: int) -> None:
+        p, sess.pending = sess.pending, None
+        if p is not None:  # the command that ran `exec`: replaced, it has no exit code
+            self.command(sess, p, end_ns=end_ns, exit_code=None)
+        self.close(sess, "exec", None, end_ns)
 
     def close(self, sess: ShellSession, reason: str, code: int | None, end_ns: int) -> None:
-        if sess.pending is not None:  # zsh: the command that was running when the shell died
-            p, sess.pending = sess.pending, None
-            self.command(sess, p.seq, p.span, p.start_us, end_ns // 1000,
-                         code if code is not None else -1, (), p.cwd, p.flags, p.text)
+        self._interrupted(sess, end_ns)
         self.emit(spans.session_span(
             sess.trace_id, sess.root, sess.attributes, start_ns=sess.start_ns, end_ns=end_ns,
             reason=reason, exit_code=code, command_count=sess.command_count,
@@ -230,10 +298,8 @@ class SessionTracker:
             st = procfs.stat(sess.pid)
             gone = (not procfs.alive(sess.pid)
                     or (st is not None and sess.proc_start is not None and st[1] != sess.proc_start))
-            if gone:
-                hangup = bool(sess.tty) and not os.path.exists(sess.tty)
-                self.close(sess, "hangup" if hangup else "orphaned", 129 if hangup else None,
-                           time.time_ns())
+            if gone:  # without its exit hook, which runs on exit, Ctrl-D and hangups alike
+                self.close(sess, "orphaned", None, time.time_ns())
                 continue
             if now >= sess.next_heartbeat:
                 sess.next_heartbeat = now + self.heartbeat_s

@@ -1,17 +1,25 @@
 # shellcheck shell=bash
 # shellspan bash hooks -- printed by `shellspan init bash`; static, safe to source.
-# bash >= 4.4: PS0 stamps the start of a command; bash 4.1-4.3: a DEBUG trap does (fallback).
+# A command starts at the first DEBUG trap after PS0 (bash >= 4.4; before, after the prompt):
+# its text is read from the history list and a record goes to this session's journal file in
+# the runtime directory, which the agent reads. It ends when PROMPT_COMMAND runs: a second
+# record. Signals and the terminal are left to bash: no trap but EXIT (chained with an
+# existing one) and DEBUG (likewise). See docs/posix-shells.md.
 # Does nothing in non-interactive shells or when SHELLSPAN_DISABLED=1.
 if [[ $- == *i* && -z ${__shellspan_on-} && ${SHELLSPAN_DISABLED-} != 1 ]] \
    && (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 401 )); then
-__shellspan_on=1 __shellspan_debug=0 __shellspan_armed=0
+__shellspan_on=1 __shellspan_hasps0=1
 if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 404 )) || [[ ${SHELLSPAN_BASH_DEBUG_TRAP-} == 1 ]]
-then __shellspan_debug=1
+then __shellspan_hasps0=0  # no PS0: the DEBUG trap is armed at the end of PROMPT_COMMAND
 fi
 __shellspan_bin=${SHELLSPAN_BIN:-@BIN@}
-__shellspan_fd=-1 __shellspan_apid=0 __shellspan_retry=0 __shellspan_starting=0 __shellspan_q=() __shellspan_seq=0
-__shellspan_t0=0 __shellspan_hnum='' __shellspan_done=0 __shellspan_cwd=$PWD __shellspan_e=''
-__shellspan_hf='' __shellspan_proc=0 __shellspan_dir='' __shellspan_why=''
+__shellspan_jf=/dev/null __shellspan_gen=0 __shellspan_rot=1000
+__shellspan_apid=0 __shellspan_gone=0 __shellspan_seen=-1 __shellspan_restart=0 __shellspan_seq=0 __shellspan_done=0
+__shellspan_cwd=$PWD __shellspan_e='' __shellspan_armed=0 __shellspan_began=0 __shellspan_bg=0
+__shellspan_ml=0 __shellspan_pst=0 __shellspan_hnum=0 __shellspan_priv=0 __shellspan_hi=0
+__shellspan_uhc='' __shellspan_phc='' __shellspan_uhi='' __shellspan_chain=0 __shellspan_proc=0
+__shellspan_hf='' __shellspan_lf='' __shellspan_dir='' __shellspan_why='' __shellspan_r=''
+__shellspan_txt='' __shellspan_fl='' __shellspan_brk=''
 [[ -d /proc/$$ ]] && __shellspan_proc=1
 
 # The runtime directory: the rule of shellspan/posix/runtime.py (a test holds this to it).
@@ -62,219 +70,384 @@ __shellspan_private() {  # $1 file
   fi
   [[ -f $1 && -O $1 && ! -L $1 ]]
 }
-__shellspan_private "$__shellspan_dir/h.$$" && __shellspan_hf=$__shellspan_dir/h.$$
+# Ids. The session's are random (SRANDOM in bash >= 5.1, else RANDOM, drawn once here); the span
+# id of command N is a random half of this session and 10000000 + N: unique in the session,
+# made without a system call (SRANDOM makes one) or drawing on the user's RANDOM.
 if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501 )); then
-  __shellspan_id() { printf -v __shellspan_r '%08x%08x' "$SRANDOM" "$SRANDOM"; }
+  __shellspan_rnd() { printf -v __shellspan_r '%08x%08x' "$SRANDOM" "$SRANDOM"; }
 else
-  __shellspan_id() { printf -v __shellspan_r '%04x%04x%04x%04x' "$RANDOM" "$RANDOM" "$RANDOM" \
+  __shellspan_rnd() { printf -v __shellspan_r '%04x%04x%04x%04x' "$RANDOM" "$RANDOM" "$RANDOM" \
     "$(( (RANDOM ^ $$) | 1 ))"; }
 fi
-if (( BASH_VERSINFO[0] >= 5 )); then
-  __shellspan_now() { __shellspan_r=${EPOCHREALTIME/[.,]/}; }
-  # shellcheck disable=SC2016  # expanded when PS0 is displayed
-  __shellspan_ps0='${__shellspan_e[__shellspan_t0=${EPOCHREALTIME/[.,]/}]-}'
-else
-  __shellspan_now() { printf -v __shellspan_r '%(%s)T000000' -1; }
-  # shellcheck disable=SC2016
-  __shellspan_ps0='${__shellspan_e[__shellspan_t0=\D{%s}000000]-}'
-fi
-
-# The agent is up when its pid (from agent.pid) is alive; the FIFO is opened read-write, so
-# opening never blocks and a write never raises SIGPIPE. Writes happen only while the agent is
-# alive (bash cannot open a descriptor non-blocking), so the pipe cannot fill up and block.
-__shellspan_up() {
-  if (( __shellspan_proc )); then [[ -d /proc/$__shellspan_apid ]]
-  else kill -0 "$__shellspan_apid" 2>/dev/null; fi
-}
-__shellspan_connect() {
-  (( SECONDS >= __shellspan_retry )) || return 1
-  # At most one attempt a second (records queue meanwhile), except while an agent this shell
-  # started is coming up: then at every prompt, so the first commands are not held back.
-  (( SECONDS < __shellspan_starting )) || __shellspan_retry=$(( SECONDS + 1 ))
-  # Only a FIFO of this user (not a link) in the directory chosen above.
-  [[ -n $__shellspan_dir && -p $__shellspan_dir/events && ! -L $__shellspan_dir/events \
-     && -O $__shellspan_dir/events && -r $__shellspan_dir/agent.pid ]] || return 1
-  local pid=
-  { read -r pid < "$__shellspan_dir/agent.pid"; } 2>/dev/null
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  __shellspan_apid=$pid
-  __shellspan_up || { __shellspan_apid=0; return 1; }
-  if (( __shellspan_fd < 0 )) || ! [[ /dev/fd/$__shellspan_fd -ef $__shellspan_dir/events ]]
-  then
-    (( __shellspan_fd < 0 )) || exec {__shellspan_fd}>&-
-    { exec {__shellspan_fd}<>"$__shellspan_dir/events"; } 2>/dev/null || {
-      __shellspan_fd=-1; return 1; }
-  fi
-  __shellspan_retry=0
-}
-__shellspan_write() {
-  local r=$1
-  if (( ${#r} <= 900 )); then printf '%s\0' "$r" >&"$__shellspan_fd"; return; fi
-  while (( ${#r} > 900 )); do  # keep every write below PIPE_BUF so writes stay atomic
-    printf 'T\037%s\037%s\0' "$$" "${r:0:900}" >&"$__shellspan_fd"
-    r=${r:900}
-  done
-  printf 'L\037%s\037%s\0' "$$" "$r" >&"$__shellspan_fd"
-}
-__shellspan_send() {
-  if (( __shellspan_proc && __shellspan_apid > 0 && __shellspan_fd >= 0 && ${#1} <= 900
-        && ! ${#__shellspan_q[@]} )) && [[ -d /proc/$__shellspan_apid ]]; then
-    printf '%s\0' "$1" >&"$__shellspan_fd"  # the common case, inlined
-    return
-  fi
-  if (( __shellspan_apid > 0 && __shellspan_fd >= 0 )) && __shellspan_up \
-     || __shellspan_connect; then
-    if (( ${#__shellspan_q[@]} )); then
-      local q; for q in "${__shellspan_q[@]}"; do __shellspan_write "$q"; done
-      __shellspan_q=()
-    fi
-    __shellspan_write "$1"
-  elif (( ${#__shellspan_q[@]} < 100 )); then
-    __shellspan_q+=("$1")
-  fi
-}
-
-# One record per command, written when the prompt comes back: PS0 stamped the start time; the
-# text comes from the history list (every entry since the last prompt: a paste is one command),
-# read through a small file in the runtime directory: written in place and NUL-terminated, never
-# truncated (truncating makes some file systems flush at close, which costs a millisecond).
-__shellspan_record() {  # $1 status, $2 pipeline statuses
-  local t0=$__shellspan_t0 h='' num flags=h
-  __shellspan_t0=0
-  [[ -n $__shellspan_hf ]] || return 0  # no runtime directory: nothing is recorded
-  if (( __shellspan_apid == 0 && ${#__shellspan_q[@]} >= 100 && SECONDS < __shellspan_retry ))
-  then  # no agent for a while and the queue is full: do nothing until the next attempt
-    __shellspan_hnum=
-    return
-  fi
-  __shellspan_now
-  { builtin fc -l -1; printf '\0'; } 2>/dev/null 1<>"$__shellspan_hf"
-  { IFS= read -r -d '' h < "$__shellspan_hf"; } 2>/dev/null
-  num=${h%%$'\t'*}
-  if [[ -n $h && $num != "$__shellspan_hnum" ]]; then
-    if [[ $__shellspan_hnum =~ ^[0-9]+$ ]] && (( num - __shellspan_hnum > 1 )); then
-      { builtin fc -l $(( __shellspan_hnum + 1 )); printf '\0'; } 2>/dev/null 1<>"$__shellspan_hf"
-      { IFS= read -r -d '' h < "$__shellspan_hf"; } 2>/dev/null
-    fi
-    __shellspan_hnum=$num
-  else  # not added to the history: ignorespace, ignoredups, HISTIGNORE or history off
-    h='' flags=u
-    [[ $HISTCONTROL == *ignoredups* || $HISTCONTROL == *erasedups* ]] \
-      && [[ $HISTCONTROL != *ignorespace* && $HISTCONTROL != *ignoreboth* && -z $HISTIGNORE \
-            && -z ${__bp_ignorespace-} ]] \
-      && flags=d
-  fi
-  __shellspan_seq=$(( __shellspan_seq + 1 ))
-  __shellspan_send "C"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_seq"$'\037'"$__shellspan_span"$'\037'"$t0"$'\037'"$__shellspan_r"$'\037'"$1"$'\037'"$2"$'\037'"$__shellspan_cwd"$'\037'"$flags"$'\037'"$h"
-  __shellspan_id
-  __shellspan_span=$__shellspan_r
-  TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
-}
-__shellspan_precmd() {
-  local st=$? ps=${PIPESTATUS[*]}
-  if (( __shellspan_t0 )); then __shellspan_record "$st" "$ps"
-  elif [[ -z $__shellspan_hnum && -n $__shellspan_hf ]]; then  # where the history ends now
-    { builtin fc -l -1; printf '\0'; } 2>/dev/null 1<>"$__shellspan_hf"
-    { IFS= read -r -d '' __shellspan_hnum < "$__shellspan_hf"; } 2>/dev/null
-    __shellspan_hnum=${__shellspan_hnum%%$'\t'*}
-  fi
-  __shellspan_cwd=$PWD
-  (( __shellspan_debug )) || [[ $PS0 == *__shellspan_t0* ]] || PS0=$__shellspan_ps0${PS0-}
-  (( __shellspan_mark )) && printf '\e]6973;P;%s;%s\a' "$__shellspan_sid" "$__shellspan_root" >&2
-  return "$st"
-}
-# Fallback without PS0: the first DEBUG trap after the prompt is the command starting. It is
-# armed at the end of PROMPT_COMMAND (so the hooks must be sourced last in this mode).
-__shellspan_debug_trap() {
-  (( __shellspan_armed )) || return 0
-  __shellspan_armed=0
-  [[ $BASH_COMMAND == __shellspan_precmd* ]] && return 0  # an empty line: the prompt again
-  __shellspan_now
-  __shellspan_t0=$__shellspan_r
-  (( __shellspan_mark )) && printf '\e]6973;C;%s;%s\a' "$__shellspan_sid" "$__shellspan_span" >&2
-}
-__shellspan_finish() {  # $1 status, $2 reason
-  (( __shellspan_done || BASHPID != $$ )) && return  # not in subshells
-  __shellspan_done=1
-  local reason=$2
-  if (( __shellspan_t0 )); then __shellspan_record "$1" "$1"; [[ $reason ]] || reason='exit'; fi
-  __shellspan_now
-  __shellspan_retry=0
-  __shellspan_send "X"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"$1"$'\037'"${reason:-eof}"
-  if (( ${#__shellspan_q[@]} )) && __shellspan_private "$__shellspan_dir/q.$$"; then
-    { printf '%s\0' "${__shellspan_q[@]}" >> "$__shellspan_dir/q.$$"; } 2>/dev/null  # for the agent
-  fi
-}
-__shellspan_exit() { local st=$?; __shellspan_finish "$st" ""; return "$st"; }
-__shellspan_hup() {
-  __shellspan_finish 129 hangup
-  trap - HUP
-  kill -HUP $$
-}
-
-__shellspan_id; __shellspan_sid=$__shellspan_r; __shellspan_id; __shellspan_sid+=$__shellspan_r
-__shellspan_id; __shellspan_root=$__shellspan_r; __shellspan_id; __shellspan_span=$__shellspan_r
+__shellspan_rnd; __shellspan_sid=$__shellspan_r; __shellspan_rnd; __shellspan_sid+=$__shellspan_r
+__shellspan_rnd; __shellspan_root=$__shellspan_r __shellspan_half=${__shellspan_r:0:8}
+__shellspan_span=${__shellspan_half}10000001
 # Under `shellspan record`: take the session the recorder chose, and mark where commands start
 # and the prompt comes back (private OSC 6973, removed from the stream by the recorder).
 if [[ ${SHELLSPAN_RECORDER_SESSION-} =~ ^([0-9a-f]{32})-([0-9a-f]{16})$ ]]; then
   __shellspan_sid=${BASH_REMATCH[1]} __shellspan_root=${BASH_REMATCH[2]}; fi
 unset SHELLSPAN_RECORDER_SESSION
 __shellspan_mark=0; [[ -n ${SHELLSPAN_RECORDER-} && -t 2 ]] && __shellspan_mark=1
+# Times: microseconds, or seconds with a fraction ($EPOCHREALTIME as it is: the agent reads
+# its decimal point, whatever the locale). bash < 5 has no EPOCHREALTIME: whole seconds, from
+# SECONDS and the time the shell started.
+printf -v __shellspan_e0 '%(%s)T' -1
+__shellspan_e0=$(( __shellspan_e0 - SECONDS )) __shellspan_t0=0
+if (( BASH_VERSINFO[0] >= 5 )); then
+  __shellspan_now() { __shellspan_r=${EPOCHREALTIME/[.,]/}; }
+  # shellcheck disable=SC2016  # expanded when PS0 is displayed: the start time, arm the trap,
+  # and $? (the status of the line before, when it is a pasted one with no prompt between)
+  __shellspan_ps0='${__shellspan_e[__shellspan_t0=${EPOCHREALTIME/[.,]/},__shellspan_armed=1,__shellspan_pst=$?]-}'
+else
+  __shellspan_now() { __shellspan_r=$(( __shellspan_e0 + SECONDS ))000000; }
+  # shellcheck disable=SC2016
+  __shellspan_ps0='${__shellspan_e[__shellspan_t0=\D{%s}000000,__shellspan_armed=1,__shellspan_pst=$?]-}'
+fi
 # shellcheck disable=SC2016  # expanded when PS0 is displayed
 (( __shellspan_mark )) && __shellspan_ps0+='\e]6973;C;${__shellspan_sid};${__shellspan_span}\a'
-__shellspan_now
-__shellspan_q=("S"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"bash"$'\037'"$__shellspan_root"$'\037'"$PPID"$'\037'"${SHLVL-}"$'\037'"${TRACEPARENT-}"$'\037'"${USER-}"$'\037'"${SSH_CONNECTION:-${SSH_CLIENT-}}"$'\037'"$BASH_VERSION"$'\037'"$PWD")
+# shellcheck disable=SC2016  # expanded when PS2 is displayed
+__shellspan_ps2='${__shellspan_e[__shellspan_ml=1]-}$(__shellspan_lines)'
+
+# --- the journal and the agent -----------------------------------------------------------------
+# Records are appended to r.SESSION.N (0600), a file of this session that the agent reads on
+# a clock: a write never waits and never wakes the agent, and what is written while no agent
+# runs is read by the next one. Every write opens the file (`>>`): bash cannot mark a
+# descriptor close-on-exec, and one kept open would be inherited by every command, also one
+# run as another user (`runuser`, `sudo -u`), which could then write records in this
+# session's name. No file of the runtime directory is held open between writes. Every 1000 commands the shell goes on in the next file. Once a
+# second at most, at a prompt, the shell looks for its agent and starts one if there is none
+# (after a start that brought no agent up, not again for 10 s).
+__shellspan_journal() {  # r.SESSION.N, appended to by every write (see below)
+  local f=$__shellspan_dir/r.$__shellspan_sid.$__shellspan_gen
+  __shellspan_private "$f" || return 1
+  __shellspan_jf=$f __shellspan_rot=$(( __shellspan_seq + 1000 ))
+}
+__shellspan_watch() {
+  __shellspan_seen=$SECONDS
+  (( __shellspan_seq < __shellspan_rot )) || __shellspan_rotate
+  [[ -f $__shellspan_jf ]] || __shellspan_journal || __shellspan_jf=/dev/null  # removed by hand
+  if (( __shellspan_proc )); then [[ -d /proc/$__shellspan_apid ]] && return
+  else kill -0 "$__shellspan_apid" 2>/dev/null && return; fi
+  local pid=''
+  { read -r pid < "$__shellspan_dir/agent.pid"; } 2>/dev/null
+  __shellspan_apid=${pid//[!0-9]/}
+  : "${__shellspan_apid:=0}"
+  # An agent is up: once it goes, the next may be started at once.
+  if (( __shellspan_proc )); then [[ -d /proc/$__shellspan_apid ]] && { __shellspan_restart=0; return; }
+  else kill -0 "$__shellspan_apid" 2>/dev/null && { __shellspan_restart=0; return; }; fi
+  [[ ${SHELLSPAN_AGENT_AUTOSTART-1} != 0 ]] && (( SECONDS >= __shellspan_restart || __shellspan_apid != __shellspan_gone )) || return
+  __shellspan_restart=$(( SECONDS + 10 )) __shellspan_gone=$__shellspan_apid __shellspan_apid=0
+  # Immune to the hangup of this shell's process group: a shell that ends before the agent
+  # has detached (started at the first prompt, the shell is still in that group) must not
+  # take it along.
+  ( trap '' HUP; SHELLSPAN_RUNTIME_DIR=$__shellspan_dir "$__shellspan_bin" agent --daemon </dev/null >/dev/null 2>&1 & )
+}
+__shellspan_rotate() {  # the next journal file
+  (( ++__shellspan_gen ))
+  __shellspan_journal || (( __shellspan_gen-- ))
+}
+
+# --- the command's text ------------------------------------------------------------------------
+# Read from the history list, whatever the user's settings keep out of it. While a line is
+# read, HISTCONTROL loses ignorespace (ignoreboth becomes ignoredups) and HISTIGNORE is set
+# aside; both are put back before the command runs, and the entry is then taken out again if
+# the user's settings would not have let it in (`history -d`; with HISTIGNORE, bash decides:
+# `history -s` adds it back under the user's settings). So their history stays as it would
+# have been. A line ignoredups kept out is a repeat of the entry before it: that is its text.
+# `set +o history` cannot be undone from a prompt hook (bash restores it): the text is then
+# what bash runs first (`$BASH_COMMAND`). The history entry is written to the scratch file
+# h.PID and read back (no fork): written over from its start up to a NUL, never truncated (on
+# ext4, a file truncated and written again is flushed to disk when closed).
+#
+# The hooks that run at every command are kept small: bash interprets every statement; what is
+# seldom needed is in other functions.
+__shellspan_line() {  # the line just read, slow path: __shellspan_txt, _fl, _brk
+  local h='' n
+  { HISTTIMEFORMAT='' builtin history 1; printf '\0'; } 1<>"$__shellspan_hf"
+  IFS= read -r -d '' h <"$__shellspan_hf"
+  n=${h%%[!0-9 ]*} h=${h#*[0-9][ *] }
+  __shellspan_text "$n" "${h%$'\n'}" "${1-}"
+}
+__shellspan_text() {  # $1 entry number, $2 its text, $3 the text when it is not in the history
+  __shellspan_txt='' __shellspan_fl='' __shellspan_brk=''
+  if (( __shellspan_priv )); then
+    __shellspan_priv=0 HISTCONTROL=$__shellspan_uhc
+    (( ! __shellspan_hi )) || HISTIGNORE=$__shellspan_uhi
+  fi
+  if [[ -n $1 && -o history ]] && (( $1 > __shellspan_hnum )); then
+    __shellspan_txt=$2 __shellspan_hnum=$1
+    if [[ $2 == [[:space:]]* && ( ${HISTCONTROL-} == *ignorespace* || ${HISTCONTROL-} == *ignoreboth* ) ]]
+    then builtin history -d "$1"
+    elif [[ -n ${HISTIGNORE-} ]]; then builtin history -d "$1"; builtin history -s -- "$2"
+    fi
+  elif [[ -n $1 && ${HISTCONTROL-} == *ignore[db]* && -o history ]]; then __shellspan_txt=$2
+  else __shellspan_fl=u __shellspan_txt=${3-}
+  fi
+  # A leading space asks bash to keep a command out of the history: recorded, and marked.
+  [[ $__shellspan_txt == [[:space:]]* && ( ${HISTCONTROL-} == *ignorespace* \
+     || ${HISTCONTROL-} == *ignoreboth* || -n ${__bp_ignorespace-} ) ]] && {
+    __shellspan_fl=s
+    [[ ${SHELLSPAN_HIDDEN_COMMANDS-record} == redact ]] && __shellspan_txt=''
+  }
+  if (( __shellspan_ml )); then  # where the lines of a multi-line command ended
+    __shellspan_ml=0
+    if [[ -n $__shellspan_lf ]]; then
+      { IFS= read -r -d '' __shellspan_brk < "$__shellspan_lf"; : > "$__shellspan_lf"; } 2>/dev/null
+    fi
+  fi
+}
+# PS2's command substitution (a subshell, before each continuation line): note where the
+# history entry of the command being typed ends, and whether it ends with a backslash (bash
+# joins the lines in its history; the agent puts the line breaks back from these notes).
+__shellspan_lines() {
+  local h n
+  [[ -n $__shellspan_lf ]] || return 0
+  { HISTTIMEFORMAT='' builtin history 1; printf '\0'; } 1<>"$__shellspan_hf"
+  IFS= read -r -d '' h <"$__shellspan_hf"
+  n=${h#"${h%%[![:space:]]*}"}; n=${n%%[!0-9]*}
+  [[ -n $n ]] && (( n > __shellspan_hnum )) || return 0
+  h=${h#*[0-9][ *] }; h=${h%$'\n'}
+  [[ $h == *\\ && $h != *\\\\ ]] && n=b || n=''
+  printf '%s%s ' "${#h}" "$n" >> "$__shellspan_lf"
+} 2>/dev/null
+
+# --- the hooks ---------------------------------------------------------------------------------
+# The DEBUG trap: `[[ $__shellspan_armed == 0 ]] || __shellspan_begin "$_"` (which keeps $_,
+# $? and PIPESTATUS as they were), or, chained with another DEBUG trap, this (which gives it $?).
+__shellspan_dbg() {  # $1 $?, $2 $_
+  if (( __shellspan_armed )); then
+    if (( __shellspan_hasps0 )); then __shellspan_begin; else __shellspan_begin_nops0; fi
+  fi
+  return "$1"
+}
+# The first DEBUG trap after PS0 armed it: the command starts. The common cases are inlined: a
+# line that entered the history (HISTCMD moved past the last entry) and that the user's
+# settings keep there as typed. With no ignorespace to undo, the entry goes straight from
+# `history 1` into the journal (the agent takes the number column off: flag h).
+__shellspan_begin() {
+  __shellspan_armed=0
+  if (( HISTCMD > __shellspan_hnum && ! (__shellspan_ml | __shellspan_began | __shellspan_hi) )) \
+     && [[ -o history ]]; then
+    if (( ! __shellspan_priv )); then
+      { printf 'B\037%s\037%s\037%s\037%s\037%s\037h\037\037' "$__shellspan_p" \
+          "$(( __shellspan_began = ++__shellspan_seq ))" "$__shellspan_span" "$__shellspan_t0" "$PWD"
+        HISTTIMEFORMAT='' builtin history 1; printf '\0'; } >>"$__shellspan_jf"
+      return 0
+    fi
+    local h fl=''
+    __shellspan_priv=0 HISTCONTROL=$__shellspan_uhc __shellspan_hnum=$HISTCMD
+    { HISTTIMEFORMAT='' builtin history 1; printf '\0'; } 1<>"$__shellspan_hf"
+    IFS= read -r -d '' h <"$__shellspan_hf"
+    h=${h#*[0-9][ *] }
+    if [[ $h == [[:space:]]* ]]; then  # kept out of the user's history: recorded, and marked
+      builtin history -d "$HISTCMD"; fl=s
+      [[ ${SHELLSPAN_HIDDEN_COMMANDS-record} != redact ]] || h=''
+    fi
+    printf 'B\037%s\037%s\037%s\037%s\037%s\037%s\037\037%s\0' "$__shellspan_p" \
+      "$(( __shellspan_began = ++__shellspan_seq ))" "$__shellspan_span" "$__shellspan_t0" \
+      "$PWD" "$fl" "${h%$'\n'}" \
+      >>"$__shellspan_jf"
+    return 0
+  fi
+  (( ! __shellspan_began )) || __shellspan_pasted
+  __shellspan_line "$BASH_COMMAND"  # (in a DEBUG trap: what bash runs)
+  printf 'B\037%s\037%s\037%s\037%s\037%s\037%s\037%s\037%s\0' "$__shellspan_p" \
+    "$(( __shellspan_began = ++__shellspan_seq ))" "$__shellspan_span" "$__shellspan_t0" \
+    "$PWD" "$__shellspan_fl" \
+    "$__shellspan_brk" "$__shellspan_txt" >>"$__shellspan_jf"
+  return 0
+}
+# bash < 4.4 has no PS0: the DEBUG trap is armed at the end of PROMPT_COMMAND, so the first one
+# after an empty line is PROMPT_COMMAND itself.
+__shellspan_begin_nops0() {
+  [[ $BASH_COMMAND != __shellspan_precmd* ]] || { __shellspan_armed=0; return 0; }
+  __shellspan_now
+  __shellspan_t0=$__shellspan_r
+  (( __shellspan_mark )) && printf '\e]6973;C;%s;%s\a' "$__shellspan_sid" "$__shellspan_span" >&2
+  __shellspan_begin
+}
+__shellspan_pasted() {  # armed again with no prompt between: a pasted line ended, one begins
+  printf 'E\037%s\037%s\037%s\037%s\037\0' "$__shellspan_p" "$__shellspan_began" \
+    "${EPOCHREALTIME:-$(( __shellspan_e0 + SECONDS )).0}" "$__shellspan_pst" >>"$__shellspan_jf"
+  __shellspan_span=$__shellspan_half$(( 10000001 + __shellspan_seq ))
+  TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
+}
+__shellspan_precmd() {
+  local st=$? ps=${PIPESTATUS[*]}
+  if (( __shellspan_began )); then
+    # No pipeline status for a line that started a background job (bash leaves PIPESTATUS as
+    # it was) or one that does not end with $? (a function definition runs no pipeline).
+    [[ $__shellspan_bg == "${!:-0}" && ( ${ps##* } == "$st" || -o pipefail ) ]] || ps=''
+    printf 'E\037%s\037%s\037%s\037%s\037%s\0' "$__shellspan_p" "$__shellspan_began" \
+      "${EPOCHREALTIME:-$(( __shellspan_e0 + SECONDS )).0}" "$st" "$ps" >>"$__shellspan_jf"
+    __shellspan_span=$__shellspan_half$(( 10000001 + __shellspan_seq )) __shellspan_began=0
+    TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
+  elif (( __shellspan_armed | __shellspan_ml | __shellspan_priv )); then
+    __shellspan_seldom "$st" "$ps"
+  fi
+  __shellspan_armed=0 __shellspan_cwd=$PWD __shellspan_bg=${!:-0} __shellspan_hnum=$(( HISTCMD - 1 ))
+  (( SECONDS == __shellspan_seen && ! __shellspan_chain )) || __shellspan_tick
+  [[ ${PS0-} == "$__shellspan_ps0"* ]] || __shellspan_prompts
+  # Make the line about to be read enter the history (see above).
+  if [[ ${HISTCONTROL-} == *ignore[sb]* || -n ${HISTIGNORE-} ]]; then
+    [[ ${HISTCONTROL-} == "$__shellspan_uhc" ]] || __shellspan_private_history
+    __shellspan_priv=1 HISTCONTROL=$__shellspan_phc __shellspan_hi=${HISTIGNORE:+1}
+    (( ! __shellspan_hi )) || __shellspan_uhi=$HISTIGNORE HISTIGNORE=''
+  else
+    __shellspan_hi=0
+  fi
+  (( ! __shellspan_mark )) || printf '\e]6973;P;%s;%s\a' "$__shellspan_sid" "$__shellspan_root" >&2
+  return "$st"
+}
+__shellspan_private_history() {  # the user's HISTCONTROL changed: what is used while reading
+  __shellspan_uhc=${HISTCONTROL-} __shellspan_phc=${HISTCONTROL//ignorespace/}
+  __shellspan_phc=${__shellspan_phc//ignoreboth/ignoredups}
+}
+__shellspan_tick() {  # once a second at most: the agent, the journal file, the prompts, the trap
+  __shellspan_watch
+  (( ! __shellspan_chain )) || __shellspan_boot
+  [[ ${PS2-} == *__shellspan_lines* || -z $__shellspan_lf ]] || PS2=$__shellspan_ps2${PS2-}
+}
+__shellspan_prompts() {  # put our part back in front of PS0 (another tool replaced it)
+  (( ! __shellspan_hasps0 )) || PS0=$__shellspan_ps0${PS0-}
+}
+__shellspan_seldom() {  # the prompt after a line that ran no DEBUG trap, or never ran
+  if (( __shellspan_armed )); then  # it ran: ( subshell ), f() { ...; }
+    __shellspan_chain=1  # (or another tool replaced the DEBUG trap)
+    __shellspan_line
+    printf 'C\037%s\037%s\037%s\037%s\037%s\037%s\037%s\037%s\037%s\037%s\037%s\0' \
+      "$__shellspan_p" "$(( ++__shellspan_seq ))" "$__shellspan_span" "$__shellspan_t0" \
+      "${EPOCHREALTIME:-$(( __shellspan_e0 + SECONDS )).0}" "$1" "$2" "$__shellspan_cwd" \
+      "$__shellspan_fl" "$__shellspan_brk" "$__shellspan_txt" >>"$__shellspan_jf"
+    __shellspan_span=$__shellspan_half$(( 10000001 + __shellspan_seq ))
+    TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
+  elif (( __shellspan_priv && HISTCMD - 1 > __shellspan_hnum )); then
+    __shellspan_line  # a line that never ran (a syntax error, Ctrl-C): only its history entry
+  elif (( __shellspan_ml )); then  # notes of a multi-line command that never ran
+    __shellspan_ml=0
+    [[ -n $__shellspan_lf ]] && { : > "$__shellspan_lf"; } 2>/dev/null
+  fi
+  if (( __shellspan_priv )); then  # a line that added nothing to the history
+    __shellspan_priv=0 HISTCONTROL=$__shellspan_uhc
+    (( ! __shellspan_hi )) || HISTIGNORE=$__shellspan_uhi
+  fi
+}
+# The DEBUG trap is chained with an existing one. A function (or sourced file) cannot see an
+# existing DEBUG trap, so this runs from PROMPT_COMMAND at top level at the first prompt, and
+# again when a command ran without the trap firing (another tool may have replaced it).
+# shellcheck disable=SC2016  # top-level code, run from PROMPT_COMMAND
+__shellspan_boot_code='{ trap -p DEBUG; printf "\0"; } 1<>"$__shellspan_hf" 2>/dev/null; __shellspan_trap; trap -- "$__shellspan_r" DEBUG; __shellspan_unboot'
+__shellspan_trap() {  # the DEBUG trap to install, from the current one (in the scratch file)
+  local t=''
+  { IFS= read -r -d '' t <"$__shellspan_hf"; } 2>/dev/null
+  t=${t#trap -- }; t=${t%$'\n'}; t=${t% DEBUG}
+  [[ -n $t ]] && eval "t=$t"
+  # shellcheck disable=SC2016  # expanded when the trap runs
+  if [[ $t == *__shellspan_* ]]; then __shellspan_r=$t  # still ours
+  elif [[ -n $t ]]; then __shellspan_r='__shellspan_dbg "$?" "$_"; '$t
+  elif (( __shellspan_hasps0 )); then __shellspan_r='[[ $__shellspan_armed == 0 ]] || __shellspan_begin "$_"'
+  else __shellspan_r='[[ $__shellspan_armed == 0 ]] || __shellspan_begin_nops0 "$_"'; fi
+}
+__shellspan_boot() {  # put the boot code in front of PROMPT_COMMAND (once)
+  __shellspan_chain=0
+  # shellcheck disable=SC2128,SC2178
+  if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501 )); then
+    [[ ${PROMPT_COMMAND[0]-} == "$__shellspan_boot_code" ]] \
+      || PROMPT_COMMAND=("$__shellspan_boot_code" "${PROMPT_COMMAND[@]}")
+  else
+    [[ $PROMPT_COMMAND == "$__shellspan_boot_code; "* ]] \
+      || PROMPT_COMMAND="$__shellspan_boot_code; $PROMPT_COMMAND"
+  fi
+}
+__shellspan_unboot() {
+  # shellcheck disable=SC2128,SC2178
+  if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501 )); then
+    [[ ${PROMPT_COMMAND[0]-} != "$__shellspan_boot_code" ]] \
+      || PROMPT_COMMAND=("${PROMPT_COMMAND[@]:1}")
+  else
+    PROMPT_COMMAND=${PROMPT_COMMAND#"$__shellspan_boot_code; "}
+  fi
+}
+# The exit hook: why the shell ends, as far as it can tell. The terminal gone (no descriptor
+# is a terminal any more): hangup, and bash dies of SIGHUP (129). `exit`/`logout` running:
+# exit. Another command running: a signal ended the shell. Otherwise: end of input.
+__shellspan_exit() {
+  local st=$? how=eof
+  (( __shellspan_done || BASHPID != $$ )) && return "$st"  # not in subshells
+  __shellspan_done=1
+  if ! [[ -t 0 || -t 1 || -t 2 ]]; then how=hangup st=129
+  elif [[ $BASH_COMMAND == exit || $BASH_COMMAND == exit[[:space:]]* \
+          || $BASH_COMMAND == logout || $BASH_COMMAND == logout[[:space:]]* ]]; then how='exit'
+  elif (( __shellspan_began )); then how=signal
+  fi
+  printf 'X\037%s\037%s\037%s\037%s\0' "$__shellspan_p" \
+    "${EPOCHREALTIME:-$(( __shellspan_e0 + SECONDS )).0}" "$st" "$how" >>"$__shellspan_jf"
+  return "$st"
+} 2>/dev/null
+# Where this shell was started from, when no TRACEPARENT says so (`su -`, `sudo -i` clear the
+# environment): the processes above it on the same terminal, nearest first, each with the
+# TRACEPARENT it was started with if this user can read it (`pid[=traceparent] ...`, up to the
+# first that has one). The agent links the session to the command of the first it knows.
+__shellspan_ancestors() {
+  local p=$$ l h tty='' pp tt tp kv n=0 out=''
+  local -a env
+  while (( n++ < 12 )) && { mapfile -t l < "/proc/$p/stat"; } 2>/dev/null && [[ -n ${l-} ]]; do
+    h=${l:0:48}; h=${h%') '*}; l=${l:${#h}+2}  # after "pid (comm) ": state ppid pgrp sid tty
+    l=${l#* }; pp=${l%% *}; l=${l#* }; l=${l#* }; l=${l#* }; tt=${l%% *}
+    if [[ -z $tty ]]; then tty=$tt
+    else
+      [[ $tt == "$tty" && $tt != 0 ]] || break
+      tp=''
+      if { mapfile -d '' env < "/proc/$p/environ"; } 2>/dev/null \
+         && [[ " ${env[*]}" == *" TRACEPARENT="* ]]; then
+        for kv in "${env[@]}"; do [[ $kv == TRACEPARENT=* ]] && { tp=${kv#TRACEPARENT=}; break; }; done
+      fi
+      out+=" $p${tp:+=$tp}"
+      [[ -z $tp ]] || break
+    fi
+    (( pp > 1 )) || break
+    p=$pp
+  done
+  __shellspan_r=${out# }
+}
+
+# --- start -------------------------------------------------------------------------------------
+# h.PID: builtins' output is read back through it (no fork);
+# l.PID: where a multi-line command's lines end (written by PS2's command substitution).
+if [[ -n $__shellspan_dir ]] && __shellspan_private "$__shellspan_dir/h.$$" \
+   && __shellspan_journal; then
+__shellspan_p=$$$'\037'$__shellspan_sid __shellspan_hf=$__shellspan_dir/h.$$
+__shellspan_private "$__shellspan_dir/l.$$" && __shellspan_lf=$__shellspan_dir/l.$$
+__shellspan_r=''
+[[ -n ${TRACEPARENT-} || ! -d /proc/$$ ]] || __shellspan_ancestors
+printf 'S\037%s\037%s\037bash\037%s\037%s\037%s\037%s\037%s\037%s\037%s\037%s\037%s\0' \
+  "$__shellspan_p" "${EPOCHREALTIME:-$(( __shellspan_e0 + SECONDS )).0}" "$__shellspan_root" \
+  "$PPID" "${SHLVL-}" "${TRACEPARENT-}" "${USER-}" "${SSH_CONNECTION:-${SSH_CLIENT-}}" \
+  "$BASH_VERSION" "$__shellspan_r" "$PWD" >>"$__shellspan_jf"
 export SHELLSPAN_SESSION_ID=$__shellspan_sid
 export TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
-__shellspan_retry=0
-if [[ -n $__shellspan_dir ]] && ! __shellspan_connect && [[ ${SHELLSPAN_AGENT_AUTOSTART-1} != 0 ]]
-then
-  ( SHELLSPAN_RUNTIME_DIR=$__shellspan_dir "$__shellspan_bin" agent --daemon </dev/null >/dev/null 2>&1 & )
-  __shellspan_starting=$(( SECONDS + 5 ))
-fi
-__shellspan_retry=0
-if (( __shellspan_debug )); then
+__shellspan_watch
+# shellcheck disable=SC2128,SC2178
+if (( ! __shellspan_hasps0 )); then  # bash < 4.4: armed by the last thing PROMPT_COMMAND does
   PROMPT_COMMAND="__shellspan_precmd${PROMPT_COMMAND:+; $PROMPT_COMMAND}; __shellspan_armed=1"
 elif (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501 )); then
   # An element of its own: bash restores $? and PIPESTATUS before each element.
   PROMPT_COMMAND[0]=${PROMPT_COMMAND[0]-}
   PROMPT_COMMAND+=(__shellspan_precmd)
 else  # bash < 5.1: PROMPT_COMMAND is a string
-  # shellcheck disable=SC2128,SC2178
   PROMPT_COMMAND="__shellspan_precmd${PROMPT_COMMAND:+; $PROMPT_COMMAND}"
 fi
-if (( __shellspan_debug )); then
-  # A sourced file or a function cannot see an existing DEBUG trap: chain it from top-level
-  # code at the first prompt, which then removes itself from PROMPT_COMMAND.
-  __shellspan_chain() {
-    __shellspan_r=${__shellspan_r#trap -- }; __shellspan_r=${__shellspan_r%$'\n'}
-    __shellspan_r=${__shellspan_r% DEBUG}
-    [[ -n $__shellspan_r ]] && eval "__shellspan_r=$__shellspan_r"
-  }
-  # shellcheck disable=SC2016  # top-level code, run from PROMPT_COMMAND
-  __shellspan_boot='__shellspan_r=; if [[ -n $__shellspan_hf ]]; then { trap -p DEBUG; printf "\0"; } 2>/dev/null 1<>"$__shellspan_hf"; { IFS= read -r -d "" __shellspan_r < "$__shellspan_hf"; } 2>/dev/null; else __shellspan_r=$(trap -p DEBUG); fi; __shellspan_chain; trap "__shellspan_debug_trap${__shellspan_r:+; $__shellspan_r}" DEBUG; PROMPT_COMMAND=${PROMPT_COMMAND#"$__shellspan_boot; "}'
-  # shellcheck disable=SC2128,SC2178
-  PROMPT_COMMAND="$__shellspan_boot; $PROMPT_COMMAND"
-else
-  PS0=$__shellspan_ps0${PS0-}
-fi
-# Chain an existing EXIT trap (read through a file: no command substitution, no fork).
-__shellspan_r=
-if [[ -n $__shellspan_hf ]]; then
-  { trap -p EXIT; printf '\0'; } 2>/dev/null 1<>"$__shellspan_hf"
-  { IFS= read -r -d '' __shellspan_r < "$__shellspan_hf"; } 2>/dev/null
-else __shellspan_r=$(trap -p EXIT)  # first shell ever: no directory yet (one fork, once)
-fi
+__shellspan_boot
+(( __shellspan_hasps0 )) && PS0=$__shellspan_ps0${PS0-}
+[[ -z $__shellspan_lf ]] || PS2=$__shellspan_ps2${PS2-}
+# Chain an existing EXIT trap (read through the scratch file: no command substitution, no fork).
+__shellspan_r=''
+{ trap -p EXIT; printf '\0'; } 1<>"$__shellspan_hf" 2>/dev/null
+{ IFS= read -r -d '' __shellspan_r <"$__shellspan_hf"; } 2>/dev/null
 __shellspan_r=${__shellspan_r#trap -- }; __shellspan_r=${__shellspan_r%$'\n'}
 __shellspan_r=${__shellspan_r% EXIT}
 [[ -n $__shellspan_r ]] && eval "__shellspan_r=$__shellspan_r"
 # shellcheck disable=SC2064  # the existing trap's text is embedded now, on purpose
 trap "__shellspan_exit${__shellspan_r:+; $__shellspan_r}" EXIT
-__shellspan_r=
-if [[ -n $__shellspan_hf ]]; then
-  { trap -p HUP; printf '\0'; } 2>/dev/null 1<>"$__shellspan_hf"
-  { IFS= read -r -d '' __shellspan_r < "$__shellspan_hf"; } 2>/dev/null
-else __shellspan_r=$(trap -p HUP)
 fi
-[[ -z $__shellspan_r ]] && trap __shellspan_hup HUP
 fi

@@ -42,132 +42,147 @@ __shellspan_choose_dir() {
 }
 __shellspan_choose_dir
 typeset -gi __shellspan_fd=-1 __shellspan_seq=0 __shellspan_t0=0 __shellspan_done=0
-typeset -gi __shellspan_retry=0 __shellspan_starting=0
-typeset -g __shellspan_r= __shellspan_sid= __shellspan_root= __shellspan_span=
-typeset -ga __shellspan_q=()
+typeset -gi __shellspan_gen=0 __shellspan_rot=1000 __shellspan_seen=-1 __shellspan_restart=0
+typeset -gi __shellspan_apid=0 __shellspan_gone=0 __shellspan_proc=0 __shellspan_bg=0 __shellspan_mark=0
+typeset -g __shellspan_r= __shellspan_sid= __shellspan_root= __shellspan_half= __shellspan_span=
+typeset -g __shellspan_text= __shellspan_p=
+[[ -d /proc/$$ ]] && __shellspan_proc=1
 
+# Ids: the session's are random; the span id of command N is a random half of this session and
+# 10000000 + N (unique in the session, no system call, the user's RANDOM sequence left alone).
 __shellspan_id() {
   printf -v __shellspan_r '%04x%04x%04x%04x' $(( RANDOM ^ (${EPOCHREALTIME#*.} & 0x7fff) )) \
     $RANDOM $(( RANDOM ^ ($$ & 0x7fff) )) $(( RANDOM | 1 ))
 }
-__shellspan_now() { __shellspan_r=${EPOCHREALTIME/[.,]/}; __shellspan_r=${__shellspan_r[1,16]}; }
-# The FIFO is opened read-write and non-blocking: opening never blocks, a write never raises
-# SIGPIPE, and when the agent is down and the pipe is full a write fails at once (EAGAIN).
-__shellspan_connect() {
-  (( __shellspan_fd >= 0 )) && return 0
-  (( SECONDS >= __shellspan_retry )) || return 1
-  # At most one attempt a second (records queue meanwhile), except while an agent this shell
-  # started is coming up: then at every prompt, so the first commands are not held back.
-  (( SECONDS < __shellspan_starting )) || __shellspan_retry=$(( SECONDS + 1 ))
-  [[ -n $__shellspan_dir && -p $__shellspan_dir/events && -O $__shellspan_dir/events ]] || return 1
-  local fd
-  sysopen -rw -o nonblock,cloexec,nofollow -u fd $__shellspan_dir/events 2>/dev/null \
-    || return 1
-  __shellspan_fd=$fd
+# --- the journal and the agent -----------------------------------------------------------------
+# Records are appended to r.SESSION.N (0600), a file of this session that the agent reads on
+# a clock: a write never waits and never wakes the agent, and what is written while no agent
+# runs is read by the next one. Every 1000 commands the shell goes on in the next file. Once a
+# second at most, at a prompt, the shell looks for its agent and starts one if there is none
+# (after a start that brought no agent up, not again for 10 s).
+__shellspan_journal() {  # open r.SESSION.N for appending (created 0600, never through a link)
+  local fd f=$__shellspan_dir/r.$__shellspan_sid.$__shellspan_gen
+  sysopen -w -a -m 600 -o create,nofollow,cloexec -u fd $f 2>/dev/null || return 1
+  [[ -O $f ]] || { exec {fd}>&-; return 1; }
+  (( __shellspan_fd < 0 )) || exec {__shellspan_fd}>&-
+  __shellspan_fd=$fd __shellspan_rot=$(( __shellspan_seq + 1000 ))
 }
-__shellspan_write() {
-  local r=$1
-  if (( ${#r} <= 900 )); then syswrite -o $__shellspan_fd "$r"$'\0' 2>/dev/null; return; fi
-  while (( ${#r} > 900 )); do
-    syswrite -o $__shellspan_fd "T"$'\037'"$$"$'\037'"${r[1,900]}"$'\0' 2>/dev/null
-    r=${r[901,-1]}
-  done
-  syswrite -o $__shellspan_fd "L"$'\037'"$$"$'\037'"$r"$'\0' 2>/dev/null
+__shellspan_up() {
+  if (( __shellspan_proc )); then [[ -d /proc/$__shellspan_apid ]]
+  else kill -0 $__shellspan_apid 2>/dev/null; fi
 }
-__shellspan_send() {
-  if (( __shellspan_fd >= 0 )) || __shellspan_connect; then
-    if (( ${#__shellspan_q} )); then
-      local q; for q in "${__shellspan_q[@]}"; do __shellspan_write "$q"; done
-      __shellspan_q=()
-    fi
-    __shellspan_write "$1"
-  elif (( ${#__shellspan_q} < 100 )); then
-    __shellspan_q+=("$1")
+__shellspan_watch() {
+  __shellspan_seen=$SECONDS
+  if (( __shellspan_seq >= __shellspan_rot )); then
+    (( ++__shellspan_gen ))
+    __shellspan_journal || (( __shellspan_gen-- ))
   fi
+  (( __shellspan_apid )) && __shellspan_up && return
+  local pid=
+  { read -r pid < $__shellspan_dir/agent.pid; } 2>/dev/null
+  __shellspan_apid=${pid//[^0-9]/}
+  # An agent is up: once it goes, the next may be started at once.
+  (( __shellspan_apid )) && __shellspan_up && { __shellspan_restart=0; return; }
+  [[ ${SHELLSPAN_AGENT_AUTOSTART-1} != 0 ]] && (( SECONDS >= __shellspan_restart || __shellspan_apid != __shellspan_gone )) || return
+  __shellspan_restart=$(( SECONDS + 10 )) __shellspan_gone=$__shellspan_apid __shellspan_apid=0
+  # Immune to the hangup of this shell's process group: a shell that ends before the agent
+  # has detached (started at the first prompt, the shell is still in that group) must not
+  # take it along.
+  ( trap '' HUP; SHELLSPAN_RUNTIME_DIR=$__shellspan_dir "$__shellspan_bin" agent --daemon </dev/null >/dev/null 2>&1 & )
 }
-# The two hooks inline their work (a zsh function call costs more than the work itself).
+# The two hooks inline the common case (a zsh function call costs more than the work).
 __shellspan_preexec() {
-  # No agent for a while and the queue is full: do nothing until the next attempt.
-  (( __shellspan_fd < 0 && ${#__shellspan_q} >= 100 && SECONDS < __shellspan_retry )) && return
-  local flags= text=$1 r
-  (( __shellspan_t0 = epochtime[1] * 1000000 + epochtime[2] / 1000 ))
-  printf -v __shellspan_span '%04x%04x%04x%04x' $RANDOM $RANDOM $RANDOM $(( RANDOM | 1 ))
-  export TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
+  local flags= text=${1:-$3}
+  __shellspan_t0=1 __shellspan_bg=${!:-0} __shellspan_text=$text
+  # A leading space asks zsh (histignorespace) to keep a command out of the history: recorded,
+  # and marked.
+  if [[ $text == [[:space:]]* && -o histignorespace ]]; then
+    flags=s
+    [[ ${SHELLSPAN_HIDDEN_COMMANDS-record} == redact ]] && text=
+  fi
   (( __shellspan_mark )) && print -rnu2 -- $'\e]6973;C;'$__shellspan_sid\;$__shellspan_span$'\a'
-  if [[ $text == [[:space:]]* && ( -o histignorespace || ${SHELLSPAN_IGNORESPACE-} == always ) ]]
-  then flags=s text=
-  fi
-  (( ++__shellspan_seq ))
-  r="B"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_seq"$'\037'"$__shellspan_span"$'\037'"$__shellspan_t0"$'\037'"$PWD"$'\037'"$flags"$'\037'"$text"
-  if (( __shellspan_fd >= 0 && ! ${#__shellspan_q} && ${#r} <= 900 )); then
-    syswrite -o $__shellspan_fd "$r"$'\0' 2>/dev/null
-  else
-    __shellspan_send "$r"
-  fi
-}
-__shellspan_end() {  # $1 status, $2 pipeline statuses
-  __shellspan_t0=0
-  __shellspan_send "E"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_seq"$'\037'"$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))"$'\037'"$1"$'\037'"$2"
-  export TRACEPARENT=00-$__shellspan_sid-$__shellspan_root-01
+  print -rNu $__shellspan_fd -- B$'\037'$__shellspan_p$'\037'$(( ++__shellspan_seq ))$'\037'$__shellspan_span$'\037'$EPOCHREALTIME$'\037'$PWD$'\037'$flags$'\037\037'$text
 }
 __shellspan_precmd() {
   local st=$? ps="${pipestatus[*]}"
   if (( __shellspan_t0 )); then
     __shellspan_t0=0
-    if (( __shellspan_fd >= 0 && ! ${#__shellspan_q} )); then
-      syswrite -o $__shellspan_fd "E"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_seq"$'\037'"$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))"$'\037'"$st"$'\037'"$ps"$'\0' 2>/dev/null
-    else
-      __shellspan_send "E"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_seq"$'\037'"$(( epochtime[1] * 1000000 + epochtime[2] / 1000 ))"$'\037'"$st"$'\037'"$ps"
-    fi
-    export TRACEPARENT=00-$__shellspan_sid-$__shellspan_root-01
+    # No pipeline status for a line that started a background job or does not end with $?.
+    if (( __shellspan_bg != ${!:-0} )); then ps=
+    elif [[ ${ps##* } != $st && ! -o pipefail ]]; then ps=; fi
+    print -rNu $__shellspan_fd -- E$'\037'$__shellspan_p$'\037'$__shellspan_seq$'\037'$EPOCHREALTIME$'\037'$st$'\037'$ps
+    __shellspan_span=$__shellspan_half$(( 10000001 + __shellspan_seq ))
+    export TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
   fi
-  (( __shellspan_mark )) && print -rnu2 -- $'\e]6973;P;'$__shellspan_sid\;$__shellspan_root$'\a'
+  (( SECONDS == __shellspan_seen )) || __shellspan_watch
+  (( ! __shellspan_mark )) || print -rnu2 -- $'\e]6973;P;'$__shellspan_sid\;$__shellspan_root$'\a'
   return $st
 }
-__shellspan_finish() {  # $1 status, $2 reason
-  (( __shellspan_done || sysparams[pid] != $$ )) && return  # not in subshells
+# The exit hook: why the shell ends, as far as it can tell. The terminal gone (no descriptor is
+# a terminal any more): hangup. `exit`/`logout`/`bye` running: exit. Another command running:
+# a signal ended the shell. Otherwise: end of input.
+__shellspan_zshexit() {
+  local st=$? how=eof words=(${=__shellspan_text})
+  (( __shellspan_done || sysparams[pid] != $$ )) && return $st  # not in subshells
   __shellspan_done=1
-  local reason=$2
-  if (( __shellspan_t0 )); then __shellspan_end $1 $1; [[ -n $reason ]] || reason=exit; fi
-  __shellspan_now
-  __shellspan_retry=0
-  __shellspan_send "X"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"$1"$'\037'"${reason:-eof}"
-  if (( ${#__shellspan_q[@]} )) && [[ -n $__shellspan_dir ]]; then  # leave them to the agent
-    local fd  # a file of this user, created 0600, never through a link
-    if sysopen -w -a -m 600 -o create,nofollow,cloexec -u fd $__shellspan_dir/q.$$ 2>/dev/null
-    then
-      [[ -O $__shellspan_dir/q.$$ ]] && { printf '%s\0' "${__shellspan_q[@]}" >&$fd; } 2>/dev/null
-      exec {fd}>&-
-    fi
+  if ! [[ -t 0 || -t 1 || -t 2 ]]; then how=hangup
+  elif (( __shellspan_t0 )) && [[ ${words[1]-} == (exit|logout|bye) ]]; then
+    how=exit
+  elif (( __shellspan_t0 )); then how=signal
   fi
+  print -rNu $__shellspan_fd -- X$'\037'$__shellspan_p$'\037'$EPOCHREALTIME$'\037'$st$'\037'$how
+  return $st
+} 2>/dev/null
+# Where this shell was started from, when no TRACEPARENT says so (`su -`, `sudo -i` clear the
+# environment): the processes above it on the same terminal, nearest first, each with the
+# TRACEPARENT it was started with if this user can read it (`pid[=traceparent] ...`, up to the
+# first that has one). The agent links the session to the command of the first it knows.
+__shellspan_ancestors() {
+  local p=$$ l h tty= pp tt tp out= n=0
+  local -a f env
+  while (( n++ < 12 )); do
+    l=$(</proc/$p/stat) 2>/dev/null
+    [[ -n $l ]] || break
+    f=(${=${l##*\) }})  # after "pid (comm) ": state ppid pgrp sid tty
+    pp=${f[2]} tt=${f[5]}
+    if [[ -z $tty ]]; then tty=$tt
+    else
+      [[ $tt == $tty && $tt != 0 ]] || break
+      env=(${(0)"$(</proc/$p/environ)"}) 2>/dev/null
+      tp=${${(M)env:#TRACEPARENT=*}[1]#TRACEPARENT=}
+      out+=" $p${tp:+=$tp}"
+      [[ -z $tp ]] || break
+    fi
+    (( pp > 1 )) || break
+    p=$pp
+  done
+  __shellspan_r=${out# }
 }
-__shellspan_zshexit() { local st=$?; __shellspan_finish $st ""; return $st; }
-__shellspan_hup() { __shellspan_finish 129 hangup; trap - HUP; kill -HUP $$; }
 
+if [[ -n $__shellspan_dir ]]; then
 __shellspan_id; __shellspan_sid=$__shellspan_r; __shellspan_id; __shellspan_sid+=$__shellspan_r
-__shellspan_id; __shellspan_root=$__shellspan_r
+__shellspan_id; __shellspan_root=$__shellspan_r __shellspan_half=${__shellspan_r[1,8]}
+__shellspan_span=${__shellspan_half}10000001
 # Under `shellspan record`: take the session the recorder chose, and mark where commands start
 # and the prompt comes back (private OSC 6973, removed from the stream by the recorder).
 if [[ ${SHELLSPAN_RECORDER_SESSION-} =~ '^([0-9a-f]{32})-([0-9a-f]{16})$' ]]; then
   __shellspan_sid=$match[1] __shellspan_root=$match[2]; fi
 unset SHELLSPAN_RECORDER_SESSION
-typeset -gi __shellspan_mark=0
 [[ -n ${SHELLSPAN_RECORDER-} && -t 2 ]] && __shellspan_mark=1
-__shellspan_now
-__shellspan_q=("S"$'\037'"$$"$'\037'"$__shellspan_sid"$'\037'"$__shellspan_r"$'\037'"zsh"$'\037'"$__shellspan_root"$'\037'"$PPID"$'\037'"${SHLVL-}"$'\037'"${TRACEPARENT-}"$'\037'"${USER-}"$'\037'"${SSH_CONNECTION:-${SSH_CLIENT-}}"$'\037'"$ZSH_VERSION"$'\037'"$PWD")
+__shellspan_p=$$$'\037'$__shellspan_sid
+if __shellspan_journal; then
+__shellspan_r=
+[[ -n ${TRACEPARENT-} || ! -d /proc/$$ ]] || __shellspan_ancestors
+print -rNu $__shellspan_fd -- S$'\037'$__shellspan_p$'\037'$EPOCHREALTIME$'\037'zsh$'\037'$__shellspan_root$'\037'$PPID$'\037'${SHLVL-}$'\037'${TRACEPARENT-}$'\037'${USER-}$'\037'${SSH_CONNECTION:-${SSH_CLIENT-}}$'\037'$ZSH_VERSION$'\037'$__shellspan_r$'\037'$PWD
 export SHELLSPAN_SESSION_ID=$__shellspan_sid
-export TRACEPARENT=00-$__shellspan_sid-$__shellspan_root-01
-if [[ -n $__shellspan_dir ]] && ! __shellspan_connect && [[ ${SHELLSPAN_AGENT_AUTOSTART-1} != 0 ]]
-then
-  ( SHELLSPAN_RUNTIME_DIR=$__shellspan_dir "$__shellspan_bin" agent --daemon </dev/null >/dev/null 2>&1 & )
-  __shellspan_starting=$(( SECONDS + 5 ))
-fi
-__shellspan_retry=0
+export TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
+__shellspan_watch
 autoload -Uz add-zsh-hook
 add-zsh-hook preexec __shellspan_preexec
 add-zsh-hook precmd __shellspan_precmd
 add-zsh-hook zshexit __shellspan_zshexit
 # First among the precmd hooks, so it sees the command's $? and $pipestatus.
 precmd_functions=(__shellspan_precmd ${precmd_functions:#__shellspan_precmd})
-(( ${+functions[TRAPHUP]} )) || trap __shellspan_hup HUP
+fi
+fi
 fi

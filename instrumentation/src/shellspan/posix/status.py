@@ -14,6 +14,11 @@ from shellspan.posix import state as state_file
 from shellspan.posix.runtime import path
 
 LABEL = 13  # width of the "name:" column
+SESSION_WAIT_S = 2.0
+
+
+def _knows(state: dict[str, Any], sid: str) -> bool:
+    return any(s.get("session_id") == sid for s in state.get("sessions", []))
 
 
 def _line(name: str, text: str) -> None:
@@ -35,8 +40,8 @@ def _hook_line(sid: str, state: dict[str, Any], agent_pid: int | None,
         _line("hook", f"active in the parent shell (pid {mine[0].get('pid')}, session {sid});"
                       " this process's parent is not that shell")
     else:
-        _line("hook", f"session {sid} is not known to the agent (agent down or restarted;"
-                      " it is adopted at the next command)")
+        _line("hook", f"session {sid} is not known to the agent (the agent reads its journal"
+                      " once it is up)")
         if agent_pid is not None:
             problems.append("the agent does not know this session yet")
 
@@ -53,9 +58,17 @@ def print_status(doctor: bool = False, env: Mapping[str, str] | None = None) -> 
                         + (f"; {d} is used instead" if d else "; nothing is recorded"))
     pid = daemon.read_pid(d) if d else None
     state = state_file.read(d) if d else {}
+    sid = env.get("SHELLSPAN_SESSION_ID", "")
+    if sid and pid is not None and not _knows(state, sid):
+        # The agent may be reading this shell's first records right now (it was just started,
+        # or the command running this is the first it hears of): give it a moment.
+        deadline = time.monotonic() + SESSION_WAIT_S
+        while time.monotonic() < deadline and not _knows(state, sid):
+            time.sleep(0.05)
+            state = state_file.read(d)
     _line("runtime dir", (d or "none usable")
           + (f" ({choice.wanted} refused: it {choice.refused})" if choice.refused else ""))
-    _hook_line(env.get("SHELLSPAN_SESSION_ID", ""), state, pid, problems)
+    _hook_line(sid, state, pid, problems)
     if pid is None:
         _line("agent", "not running (it starts with the next interactive shell; "
                        "`shellspan agent --daemon` starts it now)")
