@@ -17,7 +17,7 @@ __shellspan_jf=/dev/null __shellspan_gen=0 __shellspan_rot=1000
 __shellspan_apid=0 __shellspan_gone=0 __shellspan_seen=-1 __shellspan_restart=0 __shellspan_seq=0 __shellspan_done=0
 __shellspan_cwd=$PWD __shellspan_e='' __shellspan_armed=0 __shellspan_began=0 __shellspan_bg=0
 __shellspan_ml=0 __shellspan_pst=0 __shellspan_hnum=0 __shellspan_priv=0 __shellspan_hi=0
-__shellspan_hide=0 __shellspan_tf=0 __shellspan_st=0 __shellspan_ps=''
+__shellspan_hide=0 __shellspan_slow=1 __shellspan_st=0 __shellspan_ps=''
 __shellspan_uhc='' __shellspan_phc='' __shellspan_uhi='' __shellspan_chain=0 __shellspan_proc=0
 __shellspan_hf='' __shellspan_lf='' __shellspan_dir='' __shellspan_why='' __shellspan_r=''
 __shellspan_txt='' __shellspan_fl='' __shellspan_brk=''
@@ -230,8 +230,8 @@ __shellspan_dbg() {  # $1 $?, $2 $_
 # at every call and interprets every statement: the per-command path is kept to a few
 # statements, no `local`, and what is seldom needed is in other functions.
 __shellspan_begin() {
-  if (( HISTCMD > __shellspan_hnum && ! (__shellspan_ml | __shellspan_began | __shellspan_hi | __shellspan_tf) )) \
-     && [[ -o history ]]; then
+  if (( HISTCMD > __shellspan_hnum && HISTCMD < 100000 \
+        && ! (__shellspan_ml | __shellspan_began | __shellspan_hi | __shellspan_slow) )); then
     if (( ! __shellspan_priv )); then
       __shellspan_armed=0
       { printf 'B\037%s\037%s\037%s\037%s\037%s\037h\037\037' "$__shellspan_p" \
@@ -242,7 +242,7 @@ __shellspan_begin() {
     __shellspan_armed=0 __shellspan_priv=0 HISTCONTROL=$__shellspan_uhc __shellspan_hnum=$HISTCMD
     { builtin history 1; printf '\0'; } 1<>"$__shellspan_hf"
     IFS= read -r -d '' __shellspan_r <"$__shellspan_hf"
-    if [[ ${__shellspan_r#*[0-9][ *] } == [[:space:]]* ]]; then __shellspan_hidden
+    if [[ $__shellspan_r == ??????' '[[:space:]]* ]]; then __shellspan_hidden  # ("%5d%c ")
     else
       printf 'B\037%s\037%s\037%s\037%s\037%s\037h\037\037%s\0' "$__shellspan_p" \
         "$(( __shellspan_began = ++__shellspan_seq ))" "$__shellspan_span" "$__shellspan_t0" \
@@ -289,10 +289,7 @@ __shellspan_pasted() {  # armed again with no prompt between: a pasted line ende
 __shellspan_precmd() {  # (globals, no `local`: set at every prompt, read nowhere else)
   __shellspan_st=$? __shellspan_ps=${PIPESTATUS[*]}
   if (( __shellspan_began )); then
-    # No pipeline status for a line that started a background job (bash leaves PIPESTATUS as
-    # it was) or one that does not end with $? (a function definition runs no pipeline).
-    [[ $__shellspan_bg == "${!:-0}" && ( ${__shellspan_ps##* } == "$__shellspan_st" || -o pipefail ) ]] \
-      || __shellspan_ps=''
+    [[ $__shellspan_ps == "$__shellspan_st" && $__shellspan_bg == "${!:-0}" ]] || __shellspan_pipe
     printf 'E\037%s\037%s\037%s\037%s\037%s\0' "$__shellspan_p" "$__shellspan_began" \
       "${EPOCHREALTIME:-$(( __shellspan_e0 + SECONDS )).0}" "$__shellspan_st" "$__shellspan_ps" \
       >>"$__shellspan_jf"
@@ -305,19 +302,25 @@ __shellspan_precmd() {  # (globals, no `local`: set at every prompt, read nowher
     __shellspan_armed=0 __shellspan_cwd=$PWD __shellspan_bg=${!:-0} __shellspan_hnum=$(( HISTCMD - 1 ))
   fi
   # All that seldom changes, in one test: the second, the prompts, the history settings.
-  [[ $SECONDS == "$__shellspan_seen" && $__shellspan_chain$__shellspan_mark == 00 \
-     && ${PS0-} == "$__shellspan_ps0"* && ${HISTCONTROL-} == "$__shellspan_uhc" \
+  [[ $SECONDS$__shellspan_chain$__shellspan_mark == "${__shellspan_seen}00" && -o history \
+     && ${PS0-} == '${__shellspan_e['* && ${HISTCONTROL-} == "$__shellspan_uhc" \
      && -z ${HISTIGNORE-}${HISTTIMEFORMAT+x} ]] || __shellspan_settle
   # Make the line about to be read enter the history (see above).
   (( ! __shellspan_hide )) || __shellspan_priv=1 HISTCONTROL=$__shellspan_phc
   return "$__shellspan_st"
 }
+__shellspan_pipe() {  # the pipeline status, unless it is not this line's
+  # None for a line that started a background job (bash leaves PIPESTATUS as it was) or one
+  # that does not end with $? (a function definition runs no pipeline).
+  [[ $__shellspan_bg == "${!:-0}" && ( ${__shellspan_ps##* } == "$__shellspan_st" || -o pipefail ) ]] \
+    || __shellspan_ps=''
+}
 __shellspan_settle() {  # the prompt when something of the test above moved
   (( SECONDS == __shellspan_seen && ! __shellspan_chain )) || __shellspan_tick
   [[ ${PS0-} == "$__shellspan_ps0"* ]] || __shellspan_prompts
   [[ ${HISTCONTROL-} == "$__shellspan_uhc" ]] || __shellspan_private_history
-  __shellspan_hide=0 __shellspan_hi=0 __shellspan_tf=${HISTTIMEFORMAT+1}
-  : "${__shellspan_tf:=0}"
+  __shellspan_hide=0 __shellspan_hi=0 __shellspan_slow=1
+  [[ -n ${HISTTIMEFORMAT+x} || ! -o history ]] || __shellspan_slow=0
   if [[ -n ${HISTIGNORE-} ]]; then  # made private here, at every prompt while it is set
     __shellspan_priv=1 HISTCONTROL=$__shellspan_phc __shellspan_hi=1 __shellspan_uhi=$HISTIGNORE \
       HISTIGNORE=''
