@@ -302,6 +302,7 @@ __shellspan_precmd() {  # (globals, no `local`: set at every prompt, read nowher
     __shellspan_armed=0 __shellspan_cwd=$PWD __shellspan_bg=${!:-0} __shellspan_hnum=$(( HISTCMD - 1 ))
   fi
   # All that seldom changes, in one test: the second, the prompts, the history settings.
+  # shellcheck disable=SC2016  # our part of PS0 (literal) still in front
   [[ $SECONDS$__shellspan_chain$__shellspan_mark == "${__shellspan_seen}00" && -o history \
      && ${PS0-} == '${__shellspan_e['* && ${HISTCONTROL-} == "$__shellspan_uhc" \
      && -z ${HISTIGNORE-}${HISTTIMEFORMAT+x} ]] || __shellspan_settle
