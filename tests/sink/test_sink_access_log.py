@@ -16,6 +16,7 @@ import pytest
 from shellspan_testing.otlp_builders import Command, SessionSpec, post, request_for, session_spans
 from shellspan_testing.recordings import RecordedCommand, logs_request, post_logs, recorded_session
 from shellspan_testing.sinkproc import SINK_BIN, SinkProcess
+from shellspan_testing.sse import SseListener
 from shellspan_testing.tokens import mint
 
 SECRET = "access-log-tests-secret-0123456789abcdef"
@@ -107,6 +108,20 @@ def test_reading_a_recording_is_recorded(sink):
     assert actions == {"excerpt", "screen", "recording"}
     assert sink.call(f"/api/sessions/{'0' * 32}/recording")[0] == 404
     assert events(sink, session="0" * 32) == []  # no such session: nothing read, nothing logged
+
+
+def test_following_a_session_live_is_recorded(sink):
+    listener = SseListener(sink.api_port, f"/api/sessions/{TWO.session_id}/events", token=READER)
+    try:
+        assert listener.status == 200 and listener.next("session")
+    finally:
+        listener.close()
+    (event,) = wait_events(sink, session=TWO.session_id, action="follow")
+    assert (event["subject"], event["verified"]) == ("rita", True)
+    missing = SseListener(sink.api_port, f"/api/sessions/{'0' * 32}/events", token=READER)
+    missing.close()
+    assert missing.status == 404
+    assert events(sink, session="0" * 32, action="follow") == []
 
 
 def test_sql_statements_are_recorded_with_their_text(sink):
