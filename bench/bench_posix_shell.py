@@ -14,6 +14,13 @@ Start-up: spawn to first prompt, plain and instrumented alternating, agent alrea
 also reported (for information, no floor) for `eval "$(shellspan init SHELL)"` in the rc file,
 which runs a Python process at every shell start.
 
+Two figures explain the latency: the CPU time the shell itself spent per command (from
+/proc/PID/schedstat, where available), and how often the reply (echo and next prompt) reached
+the harness in one read. pexpect wakes up for the echo of the line; a shell that writes its
+prompt before that wake-up is handled costs one read, one that writes it later costs a second
+read and wake-up (about 0.15-0.2 ms here), so the wall-clock figures are bimodal and the added
+median jumps with the share of single reads, not in proportion to the hooks' work.
+
 With an agent running, the run also checks that the agent read every timed command (two
 records each, from its state file): a figure measured while the hooks skipped their work would
 mean nothing.
@@ -53,14 +60,33 @@ def spawn(argv: list[str], env: dict[str, str]) -> pexpect.spawn:
                           dimensions=(40, 200))
     child.delaybeforesend = None  # pexpect sleeps 50 ms before each send by default
     child.expect_exact(PROMPT)
+    read = child.read_nonblocking
+    child.reads = 0  # reads from the pty since the last timed command
+
+    def counted(*args, **kwargs):
+        child.reads += 1
+        return read(*args, **kwargs)
+
+    child.read_nonblocking = counted
     return child
 
 
 def timed(child: pexpect.spawn, line: str = ":") -> float:
+    child.reads = 0
     t0 = time.perf_counter()
     child.sendline(line)
     child.expect_exact(PROMPT)
-    return (time.perf_counter() - t0) * 1000
+    took = (time.perf_counter() - t0) * 1000
+    child.single_reads = getattr(child, "single_reads", 0) + (child.reads == 1)
+    return took
+
+
+def cpu_us(pid: int) -> float | None:
+    """CPU time the process has used so far (µs), from /proc/PID/schedstat."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1000
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def per_command(shell: str, root: Path, endpoint: str, n: int, **extra: str) -> dict:
@@ -76,6 +102,8 @@ def per_command(shell: str, root: Path, endpoint: str, n: int, **extra: str) -> 
             timed(inst)
         a: list[float] = []
         b: list[float] = []
+        cpu0 = [cpu_us(c.pid) for c in (plain, inst)]
+        plain.single_reads = inst.single_reads = 0
         for i in range(n):
             if i % 2:
                 a.append(timed(plain))
@@ -83,6 +111,9 @@ def per_command(shell: str, root: Path, endpoint: str, n: int, **extra: str) -> 
             else:
                 b.append(timed(inst))
                 a.append(timed(plain))
+        cpu = [None if t is None else (cpu_us(c.pid) - t) / n
+               for c, t in zip((plain, inst), cpu0)]
+        single = [c.single_reads / n * 100 for c in (plain, inst)]
         agent_up = inst_env.agent_pid() is not None
         received = None
         if agent_up:  # a start record, then a begin and an end record per command
@@ -102,7 +133,8 @@ def per_command(shell: str, root: Path, endpoint: str, n: int, **extra: str) -> 
     return {"plain_median": statistics.median(a), "inst_median": statistics.median(b),
             "plain_p99": p99(a), "inst_p99": p99(b),
             "added_median": statistics.median(b) - statistics.median(a),
-            "added_p99": p99(b) - p99(a), "agent_up": agent_up, "received": received}
+            "added_p99": p99(b) - p99(a), "agent_up": agent_up, "received": received,
+            "cpu": cpu, "single": single}
 
 
 HOOK_LOOP = {
@@ -251,6 +283,12 @@ def main() -> int:
                           + ("" if r["received"] is None else
                              f", received every command: {r['received']}") + ")"
                           f"{'  FLOOR MISSED' if miss else ''}")
+                    cp, ci = r["cpu"]
+                    cpu = ("" if cp is None or ci is None else
+                           f"shell CPU per command: plain {cp:.0f} µs, instrumented {ci:.0f} µs"
+                           f" (added {ci - cp:+.0f} µs); ")
+                    print(f"  {'':20s} {cpu}reply in one read: plain {r['single'][0]:.0f}%, "
+                          f"instrumented {r['single'][1]:.0f}%")
                 h = hook_cost(shell, root / shell, sink.otlp_http_endpoint, args.commands)
                 print(f"  hook functions called in a loop inside the shell (agent and collector up):"
                       f" median {h['median']:.3f} ms, p99 {h['p99']:.3f} ms per command")

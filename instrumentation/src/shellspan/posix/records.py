@@ -22,7 +22,7 @@ its history (the text is empty when ``SHELLSPAN_HIDDEN_COMMANDS=redact``), ``u``
 not be read from bash's history (history turned off with ``set +o history``, or a later line
 of a paste that the user's settings kept out): the text is ``$BASH_COMMAND``, the first
 command bash runs; ``h`` the text is bash's ``history 1`` output as it is (number column and
-final newline included: the shell writes it straight into the journal). ``breaks`` (bash):
+final newline included: the shell passes it on unparsed). ``breaks`` (bash):
 where the lines of a multi-line command end in ``text``, which bash's history joins: ``LEN``
 or ``LENb`` (the line ended with a backslash) per line but the last, lengths of the text so far
 (see ``join_lines``). ``ancestors`` of S, when the shell had no TRACEPARENT: the processes

@@ -17,6 +17,7 @@ __shellspan_jf=/dev/null __shellspan_gen=0 __shellspan_rot=1000
 __shellspan_apid=0 __shellspan_gone=0 __shellspan_seen=-1 __shellspan_restart=0 __shellspan_seq=0 __shellspan_done=0
 __shellspan_cwd=$PWD __shellspan_e='' __shellspan_armed=0 __shellspan_began=0 __shellspan_bg=0
 __shellspan_ml=0 __shellspan_pst=0 __shellspan_hnum=0 __shellspan_priv=0 __shellspan_hi=0
+__shellspan_hide=0 __shellspan_slow=1 __shellspan_st=0 __shellspan_ps=''
 __shellspan_uhc='' __shellspan_phc='' __shellspan_uhi='' __shellspan_chain=0 __shellspan_proc=0
 __shellspan_hf='' __shellspan_lf='' __shellspan_dir='' __shellspan_why='' __shellspan_r=''
 __shellspan_txt='' __shellspan_fl='' __shellspan_brk=''
@@ -223,32 +224,45 @@ __shellspan_dbg() {  # $1 $?, $2 $_
 # The first DEBUG trap after PS0 armed it: the command starts. The common cases are inlined: a
 # line that entered the history (HISTCMD moved past the last entry) and that the user's
 # settings keep there as typed. With no ignorespace to undo, the entry goes straight from
-# `history 1` into the journal (the agent takes the number column off: flag h).
+# `history 1` into the journal; otherwise it is read back through the scratch file to see
+# whether it starts with a space. Either way the record carries the entry as `history 1`
+# printed it (the agent takes the number column off: flag h). bash copies a function's body
+# at every call and interprets every statement: the per-command path is kept to a few
+# statements, no `local`, and what is seldom needed is in other functions.
 __shellspan_begin() {
-  __shellspan_armed=0
-  if (( HISTCMD > __shellspan_hnum && ! (__shellspan_ml | __shellspan_began | __shellspan_hi) )) \
-     && [[ -o history ]]; then
+  if (( HISTCMD > __shellspan_hnum && HISTCMD < 100000 \
+        && ! (__shellspan_ml | __shellspan_began | __shellspan_hi | __shellspan_slow) )); then
     if (( ! __shellspan_priv )); then
+      __shellspan_armed=0
       { printf 'B\037%s\037%s\037%s\037%s\037%s\037h\037\037' "$__shellspan_p" \
           "$(( __shellspan_began = ++__shellspan_seq ))" "$__shellspan_span" "$__shellspan_t0" "$PWD"
-        HISTTIMEFORMAT='' builtin history 1; printf '\0'; } >>"$__shellspan_jf"
+        builtin history 1; printf '\0'; } >>"$__shellspan_jf"
       return 0
     fi
-    local h fl=''
-    __shellspan_priv=0 HISTCONTROL=$__shellspan_uhc __shellspan_hnum=$HISTCMD
-    { HISTTIMEFORMAT='' builtin history 1; printf '\0'; } 1<>"$__shellspan_hf"
-    IFS= read -r -d '' h <"$__shellspan_hf"
-    h=${h#*[0-9][ *] }
-    if [[ $h == [[:space:]]* ]]; then  # kept out of the user's history: recorded, and marked
-      builtin history -d "$HISTCMD"; fl=s
-      [[ ${SHELLSPAN_HIDDEN_COMMANDS-record} != redact ]] || h=''
+    __shellspan_armed=0 __shellspan_priv=0 HISTCONTROL=$__shellspan_uhc __shellspan_hnum=$HISTCMD
+    { builtin history 1; printf '\0'; } 1<>"$__shellspan_hf"
+    IFS= read -r -d '' __shellspan_r <"$__shellspan_hf"
+    if [[ $__shellspan_r == ??????' '[[:space:]]* ]]; then __shellspan_hidden  # ("%5d%c ")
+    else
+      printf 'B\037%s\037%s\037%s\037%s\037%s\037h\037\037%s\0' "$__shellspan_p" \
+        "$(( __shellspan_began = ++__shellspan_seq ))" "$__shellspan_span" "$__shellspan_t0" \
+        "$PWD" "$__shellspan_r" >>"$__shellspan_jf"
     fi
-    printf 'B\037%s\037%s\037%s\037%s\037%s\037%s\037\037%s\0' "$__shellspan_p" \
-      "$(( __shellspan_began = ++__shellspan_seq ))" "$__shellspan_span" "$__shellspan_t0" \
-      "$PWD" "$fl" "${h%$'\n'}" \
-      >>"$__shellspan_jf"
     return 0
   fi
+  __shellspan_begin_slow
+}
+__shellspan_hidden() {  # the line in __shellspan_r (`history 1`) starts with a space
+  # Kept out of the user's history: recorded, and marked.
+  local h=${__shellspan_r#*[0-9][ *] }
+  builtin history -d "$HISTCMD"
+  [[ ${SHELLSPAN_HIDDEN_COMMANDS-record} != redact ]] || h=''
+  printf 'B\037%s\037%s\037%s\037%s\037%s\037s\037\037%s\0' "$__shellspan_p" \
+    "$(( __shellspan_began = ++__shellspan_seq ))" "$__shellspan_span" "$__shellspan_t0" \
+    "$PWD" "${h%$'\n'}" >>"$__shellspan_jf"
+}
+__shellspan_begin_slow() {  # any other line: pasted, multi-line, HISTIGNORE, HISTTIMEFORMAT, ...
+  __shellspan_armed=0
   (( ! __shellspan_began )) || __shellspan_pasted
   __shellspan_line "$BASH_COMMAND"  # (in a DEBUG trap: what bash runs)
   printf 'B\037%s\037%s\037%s\037%s\037%s\037%s\037%s\037%s\0' "$__shellspan_p" \
@@ -272,32 +286,49 @@ __shellspan_pasted() {  # armed again with no prompt between: a pasted line ende
   __shellspan_span=$__shellspan_half$(( 10000001 + __shellspan_seq ))
   TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
 }
-__shellspan_precmd() {
-  local st=$? ps=${PIPESTATUS[*]}
+__shellspan_precmd() {  # (globals, no `local`: set at every prompt, read nowhere else)
+  __shellspan_st=$? __shellspan_ps=${PIPESTATUS[*]}
   if (( __shellspan_began )); then
-    # No pipeline status for a line that started a background job (bash leaves PIPESTATUS as
-    # it was) or one that does not end with $? (a function definition runs no pipeline).
-    [[ $__shellspan_bg == "${!:-0}" && ( ${ps##* } == "$st" || -o pipefail ) ]] || ps=''
+    [[ $__shellspan_ps == "$__shellspan_st" && $__shellspan_bg == "${!:-0}" ]] || __shellspan_pipe
     printf 'E\037%s\037%s\037%s\037%s\037%s\0' "$__shellspan_p" "$__shellspan_began" \
-      "${EPOCHREALTIME:-$(( __shellspan_e0 + SECONDS )).0}" "$st" "$ps" >>"$__shellspan_jf"
-    __shellspan_span=$__shellspan_half$(( 10000001 + __shellspan_seq )) __shellspan_began=0
-    TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01
-  elif (( __shellspan_armed | __shellspan_ml | __shellspan_priv )); then
-    __shellspan_seldom "$st" "$ps"
+      "${EPOCHREALTIME:-$(( __shellspan_e0 + SECONDS )).0}" "$__shellspan_st" "$__shellspan_ps" \
+      >>"$__shellspan_jf"
+    __shellspan_span=$__shellspan_half$(( 10000001 + __shellspan_seq )) __shellspan_began=0 \
+      TRACEPARENT=00-$__shellspan_sid-$__shellspan_span-01 __shellspan_armed=0 \
+      __shellspan_cwd=$PWD __shellspan_bg=${!:-0} __shellspan_hnum=$(( HISTCMD - 1 ))
+  else
+    (( ! (__shellspan_armed | __shellspan_ml | __shellspan_priv) )) \
+      || __shellspan_seldom "$__shellspan_st" "$__shellspan_ps"
+    __shellspan_armed=0 __shellspan_cwd=$PWD __shellspan_bg=${!:-0} __shellspan_hnum=$(( HISTCMD - 1 ))
   fi
-  __shellspan_armed=0 __shellspan_cwd=$PWD __shellspan_bg=${!:-0} __shellspan_hnum=$(( HISTCMD - 1 ))
+  # All that seldom changes, in one test: the second, the prompts, the history settings.
+  # shellcheck disable=SC2016  # our part of PS0 (literal) still in front
+  [[ $SECONDS$__shellspan_chain$__shellspan_mark == "${__shellspan_seen}00" && -o history \
+     && ${PS0-} == '${__shellspan_e['* && ${HISTCONTROL-} == "$__shellspan_uhc" \
+     && -z ${HISTIGNORE-}${HISTTIMEFORMAT+x} ]] || __shellspan_settle
+  # Make the line about to be read enter the history (see above).
+  (( ! __shellspan_hide )) || __shellspan_priv=1 HISTCONTROL=$__shellspan_phc
+  return "$__shellspan_st"
+}
+__shellspan_pipe() {  # the pipeline status, unless it is not this line's
+  # None for a line that started a background job (bash leaves PIPESTATUS as it was) or one
+  # that does not end with $? (a function definition runs no pipeline).
+  [[ $__shellspan_bg == "${!:-0}" && ( ${__shellspan_ps##* } == "$__shellspan_st" || -o pipefail ) ]] \
+    || __shellspan_ps=''
+}
+__shellspan_settle() {  # the prompt when something of the test above moved
   (( SECONDS == __shellspan_seen && ! __shellspan_chain )) || __shellspan_tick
   [[ ${PS0-} == "$__shellspan_ps0"* ]] || __shellspan_prompts
-  # Make the line about to be read enter the history (see above).
-  if [[ ${HISTCONTROL-} == *ignore[sb]* || -n ${HISTIGNORE-} ]]; then
-    [[ ${HISTCONTROL-} == "$__shellspan_uhc" ]] || __shellspan_private_history
-    __shellspan_priv=1 HISTCONTROL=$__shellspan_phc __shellspan_hi=${HISTIGNORE:+1}
-    (( ! __shellspan_hi )) || __shellspan_uhi=$HISTIGNORE HISTIGNORE=''
-  else
-    __shellspan_hi=0
+  [[ ${HISTCONTROL-} == "$__shellspan_uhc" ]] || __shellspan_private_history
+  __shellspan_hide=0 __shellspan_hi=0 __shellspan_slow=1
+  [[ -n ${HISTTIMEFORMAT+x} || ! -o history ]] || __shellspan_slow=0
+  if [[ -n ${HISTIGNORE-} ]]; then  # made private here, at every prompt while it is set
+    __shellspan_priv=1 HISTCONTROL=$__shellspan_phc __shellspan_hi=1 __shellspan_uhi=$HISTIGNORE \
+      HISTIGNORE=''
+  elif [[ ${HISTCONTROL-} == *ignore[sb]* ]]; then
+    __shellspan_hide=1
   fi
   (( ! __shellspan_mark )) || printf '\e]6973;P;%s;%s\a' "$__shellspan_sid" "$__shellspan_root" >&2
-  return "$st"
 }
 __shellspan_private_history() {  # the user's HISTCONTROL changed: what is used while reading
   __shellspan_uhc=${HISTCONTROL-} __shellspan_phc=${HISTCONTROL//ignorespace/}
