@@ -354,6 +354,9 @@ class SessionQueries:
             "WHERE session_id = {id:String} GROUP BY session_id", params).dicts()
         if not rows:
             return None
+        # Every span of the session started within [start, last activity or end].
+        span_range = (int(rows[0]["start_ns"]),
+                      max(int(rows[0]["last_seen_ns"]), int(rows[0]["end_ns"] or 0)))
         session = session_dict(rows[0])
         # No FINAL: a re-delivered copy carries the same attributes, merged below anyway. Only
         # spans of the identity the session shows contribute (one sent by another path under
@@ -374,7 +377,8 @@ class SessionQueries:
         found = {"session": session, "commands": owned, "parent": self._parent(session),
                  "children": self._children(session_id),
                  "snapshots": session_snapshots(self.store, session_id,
-                                                (session["enduser_id"], session["verified"]))}
+                                                (session["enduser_id"], session["verified"]),
+                                                span_range)}
         if foreign:  # sent under another identity by a path that does not check owners
             found["foreign_commands"] = foreign
         return found

@@ -61,20 +61,24 @@ def snapshot_dict(time_ns: int, span_name: str, attrs: dict[str, str]) -> dict[s
     return out
 
 
-def session_snapshots(store: Store, session_id: str,
-                      identity: tuple[str, bool]) -> list[dict[str, Any]]:
+def session_snapshots(store: Store, session_id: str, identity: tuple[str, bool],
+                      span_range: tuple[int, int]) -> list[dict[str, Any]]:
     """The snapshots of a session, oldest first, each once (a re-delivered span repeats its
-    events), only from spans of ``identity`` (enduser id, verified)."""
+    events), only from spans of ``identity`` (enduser id, verified). ``span_range`` (ns) bounds
+    the spans' start times: the raw table is partitioned by day, not by trace id, so this
+    keeps the search to the session's days."""
     rows = store.query(
         "SELECT SpanId, SpanName, toUnixTimestamp64Nano(ev.1) AS t, ev.3 AS attrs, "
         f"SpanAttributes[{{enduser:String}}], SpanAttributes[{{verified:String}}] "
         f"FROM {store.options.name(tables.OTEL_TRACES)} "
         "ARRAY JOIN arrayZip(Events.Timestamp, Events.Name, Events.Attributes) AS ev "
         "WHERE TraceId = {id:String} AND SpanName IN {names:Array(String)} "
+        "AND Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) "
+        "AND Timestamp <= fromUnixTimestamp64Nano({hi:Int64}) "
         "AND ev.2 = {event:String} ORDER BY t, SpanId LIMIT {limit:UInt32}",
         {"id": session_id, "names": list(SPANS), "event": sc.EVENT_SNAPSHOT,
          "enduser": sc.ENDUSER_ID, "verified": sc.AUTH_VERIFIED,
-         "limit": MAX_SNAPSHOTS}).rows
+         "limit": MAX_SNAPSHOTS, "lo": span_range[0], "hi": span_range[1]}).rows
     out, seen = [], set()
     for span_id, name, time_ns, attrs, enduser, verified in rows:
         if (span_id, time_ns) in seen or (enduser, verified == "true") != identity:
