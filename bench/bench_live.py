@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shellspan_testing.posix_shell_helpers import Shell, ShellEnv, rc_files, recorded_session
+from shellspan_testing.posix_shell_helpers import Shell, ShellEnv, rc_files, stored_shell_session
 from shellspan_testing.sinkproc import SinkProcess
 from shellspan_testing.sse import SseListener
 
@@ -48,11 +48,10 @@ def measure(sink: SinkProcess, root: Path, window_ms: int, commands: int, pause:
     sh.child.delaybeforesend = None
     try:
         agent = env.wait_agent()
-        session_id, typed = recorded_session(sh, sink)
+        session_id = stored_shell_session(sh, sink)
         stream = SseListener(sink.api_port, f"/api/sessions/{session_id}/events")
         stream.next("session")
-        for _ in range(typed):
-            stream.next("command")
+        stream.next("command")  # the command that told the session id
         delays = []
         for i in range(commands):
             time.sleep(pause)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from shellspan_testing.background import running, wait_for
 from shellspan_testing.posix_shell_helpers import PROMPT, SHELLS, Shell, ShellEnv, have, rc_files
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
@@ -78,26 +79,18 @@ class Run:
         self.sh.child.sendline(lines[-1])
         self.sh.child.expect_exact(PROMPT)
 
-    def connected(self) -> list[Cmd]:
-        """Wait until the agent has this shell's session (it has read the session's journal
-        since it came up); returns the commands typed meanwhile (`:`)."""
-        self.env.wait_agent()
-        typed: list[Cmd] = []
-        deadline = time.monotonic() + 15
-        while not any(s.get("pid") == self.sh.pid for s in self.env.state().get("sessions", [])):
-            assert time.monotonic() < deadline, "the session never reached the agent"
-            self.run(":")
-            typed.append(Cmd(":"))
-        return typed
+    def connected(self) -> None:
+        """Wait until the agent has this shell's session (it reads the session's journal once
+        it is up)."""
+        self.env.wait_state(lambda st: any(s.get("pid") == self.sh.pid
+                                           for s in st.get("sessions", [])), 15)
 
     def wait_gone(self, *pids: int, timeout: float) -> float:
         """Seconds until every pid is gone (reaped or a zombie)."""
         t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if not any(_alive(p) for p in pids):
-                return time.monotonic() - t0
-            time.sleep(0.01)
-        raise AssertionError(f"still running after {timeout}s: {[p for p in pids if _alive(p)]}")
+        wait_for(lambda: not any(running(p) for p in pids), timeout, f"{pids} to end", 0.01,
+                 lambda: [p for p in pids if running(p)])
+        return time.monotonic() - t0
 
     def stored(self, n: int = 1) -> list[dict]:
         """The sessions of this run, once ended, oldest first."""
@@ -112,14 +105,6 @@ class Run:
     def close(self) -> None:
         self.sh.close()
         self.env.stop_agent()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 @pytest.fixture
@@ -382,11 +367,11 @@ def test_ending_kill_9(run, shell):
     r = run(shell)
     r.run("echo one")
     # (the agent must know the shell while it lives, to tell orphaned from a quick exit)
-    typed = r.connected()
+    r.connected()
     r.sh.child.sendline("kill -9 $$")
     assert r.sh.exit_status()[1] == signal.SIGKILL
     check(r, r.stored()[0], Session(
-        [Cmd("echo one"), *typed, Cmd("kill -9 $$", None, message="interrupted")],
+        [Cmd("echo one"), Cmd("kill -9 $$", None, message="interrupted")],
         "orphaned", None))
 
 
@@ -430,7 +415,7 @@ def test_nested_session_links_to_the_command_that_started_it(run, shell, how):
     TRACEPARENT when the environment is passed on, through the process tree when it is not
     (as `su -`, `sudo -i` and `sudo -s` clear it)."""
     r = run(shell)
-    typed = r.connected()  # (a queued record would come after the nested shell's first ones)
+    r.connected()  # (a queued record would come after the nested shell's first ones)
     inner = " ".join(r.argv)
     if how == "environment cleared":
         keep = " ".join(f"{k}={v}" for k, v in r.env.env.items() if k != "TRACEPARENT")
@@ -445,6 +430,6 @@ def test_nested_session_links_to_the_command_that_started_it(run, shell, how):
     outer, nested = r.stored(2)
     if str(r.sh.pid) != outer["pid"]:
         outer, nested = nested, outer
-    detail = check(r, outer, Session(typed + [Cmd(inner), Cmd("exit")], "exit", 0))
+    detail = check(r, outer, Session([Cmd(inner), Cmd("exit")], "exit", 0))
     check(r, nested, Session([Cmd("echo inner"), Cmd("exit")], "exit", 0,
                              parent=(outer["session_id"], detail["commands"][-2]["span_id"])))

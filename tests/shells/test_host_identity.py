@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shellspan import semconv
+from shellspan_testing.background import wait_for
 from shellspan_testing.brokerproc import BrokerProcess
 from shellspan_testing.posix_shell_helpers import PROMPT, SHELLSPAN, Shell, hook_file
 from shellspan_testing.python_shell_helpers import run_session
@@ -263,10 +264,7 @@ def root_bash(world: World, tmp_path: Path, commands: list[str]) -> list[str]:
                    "-i"], env)
     try:
         shell.run("true")  # the first prompt starts the agent
-        deadline = time.monotonic() + 30
-        while not _agent_up(runtime):
-            assert time.monotonic() < deadline, "the agent never started"
-            time.sleep(0.05)
+        wait_for(lambda: _agent_up(runtime), 30, "the agent to start", 0.05)
         outputs = [shell.run(line) for line in commands]
         shell.child.sendline("exit")
         shell.exit_status()

@@ -15,6 +15,7 @@ import pytest
 
 from shellspan.otlp import new_span_id, new_trace_id
 from shellspan.posix import records as r
+from shellspan_testing.background import wait_for
 from shellspan_testing.posix_shell_helpers import PROMPT, SHELLS, Shell, ShellEnv, have, rc_files
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
@@ -415,10 +416,7 @@ def test_an_upgraded_agent_reads_what_older_shells_write_and_left(sink, shell_en
         os.close(writer)
         shell.kill()
         shell.wait()
-    deadline = time.monotonic() + 10
-    while fifo.exists():
-        assert time.monotonic() < deadline, "the FIFO was not removed once no shell held it"
-        time.sleep(0.05)
+    wait_for(lambda: not fifo.exists(), 10, "the FIFO to be removed once no shell holds it", 0.05)
 
 
 def test_bash_debug_trap_fallback(sink, shell_env, shells):

@@ -16,11 +16,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from shellspan_testing.background import running, wait_for
 from shellspan_testing.python_shell_helpers import PROMPT, SHELLSPAN, shell_env, tagged
 
 pexpect = pytest.importorskip("pexpect", reason="pexpect is needed to drive shells in a pty")
@@ -66,16 +66,10 @@ def commands(sink, session_id: str, n: int) -> list[dict]:
 
 def gone(pid: int, timeout: float = 15.0) -> bool:
     """Wait until process `pid` no longer runs (gone, or a zombie nobody has reaped yet)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return True
-        if state in ("Z", "X"):
-            return True
-        time.sleep(0.05)
-    return False
+    try:
+        return wait_for(lambda: not running(pid), timeout, f"{pid} to end", 0.05)
+    except TimeoutError:
+        return False
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from shellspan_testing.record_helpers import (
     chunks,
     output_of,
     session_of,
+    wait_reading,
     wait_recording,
 )
 from shellspan_testing.sinkproc import SinkProcess
@@ -64,14 +65,9 @@ def commands_by_seq(sink, session_id: str, count: int) -> dict[int, dict]:
     return {c["seq"]: c for c in detail["commands"]}
 
 
-def known_to_the_agent(term: RecordedTerminal, env: ShellEnv, sid: str) -> None:
-    """The hooks hand their records over at a prompt once the agent is up (it takes a moment
-    to start): prompt until it lists the session."""
-    deadline = time.monotonic() + 30
-    while sid not in [s["session_id"] for s in env.state().get("sessions", [])]:
-        assert time.monotonic() < deadline, env.state()
-        term.run("true")
-        time.sleep(0.2)
+def known_to_the_agent(env: ShellEnv, sid: str) -> None:
+    """Wait until the agent lists the session (it reads the session's journal once it is up)."""
+    env.wait_state(lambda st: sid in [s["session_id"] for s in st.get("sessions", [])], 30)
 
 
 def span_of(chunk_list, needle: str) -> str:
@@ -108,7 +104,7 @@ def test_an_interactive_shell_is_recorded_and_plays_back_as_the_terminal_showed_
     term.child.expect_exact(PROMPT)
     term.child.sendline("head -1")
     term.child.expect_exact("head -1")
-    time.sleep(0.2)  # head is reading: the line goes to it with echo on
+    wait_reading(term.pid, "head")  # the line goes to head, with echo on
     term.child.sendline("typed while echo is on")
     term.child.expect_exact(PROMPT)
     assert term.finish("exit 3") == 3  # the command's exit status is the recorder's
@@ -343,7 +339,7 @@ def test_snapshots_of_a_recorded_bash_session(sink, shell_env, terminals, tmp_pa
     subprocess.run(["git", "init", "-q", "-b", "feature", str(repo)], check=True)
     term = terminals(rc_files(shell_env, "bash"), shell_env.env, cwd=str(repo))
     sid = session_of(term.pid)
-    known_to_the_agent(term, shell_env, sid)
+    known_to_the_agent(shell_env, sid)
     term.run("export AWS_PROFILE=prod DEPLOY_TOKEN=hunter2; unset LANG")
     term.run("sleep 1")  # a command that lives long enough for the agent to see it
     assert term.finish("exit") == 0

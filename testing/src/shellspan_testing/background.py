@@ -12,16 +12,33 @@ import time
 from pathlib import Path
 
 
+class WaitTimeout(TimeoutError, AssertionError):
+    """A condition never came true (a test failure, and a TimeoutError for callers that wait)."""
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2, on_fail=None):
-    """Poll until `predicate()` is truthy and return its value; fail with `on_fail()` appended."""
+    """Poll until `predicate()` is truthy and return its value; fail with `on_fail()` appended.
+    The one way the tests and benchmarks wait for a condition (the sink's own `wait_for` adds
+    tolerance of a sink still starting)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = predicate()
         if value:
             return value
+        if time.monotonic() >= deadline:
+            break
         time.sleep(interval)
     extra = f"\n{on_fail()}" if on_fail else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
+    raise WaitTimeout(f"timed out after {timeout}s waiting for {what}{extra}")
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie nobody has reaped yet does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def port_open(port: int) -> bool:

@@ -8,9 +8,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
+
+from .background import running, wait_for
 
 BIN = Path(sys.executable).parent
 SHELLSPAN = str(BIN / "shellspan")
@@ -67,14 +68,13 @@ class ShellEnv:
             return None
 
     def wait_agent(self, timeout: float = 15.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def running() -> int | None:
             pid = self.agent_pid()
-            if pid and Path(f"/proc/{pid}").exists():
-                return pid
-            time.sleep(0.05)
+            return pid if pid and Path(f"/proc/{pid}").exists() else None
+
         log = self.runtime / "agent.log"
-        raise TimeoutError("agent did not start: " + (log.read_text() if log.exists() else ""))
+        return wait_for(running, timeout, "the agent to start", 0.05,
+                        lambda: log.read_text() if log.exists() else "")
 
     def state(self) -> dict:
         """The agent's state file ({} until it is written)."""
@@ -86,13 +86,8 @@ class ShellEnv:
     def wait_state(self, predicate, timeout: float = 15.0):
         """Wait until ``predicate(state)`` is truthy (the agent rewrites its state file when its
         sessions change); returns its value."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate(self.state())
-            if value:
-                return value
-            time.sleep(0.05)
-        raise TimeoutError(f"agent state never matched: {self.state()}")
+        return wait_for(lambda: predicate(self.state()), timeout, "the agent's state", 0.05,
+                        lambda: self.state())
 
     def stop_agent(self, timeout: float = 5.0) -> None:
         """Stop the agent this environment started (by its pid), SIGKILL if it lingers."""
@@ -103,21 +98,13 @@ class ShellEnv:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not Path(f"/proc/{pid}").exists():
-                return
-            try:
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state == "Z":
-                    return
-            except (OSError, IndexError):
-                return
-            time.sleep(0.05)
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            wait_for(lambda: not running(pid), timeout, f"agent {pid} to exit", 0.05)
+        except TimeoutError:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def rc_files(env: ShellEnv, shell: str, *, instrumented: bool = True, before: str = "",
@@ -176,13 +163,9 @@ class Shell:
     def wait_child(self, name: str, timeout: float = 20.0) -> int:
         """Wait until the shell runs a child process called ``name`` (a command is really
         running, not just typed); returns its pid."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for pid, comm in self.children():
-                if comm == name:
-                    return pid
-            time.sleep(0.01)
-        raise TimeoutError(f"{name} never ran under pid {self.pid}: {self.children()}")
+        return wait_for(lambda: next((pid for pid, comm in self.children() if comm == name),
+                                     None),
+                        timeout, f"{name} to run under pid {self.pid}", 0.01, self.children)
 
     def exit_status(self, timeout: float = 10.0) -> tuple[int | None, int | None]:
         self.child.expect(self.pexpect.EOF, timeout=timeout)
@@ -210,28 +193,16 @@ def children_of(ppid: int) -> list[tuple[int, str]]:
     return out
 
 
-def recorded_session(sh: Shell, sink, timeout: float = 60.0) -> tuple[str, int]:
-    """(session id, commands typed) once the sink has the shell's session: the agent the
-    hooks start reads their records once it is up, so a command is typed until the session
-    shows up."""
+def stored_shell_session(sh: Shell, sink, timeout: float = 60.0) -> str:
+    """The id of the shell's session once the sink has it with its first command (one command,
+    ``echo TP=$TRACEPARENT``, is typed to learn the id; the agent reads the session's journal
+    whenever it is up, so nothing more needs typing)."""
     import re
-    import urllib.error
 
-    deadline = time.monotonic() + timeout
-    typed = 0
-    while True:
-        out = sh.run("echo TP=$TRACEPARENT")
-        typed += 1
-        session_id = re.search(r"TP=00-([0-9a-f]{32})-", out).group(1)
-        try:
-            if sink.session(session_id)["commands"]:
-                return session_id, typed
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404:
-                raise
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"session {session_id} did not reach the sink in {timeout}s")
-        time.sleep(0.2)
+    out = sh.run("echo TP=$TRACEPARENT")
+    session_id = re.search(r"TP=00-([0-9a-f]{32})-", out).group(1)
+    sink.wait_for(lambda: (d := sink.session(session_id)) and d["commands"], timeout)
+    return session_id
 
 
 def _strip_escapes(s: str) -> str:

@@ -12,9 +12,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from .background import wait_for
 from .posix_shell_helpers import PROMPT
 
 BIN = Path(sys.executable).parent
@@ -70,8 +70,7 @@ class RecordedTerminal:
 def session_of(recorder_pid: int, timeout: float = 10.0) -> str:
     """The session id the recorder chose for the command it runs (read from the command's
     start-up environment)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def chosen() -> str | None:
         for child in _children(recorder_pid):
             try:
                 environ = Path(f"/proc/{child}/environ").read_bytes()
@@ -80,8 +79,31 @@ def session_of(recorder_pid: int, timeout: float = 10.0) -> str:
             for entry in environ.split(b"\0"):
                 if entry.startswith(b"SHELLSPAN_RECORDER_SESSION="):
                     return entry.split(b"=", 1)[1].decode().split("-")[0]
-        time.sleep(0.05)
-    raise TimeoutError(f"no recorded command under pid {recorder_pid}")
+        return None
+
+    return wait_for(chosen, timeout, f"a recorded command under pid {recorder_pid}", 0.05)
+
+
+def wait_reading(recorder_pid: int, name: str, timeout: float = 20.0) -> int:
+    """The pid of a process called `name` under the recorder once it sleeps (blocked reading
+    the terminal, which then has the modes that program set)."""
+    def reading() -> int | None:
+        todo, seen = [recorder_pid], []
+        while todo:
+            for child in _children(todo.pop()):
+                seen.append(child)
+                todo.append(child)
+        for pid in seen:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            comm, state = stat[stat.index("(") + 1:stat.rindex(")")], stat.rsplit(")", 1)[1].split()[0]
+            if comm == name and state == "S":
+                return pid
+        return None
+
+    return wait_for(reading, timeout, f"{name} reading under pid {recorder_pid}", 0.01)
 
 
 def _children(pid: int) -> list[int]:
@@ -109,15 +131,14 @@ def output_of(events: list[list]) -> str:
 
 def wait_recording(sink, session_id: str, done, timeout: float = 60.0) -> tuple[dict, list]:
     """The recording once `done(header, events)` holds."""
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
-        got = recording(sink, session_id)
-        if got is not None and done(*got):
-            return got
-        time.sleep(0.2)
-    raise TimeoutError(f"recording of {session_id} never complete; last: "
-                       f"{output_of(got[1])[-2000:] if got else None!r}")
+    last: list = [None]
+
+    def complete() -> tuple[dict, list] | None:
+        last[0] = recording(sink, session_id)
+        return last[0] if last[0] is not None and done(*last[0]) else None
+
+    return wait_for(complete, timeout, f"the recording of {session_id} to be complete", 0.2,
+                    lambda: f"last: {output_of(last[0][1])[-2000:] if last[0] else None!r}")
 
 
 def asciinema_cat(sink, session_id: str, directory: Path) -> str:

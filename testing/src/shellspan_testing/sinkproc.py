@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .background import wait_for
+
 REPO = Path(__file__).resolve().parents[3]
 SINK_BIN = Path(sys.executable).with_name("shellspan-sink")
 
@@ -153,18 +155,20 @@ class SinkProcess:
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0,
                  interval: float = 0.05) -> Any:
-        """Poll `predicate` until it returns something truthy; return that value."""
-        deadline = time.monotonic() + timeout
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
+        """Poll `predicate` until it returns something truthy; return that value. A request the
+        sink cannot answer yet (404 before a session is stored, a refused connection) counts as
+        not yet."""
+        errors: list[Exception] = []
+
+        def attempt() -> Any:
             try:
-                value = predicate()
-                if value:
-                    return value
+                return predicate()
             except (urllib.error.URLError, KeyError, OSError) as exc:
-                last_error = exc
-            time.sleep(interval)
-        raise TimeoutError(f"condition not met in {timeout}s (last error: {last_error})")
+                errors[:] = [exc]
+                return None
+
+        return wait_for(attempt, timeout, "a condition at the sink", interval,
+                        lambda: f"last error: {errors[0] if errors else None}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
