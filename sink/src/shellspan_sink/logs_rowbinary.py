@@ -24,12 +24,13 @@ from shellspan import semconv
 from .rowbinary import (
     SINK_OWNED_ATTRIBUTES,
     U64_MAX,
+    Admission,
     DayWriters,
     Encoded,
-    _truncate,
     any_to_str,
     attribute_pairs,
     parse_request,
+    stamped_attributes,
 )
 
 COLUMNS = (
@@ -51,10 +52,8 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
     attributes, as on spans."""
     request: ExportLogsServiceRequest = parse_request(body, ExportLogsServiceRequest)
     days = DayWriters()
-    rows = rejected = rejected_time = 0
-    traces: dict[str, int] = {}
-    extra = {k.encode(): _truncate(v.encode(), max_attribute_length)
-             for k, v in (identity or {}).items()}
+    admission = Admission(min_time_ns, max_time_ns, skip)
+    extra = stamped_attributes(identity, max_attribute_length)
     for resource_logs in request.resource_logs:
         resource = attribute_pairs(resource_logs.resource.attributes, max_attributes,
                                    max_attribute_length, SINK_OWNED_ATTRIBUTES)
@@ -66,23 +65,14 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
             scope_name, scope_version = scope.name.encode(), scope.version.encode()
             scope_attrs = attribute_pairs(scope.attributes, max_attributes, max_attribute_length)
             for rec in scope_logs.log_records:
-                trace_id, span_id = rec.trace_id, rec.span_id
-                if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
-                    rejected += 1
-                    continue
                 timestamp = rec.time_unix_nano or rec.observed_time_unix_nano
-                if timestamp < min_time_ns or timestamp > max_time_ns:
-                    rejected_time += 1
+                trace_hex = admission.admit(rec.trace_id, rec.span_id, timestamp, timestamp)
+                if trace_hex is None:
                     continue
-                trace_hex = trace_id.hex()
-                traces[trace_hex] = traces.get(trace_hex, 0) + 1
-                if skip and trace_hex in skip:
-                    continue
-                rows += 1
                 w = days.row(timestamp)
                 w.u64(timestamp)
                 w.string(trace_hex)
-                w.string(span_id.hex())
+                w.string(rec.span_id.hex())
                 w.buf.append(rec.flags & 0xFF)
                 w.string(rec.severity_text)
                 w.buf.append(rec.severity_number if 0 <= rec.severity_number <= 255 else 0)
@@ -100,4 +90,4 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                     attrs.update(extra)
                 w.map_(attrs)
                 w.string(rec.event_name)
-    return days.chunks(), rows, rejected, rejected_time, traces
+    return admission.encoded(days)

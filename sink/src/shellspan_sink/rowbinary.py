@@ -211,6 +211,45 @@ class DayWriters:
         return [(day, bytes(writer.buf), count) for day, (writer, count) in self._by_day.items()]
 
 
+class Admission:
+    """Which items of a request (spans, log records) become rows: valid ids, a time within
+    the window, a session not in `skip`. Counts what it turns away, and every admitted item's
+    trace (written or skipped), for both encoders."""
+
+    __slots__ = ("min_time_ns", "max_time_ns", "skip", "rows", "rejected", "rejected_time",
+                 "traces")
+
+    def __init__(self, min_time_ns: int, max_time_ns: int, skip: Collection[str] | None) -> None:
+        self.min_time_ns, self.max_time_ns, self.skip = min_time_ns, max_time_ns, skip or ()
+        self.rows = self.rejected = self.rejected_time = 0
+        self.traces: dict[str, int] = {}
+
+    def admit(self, trace_id: bytes, span_id: bytes, start: int, end: int) -> str | None:
+        """The item's trace id (hex) when it becomes a row, else None (counted either way)."""
+        if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
+            self.rejected += 1
+            return None
+        if start < self.min_time_ns or start > self.max_time_ns or end > self.max_time_ns:
+            self.rejected_time += 1
+            return None
+        trace_hex = trace_id.hex()
+        self.traces[trace_hex] = self.traces.get(trace_hex, 0) + 1
+        if trace_hex in self.skip:
+            return None
+        self.rows += 1
+        return trace_hex
+
+    def encoded(self, days: DayWriters) -> Encoded:
+        return days.chunks(), self.rows, self.rejected, self.rejected_time, self.traces
+
+
+def stamped_attributes(identity: dict[str, str] | None,
+                       max_attribute_length: int) -> dict[bytes, bytes]:
+    """The sink's stamped attributes (identity, received time), as every row carries them."""
+    return {k.encode(): _truncate(v.encode(), max_attribute_length)
+            for k, v in (identity or {}).items()}
+
+
 def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes: int,
                    max_attribute_length: int, min_time_ns: int = 0, max_time_ns: int = U64_MAX,
                    skip: Collection[str] | None = None) -> Encoded:
@@ -222,10 +261,8 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
     ValueError if the body is undecodable."""
     request = parse_request(body)
     days = DayWriters()
-    rows = rejected = rejected_time = 0
-    traces: dict[str, int] = {}
-    extra = {k.encode(): _truncate(v.encode(), max_attribute_length)
-             for k, v in (identity or {}).items()}
+    admission = Admission(min_time_ns, max_time_ns, skip)
+    extra = stamped_attributes(identity, max_attribute_length)
     for resource_spans in request.resource_spans:
         resource = attribute_pairs(resource_spans.resource.attributes, max_attributes,
                                    max_attribute_length, SINK_OWNED_ATTRIBUTES)
@@ -234,23 +271,14 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
             scope_name = scope_spans.scope.name.encode()
             scope_version = scope_spans.scope.version.encode()
             for span in scope_spans.spans:
-                trace_id, span_id = span.trace_id, span.span_id
-                if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
-                    rejected += 1
-                    continue
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
-                if start < min_time_ns or start > max_time_ns or end > max_time_ns:
-                    rejected_time += 1
+                trace_hex = admission.admit(span.trace_id, span.span_id, start, end)
+                if trace_hex is None:
                     continue
-                trace_hex = trace_id.hex()
-                traces[trace_hex] = traces.get(trace_hex, 0) + 1
-                if skip and trace_hex in skip:
-                    continue
-                rows += 1
                 w = days.row(start)
                 w.u64(start)
                 w.string(trace_hex)
-                w.string(span_id.hex())
+                w.string(span.span_id.hex())
                 w.string(span.parent_span_id.hex())
                 w.string(span.trace_state)
                 w.string(span.name)
@@ -292,4 +320,4 @@ def encode_request(body: bytes, identity: dict[str, str] | None, max_attributes:
                 w.varint(len(links))
                 for link in links:
                     w.map_(attribute_pairs(link.attributes, max_attributes, max_attribute_length))
-    return days.chunks(), rows, rejected, rejected_time, traces
+    return admission.encoded(days)
