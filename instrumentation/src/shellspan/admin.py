@@ -140,7 +140,7 @@ class InstrumentedShell:
             return super().onecmd(line)  # type: ignore[misc]
         self._shellspan_cmd_code, self._shellspan_cmd_message = None, ""
         cmd = s.command(stripped)
-        s.command_started(cmd, f"{getattr(self, 'prompt', '')}{line}")
+        s.command_started(cmd, (str(getattr(self, "prompt", "")), ""))
         try:
             stop = super().onecmd(line)  # type: ignore[misc]
         except Exception as exc:

@@ -59,8 +59,7 @@ class _Recorder:
         self.command = self.session.command(text) if text.strip() else None
         if self.command is not None:
             prompt = f"In [{getattr(self.ip, 'execution_count', '')}]: "
-            self.session.command_started(self.command,
-                                         prompt + text.replace("\n", "\n" + " " * len(prompt)))
+            self.session.command_started(self.command, (prompt, " " * len(prompt)))
 
     def post_run_cell(self, result: Any) -> None:
         cmd, self.command = self.command, None

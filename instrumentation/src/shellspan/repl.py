@@ -145,7 +145,8 @@ class InstrumentedConsole:
         """Execute a code object; exceptions other than SystemExit are shown, not raised."""
         if self._source.strip():  # an empty line is no command
             self._command = self.session.command(self._source.rstrip())
-            self.session.command_started(self._command, _echo(self._source.rstrip()))
+            self.session.command_started(self._command, (str(getattr(sys, "ps1", ">>> ")),
+                                                         str(getattr(sys, "ps2", "... "))))
         try:
             exec(codeobj, self.locals)
         except SystemExit:
@@ -186,13 +187,6 @@ class InstrumentedConsole:
                 sys.excepthook(etype, value, last_tb)
         finally:
             last_tb = ei = None  # noqa: F841 - break the reference cycle
-
-
-def _echo(source: str) -> str:
-    """The statement as the terminal showed it, with its prompts."""
-    ps1, ps2 = str(getattr(sys, "ps1", ">>> ")), str(getattr(sys, "ps2", "... "))
-    first, *rest = source.split("\n")
-    return "\n".join([ps1 + first, *(ps2 + line for line in rest)])
 
 
 def _set_last(etype, value, tb) -> None:

@@ -343,16 +343,19 @@ class Session:
         running = self._running
         return running[-1].span_id if running else self.root_span_id
 
-    def command_started(self, cmd: Command, echo: str = "") -> None:
+    def command_started(self, cmd: Command, prompts: tuple[str, str] = ("", "")) -> None:
         """A shell's command begins to run: under ``shellspan record`` the recorder is told
-        (a mark); when the shell records its output itself, ``echo`` (the prompt and the
-        statement as the terminal showed them) goes into the recording."""
+        (a mark); when the shell records its output itself, the statement as the terminal
+        showed it (``prompts``: the first line's and the continuation lines', before the
+        command's already redacted text) goes into the recording. Nothing is built otherwise."""
         if self._marks:
             from shellspan.recording.marks import COMMAND, write_mark
 
             write_mark(COMMAND, self.session_id, cmd.span_id.hex())
-        elif self.capture is not None and echo:
-            self.capture.echo(self.redact(echo)[0])
+        elif self.capture is not None:
+            first, *rest = cmd.text.split("\n")
+            ps1, ps2 = prompts
+            self.capture.echo("\n".join([ps1 + first, *(ps2 + line for line in rest)]))
 
     def prompt(self) -> None:
         """The shell is about to prompt for the next command (a mark for the recorder)."""
