@@ -175,6 +175,25 @@ def test_the_changes_stream_sends_rows_of_sessions_that_change(sink):
         watcher.close()
 
 
+def test_a_tag_filter_on_the_changes_stream_sends_only_tagged_sessions(sink):
+    tagged = SessionSpec(user="tag-watch", ended=False, commands=[Command("uptime")])
+    plain = SessionSpec(user="tag-watch", ended=False, commands=[Command("id")])
+    start_t, commands_t, _ = spans_of(tagged)
+    start_p, commands_p, _ = spans_of(plain)
+    send(sink, start_t + start_p)
+    sink.wait_for(lambda: len(sink.sessions(user="tag-watch")) == 2)
+    assert sink.call(f"/api/sessions/{tagged.session_id}/annotations",
+                     body={"tags": ["inc-42"]})[0] == 201
+    watcher = Listener(sink, "/api/changes?tag=inc-42")
+    try:
+        watcher.next("ready")
+        send(sink, commands_p + commands_t)  # both change; only the tagged one is sent
+        rows = watcher.next("sessions").data["sessions"]
+        assert [(r["session_id"], r["command_count"]) for r in rows] == [(tagged.session_id, 1)]
+    finally:
+        watcher.close()
+
+
 def test_a_watcher_resumes_from_its_last_event_id(sink):
     watcher = Listener(sink, "/api/changes?user=resumer")
     ready = watcher.next("ready")

@@ -143,8 +143,6 @@ class AccessLog:
         self._stop = threading.Event()
         self._fd: int | None = None
         self._thread: threading.Thread | None = None
-        self.recorded = 0
-        self.stored = 0
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -165,7 +163,6 @@ class AccessLog:
                 self.store.insert_json_rows(tables.ACCESS_LOG, COLUMNS, event.line())
             except StoreError as exc:
                 raise AccessLogUnavailable(f"cannot record the access: {exc}") from exc
-            self.recorded += 1
             return
         line = event.line()
         with self._lock:
@@ -177,14 +174,7 @@ class AccessLog:
                     raise OSError("short write")
             except OSError as exc:
                 raise AccessLogUnavailable(f"cannot record the access: {exc}") from exc
-            self.recorded += 1
         self._wake.set()
-
-    def pending(self) -> int:
-        """Events journaled and not yet in the store (0 without a journal)."""
-        if self.dir is None:
-            return 0
-        return sum(len(_read_lines(p)[0]) for p in self._journal_files())
 
     def stop(self, timeout: float = 10.0) -> None:
         """Insert what is journaled (as far as the store allows), then stop the writer."""
@@ -220,7 +210,6 @@ class AccessLog:
                 log.warning("access log: %d unreadable line(s) in %s skipped", bad, path.name)
             if lines:
                 self.store.insert_json_rows(tables.ACCESS_LOG, COLUMNS, b"".join(lines))
-                self.stored += len(lines)
             path.unlink()
 
     def _run(self) -> None:

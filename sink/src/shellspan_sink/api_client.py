@@ -11,6 +11,15 @@ from typing import Any
 from .access_log import CLIENT_HEADER
 
 
+def error_detail(exc: urllib.error.HTTPError) -> str:
+    """What the sink said was wrong (its JSON ``error``, else the body)."""
+    detail = exc.read().decode(errors="replace")
+    try:
+        return json.loads(detail).get("error", detail)
+    except (ValueError, AttributeError):
+        return detail
+
+
 class ApiError(Exception):
     """The sink answered with an error status, or could not be reached (status 0)."""
 
@@ -40,12 +49,7 @@ class ApiClient:
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
-            detail = exc.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail).get("error", detail)
-            except (ValueError, AttributeError):
-                pass
-            raise ApiError(exc.code, f"{self.api} answered {exc.code}: {detail}") from exc
+            raise ApiError(exc.code, f"{self.api} answered {exc.code}: {error_detail(exc)}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise ApiError(0, f"cannot reach the sink at {self.api} ({exc}); is `shellspan-sink "
                               "serve` running? (or pass --api URL)") from exc

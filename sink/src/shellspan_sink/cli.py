@@ -151,7 +151,7 @@ def _filter(args: argparse.Namespace) -> SessionFilter:
                          until=args.until, limit=args.limit, tag=args.tag)
 
 
-def _live_api(args: argparse.Namespace, backend: Backend, flag: str) -> str:
+def _live_api(backend: Backend, flag: str) -> str:
     if backend.queries:
         raise SystemExit(f"shellspan-sink: {flag} needs the running sink's live stream: "
                          "query through --api (drop --store)")
@@ -161,7 +161,7 @@ def _live_api(args: argparse.Namespace, backend: Backend, flag: str) -> str:
 def cmd_sessions_list(args: argparse.Namespace) -> int:
     if args.watch:
         backend = Backend(args)
-        api = _live_api(args, backend, "--watch")
+        api = _live_api(backend, "--watch")
         flt = _filter(args)
         return cli_live.watch_list(
             api, backend.client.token, vars(flt), lambda: backend.sessions(flt),
@@ -181,7 +181,7 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
 def cmd_sessions_show(args: argparse.Namespace) -> int:
     if args.follow:
         backend = Backend(args)
-        return cli_live.follow_session(_live_api(args, backend, "--follow"), backend.client.token,
+        return cli_live.follow_session(_live_api(backend, "--follow"), backend.client.token,
                                        args.session_id, args.format, visible, who)
     found = Backend(args).session(args.session_id)
     if found is None:

@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from .access_log import CLIENT_HEADER
+from .api_client import error_detail
+
 RETRY_S = (0.5, 1, 2, 5)  # waits between reconnections (the last repeats)
 
 
@@ -58,15 +61,6 @@ class StreamGone(Exception):
     """The stream cannot be (re)opened: the message says why."""
 
 
-def error_detail(exc: urllib.error.HTTPError) -> str:
-    """What the sink said was wrong (its JSON ``error``, else the body)."""
-    detail = exc.read().decode(errors="replace")
-    try:
-        return json.loads(detail).get("error", detail)
-    except (ValueError, AttributeError):
-        return detail
-
-
 def until_done(run: Callable[[], int]) -> int:
     """Run a streaming command: 1 if its stream cannot be opened, 0 on Ctrl-C."""
     try:
@@ -80,7 +74,7 @@ def until_done(run: Callable[[], int]) -> int:
 
 def open_stream(url: str, token: str | None, last_event_id: str | None,
                 timeout: float = 60.0):
-    headers = {"Accept": "text/event-stream"}
+    headers = {"Accept": "text/event-stream", CLIENT_HEADER: "cli"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     if last_event_id:

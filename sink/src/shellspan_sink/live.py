@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import tables
+from .annotations import tagged_sessions
 from .queries import SessionFilter, SessionQueries, finite, parse_time, split_by_owner
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class SessionFollower(Stream):
 class ChangesWatcher(Stream):
     """A watcher of the sessions list: the rows of sessions that changed (new ones, new
     commands, a new state, the end), as the list shows them. The user, host, component, shell
-    type and time filters are applied here; the state filter is left to the client, which
+    type, time and tag filters are applied here (tags from the hub's look-up); the state filter is left to the client, which
     must also learn that a session it shows left that state. Event ids are the store time (ms)
     the rows are current to."""
 
@@ -173,8 +174,10 @@ class ChangesWatcher(Stream):
         self.filter = flt
         self.resume_from = int(last_event_id) if (last_event_id or "").isdigit() else None
 
-    def wants(self, row: dict[str, Any]) -> bool:
+    def wants(self, row: dict[str, Any], tagged: dict[str, set[str]]) -> bool:
         f = self.filter
+        if f.tag is not None and row["session_id"] not in tagged.get(f.tag, ()):
+            return False
         for field_name, column in (("user", "user_name"), ("host", "host_name"),
                                    ("component", "component_name"),
                                    ("shell_type", "shell_type")):
@@ -185,10 +188,14 @@ class ChangesWatcher(Stream):
         since, until = parse_time(f.since), parse_time(f.until)
         return (since is None or start >= since) and (until is None or start < until)
 
-    def offer(self, rows: list[dict[str, Any]], watermark_ms: int) -> None:
+    def offer(self, rows: list[dict[str, Any]], watermark_ms: int,
+              tagged: dict[str, set[str]]) -> None:
+        """Send the rows this watcher's filter takes; `tagged`: for each tag a watcher filters
+        on, the sessions among `rows` that carry it."""
         if not self.ready or self.closed:
             return
-        wanted = [{k: v for k, v in r.items() if k != "start_ns"} for r in rows if self.wants(r)]
+        wanted = [{k: v for k, v in r.items() if k != "start_ns"} for r in rows
+                  if self.wants(r, tagged)]
         if wanted:
             self.push(Event("sessions", {"sessions": wanted}, str(watermark_ms)))
 
@@ -196,8 +203,6 @@ class ChangesWatcher(Stream):
 @dataclass
 class _Counters:
     rounds: int = 0
-    notified: int = 0
-    polls: int = 0
     last_round_ms: float | None = None
     errors: int = 0
     last_error: str | None = None
@@ -255,8 +260,9 @@ class LiveHub:
             else:
                 ids, _ = await self.run(self._updated_since, watcher.resume_from)
                 rows = await self.run(self._rows, ids)
+                tagged = await self.run(self._tagged, [watcher], rows)
                 watcher.ready = True
-                watcher.offer(rows, now_ms)
+                watcher.offer(rows, now_ms, tagged)
         if self.watermark_ms is None:
             self.watermark_ms = now_ms
         watcher.push(Event("ready", {}, str(now_ms)))
@@ -273,7 +279,6 @@ class LiveHub:
     def notify(self) -> None:
         """Spans were stored (called from any thread)."""
         if self._loop is not None and self._wake is not None:
-            self.counters.notified += 1
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run_forever(self) -> None:
@@ -283,7 +288,7 @@ class LiveHub:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.limits.poll_s)
             except asyncio.TimeoutError:
-                self.counters.polls += 1
+                pass  # a poll: spans another writer stored, sessions the clock turned abandoned
             self._wake.clear()
             if not self.streams:
                 continue
@@ -322,8 +327,9 @@ class LiveHub:
             if ids or aged:
                 rows = [r for r in await self.run(self._rows, ids | aged)
                         if r["session_id"] in ids or r["state"] == "abandoned"]
+                tagged = await self.run(self._tagged, watchers, rows)
                 for w in watchers:
-                    w.offer(rows, watermark)
+                    w.offer(rows, watermark, tagged)
             self.watermark_ms = watermark
         for stream in [s for s in self.streams if s.closed]:
             self.close(stream)
@@ -353,6 +359,21 @@ class LiveHub:
             "AND last_seen <= fromUnixTimestamp64Nano({hi:Int64})",
             {"lo": from_ns - age, "hi": to_ns - age}).rows
         return {r[0] for r in rows}
+
+    def _tagged(self, watchers: list[ChangesWatcher],
+                rows: list[dict[str, Any]]) -> dict[str, set[str]]:
+        """For each tag the watchers filter on, the sessions among `rows` that carry it."""
+        ids = sorted({r["session_id"] for r in rows})
+        out: dict[str, set[str]] = {}
+        for tag in {w.filter.tag for w in watchers if w.filter.tag is not None}:
+            if not ids:
+                out[tag] = set()
+                continue
+            sub, params = tagged_sessions(self.queries.db, tag)
+            out[tag] = {r[0] for r in self.queries.store.query(
+                f"SELECT DISTINCT session_id FROM ({sub}) WHERE session_id IN {{ids:Array(String)}}",
+                {**params, "ids": ids}).rows}
+        return out
 
     def _rows(self, ids: set[str]) -> list[dict[str, Any]]:
         """The list rows of these sessions, newest first, each with its start in ns."""

@@ -34,6 +34,7 @@ from .access_log import (
     door_of,
 )
 from .annotations import NewAnnotation
+from .answers import json_response as _json
 from .auth import ANNOTATE_SCOPE, AUDIT_SCOPE, Verifier
 from .queries import QueryError, SessionQueries
 from .reading import SessionReading
@@ -44,11 +45,6 @@ MAX_ANNOTATION_BODY = 64 * 1024
 SQL_PATH = "/api/sql"
 _RECORDING_READ = re.compile(rf"^/api/sessions/([^/]+)/({'|'.join(RECORDING_READS)})$")
 _FOLLOW_READ = re.compile(r"^/api/sessions/([^/]+)/events$")
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data, default=str), status=status,
-                        content_type="application/json")
 
 
 def reader_of(request: web.Request, verifier: Verifier, door: str | None = None) -> Reader:

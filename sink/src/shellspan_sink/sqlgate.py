@@ -51,7 +51,6 @@ _LEAVES = frozenset({"Identifier", "TableIdentifier", "Literal", "Asterisk"})
 _LINE = re.compile(r"^( *)([A-Za-z_][A-Za-z0-9_]*)(?: (.*))?$")
 _CHILDREN = re.compile(r" ?\(children (\d+)\)$")
 _PLAIN_TABLE = re.compile(r"^(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)$")
-_CLICKHOUSE_CODE = re.compile(r"Code: (\d+)")
 _FORMAT = "Native"  # the client appends FORMAT Native to what it runs, the EXPLAIN included
 
 
@@ -276,10 +275,9 @@ class SqlGate:
     def _explained(self, exc: StoreError) -> QueryError:
         if "Multi-statements are not allowed" in str(exc):
             return SqlRefused("exactly one statement is allowed")
-        match = _CLICKHOUSE_CODE.search(str(exc))
-        template = _LIMIT_ERRORS.get(int(match.group(1))) if match else None
+        template = _LIMIT_ERRORS.get(exc.code) if exc.code is not None else None
         if template:
             return SqlRefused(template.format(**vars(self.limits)))
-        if match:  # ClickHouse refused the statement: the caller's error
+        if exc.code is not None:  # ClickHouse refused the statement: the caller's error
             return QueryError(str(exc))
         raise exc
