@@ -93,21 +93,10 @@ def install_pth(target: str | None = None) -> str:
     Mode 0644 (every user's interpreter reads it), created under a fresh name with ``O_EXCL |
     O_NOFOLLOW`` and renamed into place, so a symlink planted at either name is never written
     through (the rename replaces a link at the final name instead of following it)."""
-    directory = _site_dir(target)
-    path = os.path.join(directory, PTH_NAME)
-    tmp = os.path.join(directory, f".{PTH_NAME}.{os.getpid()}.{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                 0o644)
-    try:
-        try:
-            os.write(fd, PTH_LINE.encode())
-            os.fchmod(fd, 0o644)  # whatever the umask
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        os.unlink(tmp)
-        raise
+    from shellspan.files import replace_file
+
+    path = os.path.join(_site_dir(target), PTH_NAME)
+    replace_file(path, PTH_LINE.encode(), 0o644)
     return path
 
 

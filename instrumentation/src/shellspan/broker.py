@@ -37,6 +37,7 @@ from pathlib import Path
 
 from shellspan.auth import AUDIENCE, CLAIM_HOST, CLAIM_UID, TokenError, request_broker_token
 from shellspan.config import DEFAULT_BROKER_SOCKET, _env_float
+from shellspan.files import replace_file
 
 DEFAULT_KEY = "/etc/shellspan/broker.key"
 ALGORITHMS = ("ES256", "RS256")
@@ -167,19 +168,6 @@ def key_thumbprint(public_key) -> str:
     return _b64url(hashlib.sha256(canonical.encode()).digest())
 
 
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` atomically with ``mode``, never through a symlink."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def publish(key: SigningKey, key_path: Path) -> tuple[Path, Path]:
     """Write the public key beside the private one (world-readable); returns (PEM, JWKS)."""
     pem_path, jwks_path = public_paths(key_path)
@@ -190,7 +178,7 @@ def publish(key: SigningKey, key_path: Path) -> tuple[Path, Path]:
                 continue
         except OSError:
             pass
-        _write_file(path, data, 0o644)
+        replace_file(path, data, 0o644, sync=True)
     return pem_path, jwks_path
 
 
@@ -201,7 +189,7 @@ def create_key(key_path: Path, algorithm: str, *, force: bool = False) -> Signin
                           "the old key stop verifying once sinks trust only the new one)")
     key_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     key = SigningKey.generate(algorithm)
-    _write_file(key_path, key.private_pem(), 0o600)
+    replace_file(key_path, key.private_pem(), 0o600, sync=True)
     publish(key, key_path)
     return key
 

@@ -7,8 +7,9 @@ import os
 import signal
 import time
 
+from shellspan.files import replace_file
 from shellspan.posix import procfs
-from shellspan.posix.runtime import open_private, path, write_private
+from shellspan.posix.runtime import open_private, path
 
 PID_FILE = "agent.pid"
 LOCK_FILE = "agent.lock"
@@ -70,7 +71,7 @@ class AgentLock:
 
 def write_pid_file(directory: str) -> None:
     """Publish this process as the agent (written aside and renamed: never seen half-written)."""
-    write_private(path(PID_FILE, directory), f"{os.getpid()}\n".encode())
+    replace_file(path(PID_FILE, directory), f"{os.getpid()}\n".encode())
 
 
 def remove_pid_file(directory: str) -> None:

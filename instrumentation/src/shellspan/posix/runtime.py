@@ -139,21 +139,3 @@ def open_private(file: str, flags: int = os.O_WRONLY) -> int:
         os.close(fd)
         raise
     return fd
-
-
-def write_private(file: str, data: bytes) -> None:
-    """Replace ``file`` with ``data``: written 0600 beside it and renamed over it, so a reader
-    never sees half of it and nothing is written through a symbolic link."""
-    tmp = f"{file}.{os.getpid()}.tmp"
-    try:
-        os.unlink(tmp)  # left by a process that died with this pid
-    except FileNotFoundError:
-        pass
-    fd = open_private(tmp, os.O_WRONLY | os.O_EXCL)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-    os.rename(tmp, file)

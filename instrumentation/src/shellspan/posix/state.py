@@ -12,9 +12,10 @@ import json
 import time
 from typing import Any
 
+from shellspan.files import replace_file
 from shellspan.otlp import Link
 from shellspan.posix import records
-from shellspan.posix.runtime import path, write_private
+from shellspan.posix.runtime import path
 from shellspan.posix.sessions import ShellSession
 
 STATE_FILE = "state.json"
@@ -52,7 +53,7 @@ def session_from_entry(entry: dict[str, Any]) -> ShellSession | None:
 
 def write(directory: str, state: dict[str, Any]) -> None:
     """Replace the state file (written aside and renamed; raises OSError)."""
-    write_private(path(STATE_FILE, directory), json.dumps(dict(state, updated=time.time())).encode())
+    replace_file(path(STATE_FILE, directory), json.dumps(dict(state, updated=time.time())).encode())
 
 
 def read(directory: str) -> dict[str, Any]:
