@@ -123,19 +123,21 @@ __shellspan_journal() {  # r.SESSION.N, appended to by every write (see below)
   __shellspan_private "$f" || return 1
   __shellspan_jf=$f __shellspan_rot=$(( __shellspan_seq + 1000 ))
 }
+__shellspan_up() {  # the agent last seen still runs
+  if (( __shellspan_proc )); then [[ -d /proc/$__shellspan_apid ]]
+  else kill -0 "$__shellspan_apid" 2>/dev/null; fi
+}
 __shellspan_watch() {
   __shellspan_seen=$SECONDS
   (( __shellspan_seq < __shellspan_rot )) || __shellspan_rotate
   [[ -f $__shellspan_jf ]] || __shellspan_journal || __shellspan_jf=/dev/null  # removed by hand
-  if (( __shellspan_proc )); then [[ -d /proc/$__shellspan_apid ]] && return
-  else kill -0 "$__shellspan_apid" 2>/dev/null && return; fi
+  __shellspan_up && return
   local pid=''
   { read -r pid < "$__shellspan_dir/agent.pid"; } 2>/dev/null
   __shellspan_apid=${pid//[!0-9]/}
   : "${__shellspan_apid:=0}"
   # An agent is up: once it goes, the next may be started at once.
-  if (( __shellspan_proc )); then [[ -d /proc/$__shellspan_apid ]] && { __shellspan_restart=0; return; }
-  else kill -0 "$__shellspan_apid" 2>/dev/null && { __shellspan_restart=0; return; }; fi
+  __shellspan_up && { __shellspan_restart=0; return; }
   [[ ${SHELLSPAN_AGENT_AUTOSTART-1} != 0 ]] && (( SECONDS >= __shellspan_restart || __shellspan_apid != __shellspan_gone )) || return
   __shellspan_restart=$(( SECONDS + 10 )) __shellspan_gone=$__shellspan_apid __shellspan_apid=0
   # Immune to the hangup of this shell's process group: a shell that ends before the agent
@@ -303,9 +305,10 @@ __shellspan_precmd() {  # (globals, no `local`: set at every prompt, read nowher
   fi
   # All that seldom changes, in one test: the second, the prompts, the history settings.
   # shellcheck disable=SC2016  # our part of PS0 (literal) still in front
-  [[ $SECONDS$__shellspan_chain$__shellspan_mark == "${__shellspan_seen}00" && -o history \
+  [[ $SECONDS$__shellspan_chain == "${__shellspan_seen}0" && -o history \
      && ${PS0-} == '${__shellspan_e['* && ${HISTCONTROL-} == "$__shellspan_uhc" \
      && -z ${HISTIGNORE-}${HISTTIMEFORMAT+x} ]] || __shellspan_settle
+  (( ! __shellspan_mark )) || printf '\e]6973;P;%s;%s\a' "$__shellspan_sid" "$__shellspan_root" >&2
   # Make the line about to be read enter the history (see above).
   (( ! __shellspan_hide )) || __shellspan_priv=1 HISTCONTROL=$__shellspan_phc
   return "$__shellspan_st"
@@ -328,7 +331,6 @@ __shellspan_settle() {  # the prompt when something of the test above moved
   elif [[ ${HISTCONTROL-} == *ignore[sb]* ]]; then
     __shellspan_hide=1
   fi
-  (( ! __shellspan_mark )) || printf '\e]6973;P;%s;%s\a' "$__shellspan_sid" "$__shellspan_root" >&2
 }
 __shellspan_private_history() {  # the user's HISTCONTROL changed: what is used while reading
   __shellspan_uhc=${HISTCONTROL-} __shellspan_phc=${HISTCONTROL//ignorespace/}
